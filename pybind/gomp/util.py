@@ -1,0 +1,306 @@
+"""Helpers of the stdlib's ``multiprocessing.util``: logging, finalizers,
+after-fork hooks and the exit handler that joins children."""
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Optional
+
+from . import process
+
+__all__ = [
+    "sub_debug", "debug", "info", "sub_warning", "get_logger", "log_to_stderr",
+    "get_temp_dir", "register_after_fork", "is_exiting", "Finalize",
+    "ForkAwareThreadLock", "ForkAwareLocal", "close_all_fds_except",
+    "SUBDEBUG", "SUBWARNING",
+]
+
+NOTSET = 0
+SUBDEBUG = 5
+DEBUG = 10
+INFO = 20
+SUBWARNING = 25
+
+LOGGER_NAME = "multiprocessing"
+DEFAULT_LOGGING_FORMAT = "[%(levelname)s/%(processName)s] %(message)s"
+
+_logger: Optional[logging.Logger] = None
+_logging_lock = threading.RLock()
+_log_to_stderr = False
+
+
+def sub_debug(msg: str, *args: Any) -> None:
+    if _logger:
+        _logger.log(SUBDEBUG, msg, *args)
+
+
+def debug(msg: str, *args: Any) -> None:
+    if _logger:
+        _logger.log(DEBUG, msg, *args)
+
+
+def info(msg: str, *args: Any) -> None:
+    if _logger:
+        _logger.log(INFO, msg, *args)
+
+
+def sub_warning(msg: str, *args: Any) -> None:
+    if _logger:
+        _logger.log(SUBWARNING, msg, *args)
+
+
+def get_logger() -> logging.Logger:
+    """Return the logger used by multiprocessing (named 'multiprocessing');
+    it is created on first use, with no handler and propagation off."""
+    global _logger
+    with _logging_lock:
+        if not _logger:
+            _logger = logging.getLogger(LOGGER_NAME)
+            _logger.propagate = False
+            logging.addLevelName(SUBDEBUG, "SUBDEBUG")
+            logging.addLevelName(SUBWARNING, "SUBWARNING")
+    return _logger
+
+
+def log_to_stderr(level: Optional[int] = None) -> logging.Logger:
+    """Turn on logging to stderr and return the logger."""
+    global _log_to_stderr
+    logger = get_logger()
+    formatter = logging.Formatter(DEFAULT_LOGGING_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    if level:
+        logger.setLevel(level)
+    _log_to_stderr = True
+    return _logger
+
+
+def get_temp_dir() -> str:
+    """A temporary directory for this process, removed at exit."""
+    tempdir = process.current_process()._config.get("tempdir")
+    if tempdir is None:
+        import shutil
+        import tempfile
+        tempdir = tempfile.mkdtemp(prefix="pymp-")
+        info("created temp directory %s", tempdir)
+        Finalize(None, shutil.rmtree, args=(tempdir, True), exitpriority=-100)
+        process.current_process()._config["tempdir"] = tempdir
+    return tempdir
+
+
+# hooks run in a child process before its target
+_afterfork_registry: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_afterfork_counter = itertools.count()
+
+
+def _run_after_forkers() -> None:
+    items = sorted(_afterfork_registry.items())
+    for (index, ident, func), obj in items:
+        try:
+            func(obj)
+        except Exception as e:
+            info("after forker raised exception %s", e)
+
+
+def register_after_fork(obj: Any, func: Callable[[Any], None]) -> None:
+    """Call func(obj) in a child process before it runs its target."""
+    _afterfork_registry[(next(_afterfork_counter), id(obj), func)] = obj
+
+
+_finalizer_registry: "dict[Any, Finalize]" = {}
+_finalizer_counter = itertools.count()
+
+
+class Finalize:
+    """Calls callback(*args, **kwargs) once: when obj is garbage collected,
+    when called, or at exit if exitpriority is not None (higher first)."""
+
+    def __init__(self, obj: Any, callback: Callable[..., Any], args: tuple = (),
+                 kwargs: Optional[dict] = None, exitpriority: Optional[int] = None) -> None:
+        if exitpriority is not None and not isinstance(exitpriority, int):
+            raise TypeError("Exitpriority ({0!r}) must be None or int, not {1!s}".format(
+                exitpriority, type(exitpriority)))
+        if obj is not None:
+            self._weakref = weakref.ref(obj, self)
+        elif exitpriority is None:
+            raise ValueError("Without object, exitpriority cannot be None")
+        self._callback = callback
+        self._args = args
+        self._kwargs = kwargs or {}
+        self._key = (exitpriority, next(_finalizer_counter))
+        self._pid = os.getpid()
+        _finalizer_registry[self._key] = self
+
+    def __call__(self, wr: Any = None) -> Any:
+        """Run the callback unless it already ran."""
+        try:
+            del _finalizer_registry[self._key]
+        except KeyError:
+            sub_debug("finalizer no longer registered")
+            return None
+        if self._pid != os.getpid():
+            sub_debug("finalizer ignored because different process")
+            res = None
+        else:
+            sub_debug("finalizer calling %s with args %s and kwargs %s",
+                      self._callback, self._args, self._kwargs)
+            res = self._callback(*self._args, **self._kwargs)
+        self._weakref = self._callback = self._args = self._kwargs = self._key = None
+        return res
+
+    def cancel(self) -> None:
+        """Cancel the finalizer without running it."""
+        try:
+            del _finalizer_registry[self._key]
+        except KeyError:
+            pass
+        else:
+            self._weakref = self._callback = self._args = self._kwargs = self._key = None
+
+    def still_active(self) -> bool:
+        return self._key in _finalizer_registry
+
+    def __repr__(self) -> str:
+        try:
+            obj = self._weakref()
+        except (AttributeError, TypeError):
+            obj = None
+        if obj is None:
+            return "<%s object, dead>" % type(self).__name__
+        x = "<%s object, callback=%s" % (type(self).__name__,
+                                         getattr(self._callback, "__name__", self._callback))
+        if self._args:
+            x += ", args=" + str(self._args)
+        if self._kwargs:
+            x += ", kwargs=" + str(self._kwargs)
+        if self._key[0] is not None:
+            x += ", exitpriority=" + str(self._key[0])
+        return x + ">"
+
+
+def _run_finalizers(minpriority: Optional[int] = None) -> None:
+    """Run finalizers with priority >= minpriority (all with a priority if
+    None), highest priority first, newest first among equals."""
+    if _finalizer_registry is None:
+        return
+    if minpriority is None:
+        def wanted(p):
+            return p[0] is not None
+    else:
+        def wanted(p):
+            return p[0] is not None and p[0] >= minpriority
+    keys = [key for key in list(_finalizer_registry) if wanted(key)]
+    keys.sort(reverse=True)
+    for key in keys:
+        finalizer = _finalizer_registry.get(key)
+        if finalizer is not None:
+            sub_debug("calling %s", finalizer)
+            try:
+                finalizer()
+            except Exception:
+                import traceback
+                traceback.print_exc()
+    if minpriority is None:
+        _finalizer_registry.clear()
+
+
+_exiting = False
+
+
+def is_exiting() -> bool:
+    """Whether the process is shutting down."""
+    return _exiting or _exiting is None
+
+
+def _exit_function() -> None:
+    """At exit: run finalizers, terminate daemonic children, join the rest."""
+    global _exiting
+    if _exiting:
+        return
+    _exiting = True
+    info("process shutting down")
+    _run_finalizers(0)
+    if process.current_process() is not None:
+        for p in process.active_children():
+            if p.daemon:
+                info("calling terminate() for daemon %s", p.name)
+                p._popen.terminate()
+        for p in process.active_children():
+            info("calling join() for process %s", p.name)
+            p.join()
+    _run_finalizers()
+
+
+atexit.register(_exit_function)
+
+
+class ForkAwareThreadLock:
+    """A threading.Lock that is replaced by a fresh one in a child process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+        register_after_fork(self, ForkAwareThreadLock._at_fork_reinit)
+
+    def _at_fork_reinit(self) -> None:
+        self._lock = threading.Lock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *args: Any) -> None:
+        return self._lock.__exit__(*args)
+
+
+class ForkAwareLocal(threading.local):
+    """A threading.local that is emptied in a child process."""
+
+    def __init__(self) -> None:
+        register_after_fork(self, lambda obj: obj.__dict__.clear())
+
+    def __reduce__(self):
+        return type(self), ()
+
+
+def close_all_fds_except(fds: "list[int]") -> None:
+    fds = sorted(set(list(fds) + [-1]))
+    fds.append(os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1 << 16)
+    for i in range(len(fds) - 1):
+        os.closerange(fds[i] + 1, fds[i + 1])
+
+
+def _close_stdin() -> None:
+    # a child does not read its parent's stdin
+    if sys.stdin is None:
+        return
+    try:
+        sys.stdin.close()
+    except (OSError, ValueError):
+        pass
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            sys.stdin = open(fd, encoding="utf-8", closefd=False)
+        except BaseException:
+            os.close(fd)
+            raise
+    except (OSError, ValueError):
+        pass
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (AttributeError, ValueError):
+            pass

@@ -1,0 +1,54 @@
+"""Build gomp: the Go core as a c-shared library, then the C extension.
+
+`pip install .` needs Go (https://go.dev/dl) and a C compiler, nothing else.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GO_LIBRARY = "_gocore.so"  # not libgomp: that name is GCC's OpenMP runtime
+
+
+class BuildWithGo(build_ext):
+    """Builds pybind/capi with `go build -buildmode=c-shared` next to the
+    extension, which loads it with dlopen on first use."""
+
+    def run(self):
+        go = shutil.which("go")
+        if go is None:
+            sys.exit("error: gomp needs the Go toolchain (1.22 or newer) to build: "
+                     "install it from https://go.dev/dl/ and put `go` on PATH")
+        if self.inplace:
+            outdir = os.path.join(HERE, "pybind", "gomp")
+        else:
+            outdir = os.path.join(os.path.abspath(self.build_lib), "gomp")
+        os.makedirs(outdir, exist_ok=True)
+        env = dict(os.environ, CGO_ENABLED="1")
+        env.setdefault("GOFLAGS", "-mod=mod")
+        cmd = [go, "build", "-buildmode=c-shared", "-trimpath",
+               "-o", os.path.join(outdir, GO_LIBRARY), "./pybind/capi"]
+        self.announce(" ".join(cmd), level=2)
+        subprocess.check_call(cmd, cwd=HERE, env=env)
+        # the header cgo writes beside the library is not needed at run time
+        header = os.path.join(outdir, GO_LIBRARY[:-3] + ".h")
+        if os.path.exists(header):
+            os.remove(header)
+        super().run()
+
+
+setup(
+    ext_modules=[
+        Extension(
+            "gomp._gomp",
+            sources=["pybind/gomp/_gompmodule.c"],
+            libraries=["dl"],
+            extra_compile_args=["-O2", "-Wall"],
+        )
+    ],
+    cmdclass={"build_ext": BuildWithGo},
+)
