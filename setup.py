@@ -2,6 +2,7 @@
 
 `pip install .` needs Go (https://go.dev/dl) and a C compiler, nothing else.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -45,7 +46,9 @@ setup(
     ext_modules=[
         Extension(
             "gomp._gomp",
-            sources=["pybind/gomp/_gompmodule.c"],
+            # one C file per area, see pybind/gomp/_gomp.h
+            sources=sorted(glob.glob("pybind/gomp/_gomp*.c")),
+            depends=["pybind/gomp/_gomp.h"],
             libraries=["dl"],
             extra_compile_args=["-O2", "-Wall"],
         )

@@ -1,0 +1,53 @@
+/* Shared declarations of the _gomp extension.
+ *
+ * The extension is one module built from one C file per area
+ * (_gomp_<area>.c). Each area declares the Go exports it needs in a
+ * NULL-terminated gomp_symbol table, resolved when the Go core is loaded,
+ * and its Python functions in a PyMethodDef table; _gompmodule.c lists
+ * the tables. Every function that calls into Go first calls gomp_usable().
+ */
+#ifndef GOMP_H
+#define GOMP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    const char *name; /* exported Go symbol */
+    void **slot;      /* where its address goes */
+} gomp_symbol;
+
+/* 0 when Go may be called; -1 with RuntimeError set if the Go core is not
+ * loaded or this process was forked after it was. */
+int gomp_usable(void);
+
+/* Raise OSError for a negative errno returned by the Go core. */
+PyObject *gomp_errno_error(int negerr);
+
+/* Parse a Python timeout: None -> -1 (forever), seconds -> nanoseconds;
+ * negative values count as 0 as in the stdlib. */
+int gomp_parse_timeout(PyObject *obj, long long *ns);
+
+long long gomp_now_ns(void);
+
+/* Read a sequence of ints into a PyMem_Malloc'ed array. */
+int gomp_int_array(PyObject *seq, int **out, int *n);
+
+/* One bounded step of a blocking wait; called without the GIL. Returns >0
+ * when done, 0 when the slice ran out, a negative errno on failure. */
+typedef int (*gomp_wait_step)(void *arg, long long slice_ns);
+
+/* Repeat step with the GIL released, in slices of at most GOMP_SLICE_NS,
+ * checking for signals between slices (so Ctrl-C interrupts the wait at
+ * once even when SIGINT lands on a Go thread), until it is done or
+ * timeout_ns (-1: forever) passes. Returns step's result (>0), 0 on
+ * timeout, -1 with an exception set. */
+int gomp_wait_sliced(gomp_wait_step step, void *arg, long long timeout_ns);
+
+#define GOMP_SLICE_NS (20 * 1000 * 1000LL)
+
+/* areas */
+extern gomp_symbol gomp_process_symbols[];
+extern PyMethodDef gomp_process_methods[];
+
+#endif

@@ -1,0 +1,196 @@
+/* _gomp, process area: starting, waiting for and signalling children, and
+ * the zygote protocol (gomp/spawn.go, gomp/zygote.go). */
+#include "_gomp.h"
+
+#include <string.h>
+
+static int (*go_spawn)(char *, char *, int, char *, int, char *, int *, int, int *, int *);
+static int (*go_reap)(int, int *);
+static int (*go_signal)(int, int);
+static int (*go_wait_readable)(int, long long);
+static int (*go_zygote_start)(int, char *, size_t, int *, int, int *, char *, int);
+static int (*go_read_status)(int, int *);
+
+gomp_symbol gomp_process_symbols[] = {
+    {"GompSpawn", (void **)&go_spawn},
+    {"GompReap", (void **)&go_reap},
+    {"GompSignal", (void **)&go_signal},
+    {"GompWaitReadable", (void **)&go_wait_readable},
+    {"GompZygoteStart", (void **)&go_zygote_start},
+    {"GompReadStatus", (void **)&go_read_status},
+    {NULL, NULL},
+};
+
+/* Join a list of str/bytes into one buffer of NUL-terminated strings. */
+static int
+join_nul(PyObject *seq, PyObject **out)
+{
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of strings");
+    if (fast == NULL)
+        return -1;
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, 0);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    for (Py_ssize_t i = 0; buf != NULL && i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i), *b;
+        if (PyUnicode_Check(item))
+            b = PyUnicode_EncodeFSDefault(item);
+        else if (PyBytes_Check(item)) {
+            b = item;
+            Py_INCREF(b);
+        } else {
+            PyErr_SetString(PyExc_TypeError, "expected str or bytes");
+            Py_CLEAR(buf);
+            break;
+        }
+        if (b == NULL || memchr(PyBytes_AS_STRING(b), 0, PyBytes_GET_SIZE(b))) {
+            if (b != NULL)
+                PyErr_SetString(PyExc_ValueError, "embedded null byte");
+            Py_XDECREF(b);
+            Py_CLEAR(buf);
+            break;
+        }
+        PyBytes_ConcatAndDel(&buf, b);
+        if (buf != NULL)
+            PyBytes_ConcatAndDel(&buf, PyBytes_FromStringAndSize("", 1));
+    }
+    Py_DECREF(fast);
+    *out = buf;
+    return buf == NULL ? -1 : 0;
+}
+
+static PyObject *
+process_spawn(PyObject *self, PyObject *args)
+{
+    PyObject *pathobj, *argv, *env, *dirobj, *fdseq;
+    if (!PyArg_ParseTuple(args, "O&OOOO", PyUnicode_FSConverter, &pathobj,
+                          &argv, &env, &dirobj, &fdseq))
+        return NULL;
+    PyObject *argvbuf = NULL, *envbuf = NULL, *dirbytes = NULL, *result = NULL;
+    int *fds = NULL, nfds = 0;
+    if (gomp_usable() < 0 || join_nul(argv, &argvbuf) < 0 || join_nul(env, &envbuf) < 0 ||
+        gomp_int_array(fdseq, &fds, &nfds) < 0)
+        goto done;
+    if (dirobj != Py_None && !PyUnicode_FSConverter(dirobj, &dirbytes))
+        goto done;
+    int pid = 0, pidfd = -1, rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = go_spawn(PyBytes_AS_STRING(pathobj), PyBytes_AS_STRING(argvbuf),
+                  (int)PyBytes_GET_SIZE(argvbuf), PyBytes_AS_STRING(envbuf),
+                  (int)PyBytes_GET_SIZE(envbuf),
+                  dirbytes ? PyBytes_AS_STRING(dirbytes) : NULL, fds, nfds, &pid, &pidfd);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        gomp_errno_error(rc);
+    else
+        result = Py_BuildValue("ii", pid, pidfd);
+done:
+    Py_XDECREF(pathobj);
+    Py_XDECREF(argvbuf);
+    Py_XDECREF(envbuf);
+    Py_XDECREF(dirbytes);
+    PyMem_Free(fds);
+    return result;
+}
+
+static PyObject *
+process_reap(PyObject *self, PyObject *args)
+{
+    int pidfd, code = 0, rc;
+    if (!PyArg_ParseTuple(args, "i", &pidfd) || gomp_usable() < 0)
+        return NULL;
+    rc = go_reap(pidfd, &code);
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    if (rc == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(code);
+}
+
+static PyObject *
+process_signal(PyObject *self, PyObject *args)
+{
+    int pidfd, sig, rc;
+    if (!PyArg_ParseTuple(args, "ii", &pidfd, &sig) || gomp_usable() < 0)
+        return NULL;
+    rc = go_signal(pidfd, sig);
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    Py_RETURN_NONE;
+}
+
+static int
+readable_step(void *arg, long long slice_ns)
+{
+    return go_wait_readable(*(int *)arg, slice_ns);
+}
+
+static PyObject *
+process_wait_readable(PyObject *self, PyObject *args)
+{
+    int fd;
+    PyObject *timeout = Py_None;
+    long long ns;
+    if (!PyArg_ParseTuple(args, "i|O", &fd, &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
+        gomp_usable() < 0)
+        return NULL;
+    int rc = gomp_wait_sliced(readable_step, &fd, ns);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc > 0);
+}
+
+static PyObject *
+process_zygote_start(PyObject *self, PyObject *args)
+{
+    int sock, *fds = NULL, nfds = 0, out[3], rc;
+    Py_buffer payload;
+    PyObject *fdseq;
+    char errbuf[512];
+    if (!PyArg_ParseTuple(args, "iy*O", &sock, &payload, &fdseq))
+        return NULL;
+    if (gomp_usable() < 0 || gomp_int_array(fdseq, &fds, &nfds) < 0) {
+        PyBuffer_Release(&payload);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = go_zygote_start(sock, payload.buf, (size_t)payload.len, fds, nfds, out, errbuf,
+                         sizeof errbuf);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&payload);
+    PyMem_Free(fds);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, errbuf);
+        return NULL;
+    }
+    return Py_BuildValue("iii", out[0], out[1], out[2]);
+}
+
+static PyObject *
+process_read_status(PyObject *self, PyObject *args)
+{
+    int fd, code = 0, rc;
+    if (!PyArg_ParseTuple(args, "i", &fd) || gomp_usable() < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = go_read_status(fd, &code);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    if (rc == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(code);
+}
+
+PyMethodDef gomp_process_methods[] = {
+    {"spawn", process_spawn, METH_VARARGS,
+     "spawn(path, argv, env, cwd, fds) -> (pid, pidfd): fork+exec a child that dies with us."},
+    {"reap", process_reap, METH_VARARGS, "reap(pidfd) -> exit code, or None while running."},
+    {"signal", process_signal, METH_VARARGS, "signal(pidfd, sig)"},
+    {"wait_readable", process_wait_readable, METH_VARARGS,
+     "wait_readable(fd, timeout=None) -> bool; interruptible by signals."},
+    {"zygote_start", process_zygote_start, METH_VARARGS,
+     "zygote_start(sock, payload, fds) -> (pid, status_fd, pidfd)"},
+    {"read_status", process_read_status, METH_VARARGS,
+     "read_status(fd) -> exit code, or None if the zygote died first."},
+    {NULL, NULL, 0, NULL},
+};
