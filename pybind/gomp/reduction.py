@@ -36,13 +36,8 @@ def _base() -> Any:
 def _main_is_importable() -> bool:
     """Whether a child can import the parent's __main__ (so that its
     functions may travel by reference)."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        return False
-    if getattr(main, "__file__", None):
-        return True
-    spec = getattr(main, "__spec__", None)
-    return spec is not None and bool(getattr(spec, "name", None))
+    from .spawn import main_reference
+    return bool(main_reference())
 
 
 def _found_by_reference(obj: Any) -> bool:

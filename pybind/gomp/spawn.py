@@ -81,7 +81,6 @@ def _check_not_importing_main() -> None:
 
 def get_preparation_data(name: str) -> "dict[str, Any]":
     """What a child needs to recreate its parent's state before unpickling."""
-    from .context import get_spawning_popen  # noqa: F401  (cycle-free import)
     from . import context
     _check_not_importing_main()
     d: "dict[str, Any]" = dict(
@@ -114,9 +113,14 @@ def main_reference() -> "dict[str, str]":
     spec = getattr(main_module, "__spec__", None)
     name = getattr(spec, "name", None)
     if name is not None:
+        if name == "__main__" or name.endswith(".__main__"):
+            # a package's __main__ runs the program itself (often with no
+            # guard): never re-run it; its functions travel by value
+            return {}
         return {"init_main_from_name": name}
     main_path = getattr(main_module, "__file__", None)
-    if main_path is not None:
+    # "<stdin>", "<string>": code that no file holds
+    if main_path is not None and not main_path.startswith("<"):
         if not os.path.isabs(main_path) and process.ORIGINAL_DIR is not None:
             main_path = os.path.join(process.ORIGINAL_DIR, main_path)
         return {"init_main_from_path": os.path.normpath(main_path)}
@@ -159,9 +163,6 @@ old_main_modules: "list[types.ModuleType]" = []
 
 def _fixup_main_from_name(mod_name: str) -> None:
     current_main = sys.modules["__main__"]
-    if mod_name == "__main__" or mod_name.endswith(".__main__"):
-        # a package's __main__ runs the program itself: never re-run it
-        return
     if getattr(current_main.__spec__, "name", None) == mod_name:
         return
     old_main_modules.append(current_main)

@@ -1,0 +1,78 @@
+"""Targets that children run; importable by reference from tests."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+
+def noop() -> None:
+    pass
+
+
+def exit_with(code) -> None:
+    sys.exit(code)
+
+
+def raise_value_error() -> None:
+    raise ValueError("boom from the child")
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def kill_self(sig: int) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(10)
+
+
+def os_exit(code: int) -> None:
+    os._exit(code)
+
+
+def write_file(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def report(path: str) -> None:
+    """Write what the child sees of itself and its parent."""
+    import gomp
+    me = gomp.current_process()
+    parent = gomp.parent_process()
+    with open(path, "w") as f:
+        f.write(repr({
+            "name": me.name,
+            "pid": os.getpid(),
+            "ident": me.ident,
+            "daemon": me.daemon,
+            "authkey": bytes(me.authkey),
+            "parent_pid": parent.pid if parent else None,
+            "parent_name": parent.name if parent else None,
+            "parent_alive": parent.is_alive() if parent else None,
+            "cwd": os.getcwd(),
+            "env": os.environ.get("GOMP_TEST_VAR"),
+            "sys_path_0": sys.path[0],
+            "main_name": sys.modules["__main__"].__name__,
+        }))
+
+
+def print_lines(tag: str, n: int) -> None:
+    for i in range(n):
+        print(f"{tag} out {i}", flush=True)
+        print(f"{tag} err {i}", file=sys.stderr, flush=True)
+
+
+def start_grandchild(path: str) -> None:
+    import gomp
+    p = gomp.Process(target=write_file, args=(path, "grandchild"))
+    p.start()
+    p.join()
+    sys.exit(p.exitcode)
+
+
+def ignore_sigterm_and_sleep(seconds: float) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)

@@ -1,0 +1,374 @@
+"""Whole programs using gomp: how __main__ reaches children, what happens at
+exit, when the parent is killed, on Ctrl-C, and after a bare os.fork()."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import scripts
+
+pytestmark = pytest.mark.timeout(90)
+
+GUARDED = """
+import os, sys
+import gomp
+
+TOP_LEVEL_RUNS = os.getpid()   # spawn semantics: re-run in every child
+
+def work(path):
+    with open(path, "w") as f:
+        f.write(f"{__name__} {TOP_LEVEL_RUNS == os.getpid()} {helper()}")
+
+def helper():
+    return "helper-ok"
+
+if __name__ == "__main__":
+    ctx = gomp.get_context(sys.argv[2]) if len(sys.argv) > 2 else gomp
+    p = ctx.Process(target=work, args=(sys.argv[1],))
+    p.start()
+    p.join()
+    sys.exit(p.exitcode)
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_script_with_main_guard(tmp_path, method):
+    script = scripts.write(tmp_path / "prog.py", GUARDED)
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out), method)
+    assert r.returncode == 0, r.stderr
+    name, reran, helper = out.read_text().split()
+    assert name == "__mp_main__" and helper == "helper-ok"
+    # under spawn the child runs the main module's top level itself; the
+    # forkserver imports it once, in the server
+    assert reran == ("True" if method == "spawn" else "False")
+
+
+def test_script_in_another_directory_with_a_sibling_module(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    scripts.write(app / "sibling.py", "VALUE = 'from the sibling module'\n")
+    script = scripts.write(app / "main.py", """
+        import sys, gomp
+        import sibling
+
+        def work(path):
+            with open(path, "w") as f:
+                f.write(sibling.VALUE)
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=work, args=(sys.argv[1],))
+            p.start(); p.join(); sys.exit(p.exitcode)
+        """)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out), cwd=str(elsewhere))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "from the sibling module"
+
+
+def test_python_dash_m_package_module(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    scripts.write(pkg / "mod.py", """
+        import sys, gomp
+
+        def work(path):
+            with open(path, "w") as f:
+                f.write(__name__)
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=work, args=(sys.argv[1],))
+            p.start(); p.join(); sys.exit(p.exitcode)
+        """)
+    out = tmp_path / "out"
+    r = scripts.run([sys.executable, "-m", "pkg.mod", str(out)], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "__mp_main__"
+
+
+STDIN_PROGRAM = """
+import sys, gomp
+
+def square_into(path, x):
+    with open(path, "w") as f:
+        f.write(str(x * x))
+
+class Writer(gomp.Process):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+    def run(self):
+        square_into(self.path, 12)
+
+p = gomp.Process(target=square_into, args=(sys.argv[1] + ".f", 7))
+p.start(); p.join()
+q = gomp.Process(target=lambda: square_into(sys.argv[1] + ".l", 9))
+q.start(); q.join()
+w = Writer(sys.argv[1] + ".c")
+w.start(); w.join()
+print(p.exitcode, q.exitcode, w.exitcode)
+"""
+
+
+@pytest.mark.parametrize("argv", [["-"], []], ids=["python -", "python < file"])
+def test_main_read_from_stdin(tmp_path, argv):
+    # the stdlib cannot re-import such a __main__: gomp sends its functions
+    # and classes by value
+    out = str(tmp_path / "out")
+    args = [sys.executable, *argv] + ([out] if argv else [])
+    program = STDIN_PROGRAM if argv else STDIN_PROGRAM.replace("sys.argv[1]", repr(out))
+    r = scripts.run(args, input=program)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "0", "0"]
+    assert open(out + ".f").read() == "49"
+    assert open(out + ".l").read() == "81"
+    assert open(out + ".c").read() == "144"
+
+
+def test_python_dash_c(tmp_path):
+    out = tmp_path / "out"
+    prog = ("import gomp\n"
+            "def f(p):\n    open(p, 'w').write('dash-c')\n"
+            f"p = gomp.Process(target=f, args=({str(out)!r},)); p.start(); p.join()\n"
+            "raise SystemExit(p.exitcode)\n")
+    r = scripts.run([sys.executable, "-c", prog])
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "dash-c"
+
+
+def test_script_without_main_guard_fails_cleanly(tmp_path):
+    script = scripts.write(tmp_path / "noguard.py", """
+        import gomp
+        def work():
+            pass
+        p = gomp.Process(target=work)
+        p.start()
+        p.join()
+        print("exitcode", p.exitcode)
+        """)
+    r = scripts.run_script(script, timeout=60)
+    # the child re-imports the script, whose start() refuses to recurse
+    assert "exitcode 1" in r.stdout
+    assert "bootstrapping phase" in r.stderr
+
+
+def test_import_does_not_start_go_and_the_zygote_never_does(tmp_path):
+    script = scripts.write(tmp_path / "lazy.py", """
+        import os, sys, time
+        import gomp
+        from gomp import _core, zygote
+
+        def threads(pid="self"):
+            return len(os.listdir(f"/proc/{pid}/task"))
+
+        def noop():
+            pass
+
+        if __name__ == "__main__":
+            print("before", _core.loaded(), threads())
+            p = gomp.Process(target=noop); p.start(); p.join()
+            z = zygote.get("spawn")
+            print("after", _core.loaded(), threads() > 1, threads(z.pid), 'gomp._gomp' in sys.modules)
+        """)
+    r = scripts.run_script(script)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "before False 1"
+    # Go started its threads in the parent; the zygote has one thread only
+    assert lines[1] == "after True True 1 True"
+
+
+def test_fork_after_go_loaded_raises_instead_of_hanging(tmp_path):
+    script = scripts.write(tmp_path / "forky.py", """
+        import os, sys
+        import gomp
+
+        def noop():
+            pass
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=noop); p.start(); p.join()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    q = gomp.Process(target=noop)
+                    q.start()
+                    q.join()
+                    msg = "no error"
+                except RuntimeError as e:
+                    msg = "RuntimeError: " + str(e)
+                os.write(1, (msg + "\\n").encode())
+                os._exit(0)
+            os.waitpid(pid, 0)
+        """)
+    r = scripts.run_script(script, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("RuntimeError: gomp cannot be used in a process made by fork()")
+
+
+def test_fork_before_go_loaded_is_fine(tmp_path):
+    script = scripts.write(tmp_path / "forkfirst.py", """
+        import os, sys
+        import gomp
+
+        def noop():
+            sys.exit(9)
+
+        if __name__ == "__main__":
+            pid = os.fork()
+            if pid == 0:
+                q = gomp.Process(target=noop); q.start(); q.join()
+                os._exit(q.exitcode)
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status))
+        """)
+    r = scripts.run_script(script, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "9"
+
+
+LONG_LIVED = """
+import os, sys, time
+import gomp
+from gomp import zygote
+
+if __name__ == "__main__":
+    daemon = sys.argv[1] == "daemon"
+    p = gomp.Process(target=time.sleep, args=(60,), daemon=daemon)
+    p.start()
+    print("pids", p.pid, zygote.get("spawn").pid, flush=True)
+    {tail}
+"""
+
+
+def test_killed_parent_leaves_no_orphan(tmp_path):
+    script = scripts.write(tmp_path / "victim.py",
+                           LONG_LIVED.format(tail="time.sleep(60)"))
+    proc = scripts.start([sys.executable, script, "plain"])
+    try:
+        _, child, zyg = scripts.wait_for_line(proc, "pids").split()
+        assert scripts.pid_alive(int(child)) and scripts.pid_alive(int(zyg))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert scripts.wait_gone(int(child)), "child outlived its killed parent"
+        assert scripts.wait_gone(int(zyg)), "zygote outlived its killed parent"
+    finally:
+        scripts.kill_quietly(proc)
+
+
+def test_daemonic_child_is_terminated_when_the_parent_exits(tmp_path):
+    script = scripts.write(tmp_path / "d.py", LONG_LIVED.format(tail="sys.exit(0)"))
+    t = time.monotonic()
+    r = scripts.run_script(script, "daemon", timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t < 20
+    child, zyg = map(int, r.stdout.split()[1:3])
+    assert scripts.wait_gone(child) and scripts.wait_gone(zyg)
+
+
+def test_non_daemonic_child_is_joined_when_the_parent_exits(tmp_path):
+    script = scripts.write(tmp_path / "nd.py", """
+        import sys, time
+        import gomp
+
+        def slow_write(path):
+            time.sleep(0.5)
+            open(path, "w").write("finished")
+
+        if __name__ == "__main__":
+            gomp.Process(target=slow_write, args=(sys.argv[1],)).start()
+            # falls off the end: the exit handler joins the child
+        """)
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "finished"
+
+
+def test_ctrl_c_during_join_raises_keyboard_interrupt_promptly(tmp_path):
+    script = scripts.write(tmp_path / "ctrlc.py", """
+        import time
+        import gomp
+
+        def wait_long():
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=wait_long)
+            p.start()
+            print("joining", p.pid, flush=True)
+            p.join()
+            print("joined")
+        """)
+    # a terminal's Ctrl-C signals the whole foreground process group
+    proc = scripts.start([sys.executable, script], start_new_session=True)
+    try:
+        child = int(scripts.wait_for_line(proc, "joining").split()[1])
+        time.sleep(0.3)
+        t = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - t
+        assert "KeyboardInterrupt" in err
+        assert "joined" not in out
+        assert elapsed < 3, f"took {elapsed:.1f}s to react to SIGINT"
+        assert scripts.wait_gone(child)
+    finally:
+        scripts.kill_quietly(proc)
+
+
+def test_sigint_to_the_parent_alone_interrupts_join(tmp_path):
+    script = scripts.write(tmp_path / "ctrlc2.py", """
+        import time
+        import gomp
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=time.sleep, args=(60,), daemon=True)
+            p.start()
+            print("joining", flush=True)
+            try:
+                p.join()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+        """)
+    proc = scripts.start([sys.executable, script])
+    try:
+        scripts.wait_for_line(proc, "joining")
+        time.sleep(0.3)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert "interrupted" in out, err
+        assert time.monotonic() - t < 3
+    finally:
+        scripts.kill_quietly(proc)
+
+
+def test_package_dunder_main_is_not_re_run(tmp_path):
+    pkg = tmp_path / "tool"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    scripts.write(pkg / "__main__.py", """
+        import sys, gomp
+        print("program body runs", flush=True)
+
+        def work(path):
+            open(path, "w").write("worked")
+
+        p = gomp.Process(target=work, args=(sys.argv[1],))
+        p.start(); p.join()
+        sys.exit(p.exitcode)
+        """)
+    out = tmp_path / "out"
+    r = scripts.run([sys.executable, "-m", "tool", str(out)], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("program body runs") == 1
+    assert out.read_text() == "worked"
