@@ -16,18 +16,24 @@ import (
 // spoken over a Unix stream socket:
 //
 //	request: u32 length, payload; SCM_RIGHTS carries the descriptors the
-//	         child gets (its stdout and stderr)
-//	reply:   i32 pid (negative: failure), u32 length, message;
-//	         SCM_RIGHTS carries the status pipe and the child's pidfd
-//	status:  when the child exits, the zygote writes its exit code as an
-//	         i32 to the status pipe and closes it
+//	         child gets (its stdout and stderr, then any it inherits)
+//	reply:   i32 pid (negative: failure), u32 flags, u32 length, message;
+//	         SCM_RIGHTS carries the child's pidfd, then, if flags has
+//	         replyStatusPipe, a status pipe
+//
+// Normally the zygote forks with CLONE_PARENT: the child is our own child,
+// and we reap it through its pidfd. Where it cannot, the child is the
+// zygote's, which reports the exit code on the status pipe as an i32 and
+// closes it.
 var zygoteMu sync.Mutex // one request at a time on any zygote socket
+
+const replyStatusPipe = 1
 
 // ZygoteChild is a child forked by the zygote.
 type ZygoteChild struct {
 	Pid      int
-	StatusFD int // readable once the child has exited; the sentinel
-	PidFD    int // for signals that cannot hit a recycled pid
+	PidFD    int // readable once the child has exited; signals cannot hit a recycled pid
+	StatusFD int // -1 when the child is ours to reap; else the zygote's status pipe
 }
 
 // ZygoteStart asks the zygote behind sock to fork a child that runs payload.
@@ -50,7 +56,7 @@ func ZygoteStart(sock int, payload []byte, fds []int) (ZygoteChild, error) {
 		return ZygoteChild{}, fmt.Errorf("zygote: send: %w", err)
 	}
 
-	head := make([]byte, 8)
+	head := make([]byte, 12)
 	oob := make([]byte, unix.CmsgSpace(2*4))
 	got, oobn, err := recvmsgRetry(sock, head, oob)
 	if err != nil {
@@ -68,7 +74,8 @@ func ZygoteStart(sock int, payload []byte, fds []int) (ZygoteChild, error) {
 		return ZygoteChild{}, fmt.Errorf("zygote: receive: %w", err)
 	}
 	pid := int(int32(binary.LittleEndian.Uint32(head)))
-	text := make([]byte, binary.LittleEndian.Uint32(head[4:]))
+	flags := binary.LittleEndian.Uint32(head[4:])
+	text := make([]byte, binary.LittleEndian.Uint32(head[8:]))
 	if err := readFull(sock, text); err != nil {
 		closeAll(recvd)
 		return ZygoteChild{}, fmt.Errorf("zygote: receive: %w", err)
@@ -77,16 +84,21 @@ func ZygoteStart(sock int, payload []byte, fds []int) (ZygoteChild, error) {
 		closeAll(recvd)
 		return ZygoteChild{}, fmt.Errorf("zygote: %s", text)
 	}
-	if len(recvd) != 2 {
-		closeAll(recvd)
-		return ZygoteChild{}, fmt.Errorf("zygote: expected 2 descriptors, got %d", len(recvd))
+	want := 1
+	if flags&replyStatusPipe != 0 {
+		want = 2
 	}
-	return ZygoteChild{Pid: pid, StatusFD: recvd[0], PidFD: recvd[1]}, nil
+	if len(recvd) != want {
+		closeAll(recvd)
+		return ZygoteChild{}, fmt.Errorf("zygote: expected %d descriptors, got %d", want, len(recvd))
+	}
+	child := ZygoteChild{Pid: pid, PidFD: recvd[0], StatusFD: -1}
+	if want == 2 {
+		child.StatusFD = recvd[1]
+	}
+	return child, nil
 }
 
-// ReadStatus reads the exit code the zygote wrote to a status pipe. Call it
-// once the pipe is readable. ok=false means the zygote died before it could
-// report (its children die with it).
 func ReadStatus(statusfd int) (code int, ok bool, err error) {
 	buf := make([]byte, 4)
 	if err := readFull(statusfd, buf); err != nil {

@@ -372,3 +372,33 @@ def test_package_dunder_main_is_not_re_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("program body runs") == 1
     assert out.read_text() == "worked"
+
+
+@pytest.mark.parametrize("fork_mode", ["sibling", "plain"])
+def test_both_zygote_fork_modes(tmp_path, fork_mode):
+    # children are normally forked as the program's own children
+    # (CLONE_PARENT); GOMP_ZYGOTE_FORK=plain makes them the zygote's, which
+    # relays their exit status
+    script = scripts.write(tmp_path / "modes.py", """
+        import os, signal, sys, time
+        import gomp
+        from gomp import zygote
+
+        def report_ppid(path):
+            open(path, "w").write(str(os.getppid()))
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=report_ppid, args=(sys.argv[1],)); p.start(); p.join()
+            q = gomp.Process(target=sys.exit, args=(6,)); q.start(); q.join()
+            r = gomp.Process(target=time.sleep, args=(30,)); r.start(); r.terminate(); r.join()
+            print(p.exitcode, q.exitcode, r.exitcode, os.getpid(), zygote.get("spawn").pid)
+        """)
+    env = scripts.env()
+    if fork_mode == "plain":
+        env["GOMP_ZYGOTE_FORK"] = "plain"
+    out = tmp_path / "ppid"
+    r = scripts.run_script(script, str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    p_code, q_code, r_code, parent, zyg = r.stdout.split()
+    assert (p_code, q_code, r_code) == ("0", "6", str(-signal.SIGTERM))
+    assert out.read_text() == (parent if fork_mode == "sibling" else zyg)

@@ -110,8 +110,9 @@ func GompWaitReadable(fd C.int, timeoutNs C.longlong) C.int {
 	return 0
 }
 
-// GompZygoteStart asks a zygote to fork a child. out receives pid, status
-// fd and pidfd. On failure a message is written to errbuf.
+// GompZygoteStart asks a zygote to fork a child. out receives pid, pidfd
+// and status fd (-1 when the child is ours to reap). On failure a message
+// is written to errbuf.
 //
 //export GompZygoteStart
 func GompZygoteStart(sock C.int, payload *C.char, n C.size_t, fds *C.int, nfds C.int,
@@ -127,8 +128,8 @@ func GompZygoteStart(sock C.int, payload *C.char, n C.size_t, fds *C.int, nfds C
 	}
 	res := unsafe.Slice(out, 3)
 	res[0] = C.int(child.Pid)
-	res[1] = C.int(child.StatusFD)
-	res[2] = C.int(child.PidFD)
+	res[1] = C.int(child.PidFD)
+	res[2] = C.int(child.StatusFD)
 	return 0
 }
 

@@ -2,7 +2,12 @@
  * the zygote protocol (gomp/spawn.go, gomp/zygote.go). */
 #include "_gomp.h"
 
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static int (*go_spawn)(char *, char *, int, char *, int, char *, int *, int, int *, int *);
 static int (*go_reap)(int, int *);
@@ -181,7 +186,35 @@ process_read_status(PyObject *self, PyObject *args)
     return PyLong_FromLong(code);
 }
 
+/* fork_as_sibling(): fork, except that the child's parent is our parent
+ * (CLONE_PARENT). The zygote forks children this way so that each one is a
+ * real child of the program that asked for it: os.getppid() in the child is
+ * that program's pid, the program reaps it (no exit status relayed through
+ * the zygote) and PR_SET_PDEATHSIG in the child follows the program. It
+ * needs no Go. Python's own fork bookkeeping runs around it as for
+ * os.fork(); glibc's fork handlers do not, which is harmless in the
+ * single-threaded zygote (nothing can hold a lock across the clone). */
+static PyObject *
+process_fork_as_sibling(PyObject *self, PyObject *noargs)
+{
+    PyOS_BeforeFork();
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0L, 0L, 0L, 0L);
+    int saved = errno;
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        return PyLong_FromLong(0);
+    }
+    PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        errno = saved;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(pid);
+}
+
 PyMethodDef gomp_process_methods[] = {
+    {"fork_as_sibling", process_fork_as_sibling, METH_NOARGS,
+     "fork_as_sibling() -> pid: fork a child whose parent is our parent (0 in the child)."},
     {"spawn", process_spawn, METH_VARARGS,
      "spawn(path, argv, env, cwd, fds) -> (pid, pidfd): fork+exec a child that dies with us."},
     {"reap", process_reap, METH_VARARGS, "reap(pidfd) -> exit code, or None while running."},
@@ -189,7 +222,7 @@ PyMethodDef gomp_process_methods[] = {
     {"wait_readable", process_wait_readable, METH_VARARGS,
      "wait_readable(fd, timeout=None) -> bool; interruptible by signals."},
     {"zygote_start", process_zygote_start, METH_VARARGS,
-     "zygote_start(sock, payload, fds) -> (pid, status_fd, pidfd)"},
+     "zygote_start(sock, payload, fds) -> (pid, pidfd, status_fd or -1)"},
     {"read_status", process_read_status, METH_VARARGS,
      "read_status(fd) -> exit code, or None if the zygote died first."},
     {NULL, NULL, 0, NULL},

@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import signal
+import threading
 from typing import Any, Optional
 
 from . import _core
@@ -44,6 +45,7 @@ class Popen:
         self.returncode: Optional[int] = None
         self.finalizer = None
         self._fds: "list[int]" = []
+        self._collect_lock = threading.Lock()
         self._launch(process_obj)
 
     # for objects that pass a descriptor while the process object is pickled
@@ -76,14 +78,15 @@ class Popen:
         for attempt in range(2):
             z = zygote.get(self.method)
             try:
-                self.pid, self.sentinel, self._pidfd = z.start(payload, [1, 2, *self._fds])
+                self.pid, self._pidfd, self._status_fd = z.start(payload, [1, 2, *self._fds])
             except OSError:
                 # the zygote died (killed by a user, say): one new one
                 zygote.discard(z)
                 if attempt:
                     raise
                 continue
-            self._by_zygote = True
+            # the sentinel: the status pipe of a zygote's child, else the pidfd
+            self.sentinel = self._status_fd if self._status_fd >= 0 else self._pidfd
             return
 
     def _start_by_exec(self, payload: Any) -> None:
@@ -98,8 +101,8 @@ class Popen:
                 argv[0], argv, env, None, [0, 1, 2, r, *self._fds])
         finally:
             os.close(r)
+        self._status_fd = -1
         self.sentinel = self._pidfd
-        self._by_zygote = False
         try:
             head = len(child_fds).to_bytes(4, "little") + len(payload).to_bytes(4, "little")
             head += b"".join(fd.to_bytes(4, "little") for fd in child_fds)
@@ -113,24 +116,30 @@ class Popen:
         """The exit code, or None if the child runs (flag=0 waits)."""
         if self.returncode is None:
             g = _core.go()
-            if flag & os.WNOHANG:
-                if not g.wait_readable(self.sentinel, 0):
-                    return None
-            else:
-                g.wait_readable(self.sentinel, None)
-            if self._by_zygote:
-                code = g.read_status(self.sentinel)
-                if code is None:
-                    # the zygote died before it could tell; its children
-                    # die with it (PR_SET_PDEATHSIG)
-                    g.wait_readable(self._pidfd, None)
-                    code = -signal.SIGKILL
-            else:
-                code = g.reap(self._pidfd)
-                if code is None:
-                    return None
-            self.returncode = code
+            timeout = 0 if flag & os.WNOHANG else None
+            if not g.wait_readable(self.sentinel, timeout):
+                return None
+            # several threads may poll one child: one of them collects
+            with self._collect_lock:
+                if self.returncode is None:
+                    self.returncode = self._collect(g)
         return self.returncode
+
+    def _collect(self, g: Any) -> Optional[int]:
+        if self._status_fd >= 0:
+            code = g.read_status(self._status_fd)
+            if code is None:
+                # the zygote died before it could tell; its children die
+                # with it (PR_SET_PDEATHSIG)
+                g.wait_readable(self._pidfd, None)
+                code = -signal.SIGKILL
+            return code
+        try:
+            return g.reap(self._pidfd)
+        except ChildProcessError:
+            # reaped behind our back (os.wait() elsewhere): unknowable, as
+            # in the stdlib
+            return None
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         """Wait up to timeout seconds (None: forever) for the child to exit."""
@@ -158,13 +167,12 @@ class Popen:
         self._send_signal(signal.SIGKILL)
 
     def close(self) -> None:
-        for name in ("sentinel", "_pidfd"):
-            fd = getattr(self, name, None)
-            if fd is not None and fd >= 0:
-                setattr(self, name, -1)
-                if name == "_pidfd" and not self._by_zygote:
-                    continue  # the sentinel is the pidfd itself
+        for name in ("_status_fd", "_pidfd"):
+            fd = getattr(self, name, -1)
+            setattr(self, name, -1)
+            if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+        self.sentinel = -1

@@ -88,6 +88,7 @@ class Zygote:
             "sys_path": [p if p else os.getcwd() for p in sys.path],
             "dir": os.getcwd(),
             "preload": modules_to_preload(),
+            "parent_pid": os.getpid(),
         }
         if method == "forkserver":
             init["preload"] += [m for m in _preload if m != "__main__"]
@@ -97,7 +98,8 @@ class Zygote:
         self.sock.sendall(struct.pack("<I", len(blob)) + blob)
 
     def start(self, payload: Any, fds: "list[int]") -> "tuple[int, int, int]":
-        """Fork a child that runs payload; returns (pid, status fd, pidfd)."""
+        """Fork a child that runs payload; returns (pid, pidfd, status fd),
+        the status fd being -1 when the child is ours to reap."""
         from . import _core
         return _core.go().zygote_start(self.sock.fileno(), payload, fds)
 
@@ -225,7 +227,9 @@ def main() -> None:
         argv = getattr(sys, "orig_argv", None) or [sys.executable, "-c", _BOOT, sys.argv[1]]
         os.execv(sys.executable, argv)
     ext = _core.ext()
-    zygote_pid = os.getpid()
+    sibling = forks_siblings()
+    # a sibling's parent is the program (CLONE_PARENT); a plain child's is us
+    expected_ppid = init["parent_pid"] if sibling else os.getpid()
     children: "dict[int, tuple[int, int]]" = {}  # pidfd -> (pid, status pipe)
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
@@ -238,15 +242,8 @@ def main() -> None:
             continue
         for fd, _ev in events:
             if fd != sock.fileno():
-                pid, status_w = children.pop(fd)
+                _report_exit(fd, *children.pop(fd))
                 poller.unregister(fd)
-                os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                try:
-                    os.write(status_w, struct.pack("<i", os.waitstatus_to_exitcode(status)))
-                except OSError:
-                    pass
-                os.close(status_w)
                 continue
             try:
                 req = _read_request(sock)
@@ -255,20 +252,25 @@ def main() -> None:
             if req is None:
                 return  # the parent closed its end: it exited
             payload, fds = req
-            status_r, status_w = os.pipe()
-            pid = os.fork()
+            status_r = status_w = -1
+            if sibling:
+                pid = ext.fork_as_sibling()
+            else:
+                status_r, status_w = os.pipe()
+                pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
-                    os.close(status_r)
-                    os.close(status_w)
                     sock.close()
                     for pidfd, (_pid, w) in children.items():
                         os.close(pidfd)
                         os.close(w)
+                    if status_w >= 0:
+                        os.close(status_r)
+                        os.close(status_w)
                     ext.set_pdeathsig(signal.SIGKILL)
-                    if os.getppid() != zygote_pid:
-                        os._exit(1)
+                    if os.getppid() != expected_ppid:
+                        os._exit(1)  # the parent died before we could follow it
                     signal.signal(signal.SIGINT, signal.default_int_handler)
                     code = _become_child(payload, fds)
                 finally:
@@ -276,10 +278,40 @@ def main() -> None:
             for f in fds:
                 os.close(f)
             pidfd = os.pidfd_open(pid)
-            socket.send_fds(sock, [struct.pack("<iI", pid, 0)], [status_r, pidfd])
-            os.close(status_r)
-            children[pidfd] = (pid, status_w)
-            poller.register(pidfd, select.POLLIN)
+            if sibling:
+                socket.send_fds(sock, [struct.pack("<iII", pid, 0, 0)], [pidfd])
+                os.close(pidfd)
+            else:
+                socket.send_fds(sock, [struct.pack("<iII", pid, 1, 0)], [pidfd, status_r])
+                os.close(status_r)
+                children[pidfd] = (pid, status_w)
+                poller.register(pidfd, select.POLLIN)
+
+
+def forks_siblings() -> bool:
+    """Whether children are forked with CLONE_PARENT (see fork_as_sibling
+    in _gomp_process.c). It needs glibc 2.34 or later, whose pthread_kill
+    and raise do not trust the thread id cached at fork; GOMP_ZYGOTE_FORK=plain
+    turns it off."""
+    if os.environ.get("GOMP_ZYGOTE_FORK") == "plain":
+        return False
+    try:
+        name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except (ValueError, OSError, AttributeError):
+        return False
+    return name == "glibc" and (major, minor) >= (2, 34)
+
+
+def _report_exit(pidfd: int, pid: int, status_w: int) -> None:
+    # a plain child of ours ended: reap it and tell the parent its exit code
+    os.close(pidfd)
+    _, status = os.waitpid(pid, 0)
+    try:
+        os.write(status_w, struct.pack("<i", os.waitstatus_to_exitcode(status)))
+    except OSError:
+        pass
+    os.close(status_w)
 
 
 def _become_child(payload: bytes, fds: "list[int]") -> int:
