@@ -138,8 +138,7 @@ def prepare(data: "dict[str, Any]") -> None:
     if "log_level" in data:
         util.get_logger().setLevel(data["log_level"])
     if "env" in data:
-        os.environ.clear()
-        os.environ.update(data["env"])
+        _set_environment(data["env"])
     if "sys_path" in data:
         sys.path = data["sys_path"]
     if "sys_argv" in data:
@@ -155,6 +154,15 @@ def prepare(data: "dict[str, Any]") -> None:
         _fixup_main_from_name(data["init_main_from_name"])
     elif "init_main_from_path" in data:
         _fixup_main_from_path(data["init_main_from_path"])
+
+
+def _set_environment(env: "dict[str, str]") -> None:
+    # only what differs: every assignment is a putenv()
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 # the __main__ modules replaced in a child, kept alive for their globals
@@ -179,11 +187,40 @@ def _fixup_main_from_path(main_path: str) -> None:
         return
     if getattr(current_main, "__file__", None) == main_path:
         return
-    old_main_modules.append(current_main)
+    code = compiled_main(main_path)
     main_module = types.ModuleType("__mp_main__")
-    main_content = runpy.run_path(main_path, run_name="__mp_main__")
-    main_module.__dict__.update(main_content)
+    main_module.__file__ = main_path
+    main_module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    old_main_modules.append(current_main)
+    saved = sys.modules.get("__mp_main__")
     sys.modules["__main__"] = sys.modules["__mp_main__"] = main_module
+    try:
+        exec(code, main_module.__dict__)
+    except BaseException:
+        sys.modules["__main__"] = current_main
+        if saved is None:
+            sys.modules.pop("__mp_main__", None)
+        else:
+            sys.modules["__mp_main__"] = saved
+        raise
+
+
+# compiled main scripts by path; the zygote fills it so that its children
+# only check that the file did not change
+_compiled: "dict[str, tuple[int, int, types.CodeType]]" = {}
+
+
+def compiled_main(path: str) -> types.CodeType:
+    """The code object of the script at path, compiled once per version."""
+    st = os.stat(path)
+    hit = _compiled.get(path)
+    if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+        return hit[2]
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    _compiled[path] = (st.st_mtime_ns, st.st_size, code)
+    return code
 
 
 def import_main_path(main_path: str) -> None:

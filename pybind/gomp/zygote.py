@@ -11,6 +11,7 @@ serves them. The wire format is described in gomp/zygote.go.
 """
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -90,10 +91,13 @@ class Zygote:
             "preload": modules_to_preload(),
             "parent_pid": os.getpid(),
         }
+        main = spawn.main_reference()
         if method == "forkserver":
             init["preload"] += [m for m in _preload if m != "__main__"]
             if "__main__" in _preload or not _preload:
-                init.update(spawn.main_reference())
+                init.update(main)
+        elif "init_main_from_path" in main:
+            init["init_main_path"] = main["init_main_from_path"]
         blob = pickle.dumps(init)
         self.sock.sendall(struct.pack("<I", len(blob)) + blob)
 
@@ -207,8 +211,15 @@ def main() -> None:
     os.chdir(init["dir"])
     # import what a child will need anyway, then the parent's libraries
     from . import context, process, reduction, connection  # noqa: F401
+    import runpy  # noqa: F401  (a child started by `python -m` uses it)
     reduction._base()
     _preload_modules(init["preload"])
+    if "init_main_path" in init:
+        # spawn: each child runs the main script itself; compile it once here
+        try:
+            spawn.compiled_main(init["init_main_path"])
+        except (OSError, SyntaxError, ValueError):
+            pass
     if "init_main_from_name" in init or "init_main_from_path" in init:
         process.current_process()._inheriting = True
         try:
@@ -226,6 +237,10 @@ def main() -> None:
         os.environ["GOMP_ZYGOTE_INIT"] = pickle.dumps(init).hex()
         argv = getattr(sys, "orig_argv", None) or [sys.executable, "-c", _BOOT, sys.argv[1]]
         os.execv(sys.executable, argv)
+    # Move everything imported so far out of the collector's sight: a
+    # child's collections then do not touch (and so copy) these pages.
+    gc.collect()
+    gc.freeze()
     ext = _core.ext()
     sibling = forks_siblings()
     # a sibling's parent is the program (CLONE_PARENT); a plain child's is us
