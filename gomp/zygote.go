@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,8 +24,9 @@ import (
 // and we reap it through its pidfd. Where it cannot, the child is the
 // zygote's, which reports the exit code on the status pipe as an i32 and
 // closes it.
-var zygoteMu sync.Mutex // one request at a time on any zygote socket
-
+//
+// The caller serialises requests on one socket: a reply answers the oldest
+// request.
 const replyStatusPipe = 1
 
 // ZygoteChild is a child forked by the zygote.
@@ -36,10 +36,19 @@ type ZygoteChild struct {
 	StatusFD int // -1 when the child is ours to reap; else the zygote's status pipe
 }
 
-// ZygoteStart asks the zygote behind sock to fork a child that runs payload.
+// ZygoteStart asks the zygote behind sock to fork a child that runs payload
+// and waits for its answer.
 func ZygoteStart(sock int, payload []byte, fds []int) (ZygoteChild, error) {
-	zygoteMu.Lock()
-	defer zygoteMu.Unlock()
+	if err := ZygoteSend(sock, payload, fds); err != nil {
+		return ZygoteChild{}, err
+	}
+	return ZygoteReceive(sock)
+}
+
+// ZygoteSend sends a request; ZygoteReceive reads its answer, once the
+// socket is readable (a caller that must stay interruptible waits for that
+// itself).
+func ZygoteSend(sock int, payload []byte, fds []int) error {
 	msg := make([]byte, 4+len(payload))
 	binary.LittleEndian.PutUint32(msg, uint32(len(payload)))
 	copy(msg[4:], payload)
@@ -50,12 +59,16 @@ func ZygoteStart(sock int, payload []byte, fds []int) (ZygoteChild, error) {
 	// the descriptors ride on the first chunk; the rest follows plainly
 	n, err := sendmsgRetry(sock, msg, rights)
 	if err != nil {
-		return ZygoteChild{}, fmt.Errorf("zygote: send: %w", err)
+		return fmt.Errorf("zygote: send: %w", err)
 	}
 	if err := writeAll(sock, msg[n:]); err != nil {
-		return ZygoteChild{}, fmt.Errorf("zygote: send: %w", err)
+		return fmt.Errorf("zygote: send: %w", err)
 	}
+	return nil
+}
 
+// ZygoteReceive reads the zygote's answer to the oldest request.
+func ZygoteReceive(sock int) (ZygoteChild, error) {
 	head := make([]byte, 12)
 	oob := make([]byte, unix.CmsgSpace(2*4))
 	got, oobn, err := recvmsgRetry(sock, head, oob)

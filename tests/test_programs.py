@@ -402,3 +402,36 @@ def test_both_zygote_fork_modes(tmp_path, fork_mode):
     p_code, q_code, r_code, parent, zyg = r.stdout.split()
     assert (p_code, q_code, r_code) == ("0", "6", str(-signal.SIGTERM))
     assert out.read_text() == (parent if fork_mode == "sibling" else zyg)
+
+
+def test_ctrl_c_while_the_zygote_is_still_importing(tmp_path):
+    # the first start() waits for the zygote's imports; a slow import must
+    # not make Ctrl-C wait for it
+    scripts.write(tmp_path / "slowmod.py", "import time\ntime.sleep(60)\n")
+    script = scripts.write(tmp_path / "slowstart.py", """
+        import gomp
+
+        def noop():
+            pass
+
+        if __name__ == "__main__":
+            ctx = gomp.get_context("forkserver")
+            gomp.set_forkserver_preload(["slowmod"])
+            print("starting", flush=True)
+            try:
+                ctx.Process(target=noop).start()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+        """)
+    proc = scripts.start([sys.executable, script])
+    try:
+        scripts.wait_for_line(proc, "starting")
+        time.sleep(0.5)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        assert "interrupted" in out, err
+        assert time.monotonic() - t < 3
+        assert proc.returncode == 0
+    finally:
+        scripts.kill_quietly(proc)

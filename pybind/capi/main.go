@@ -110,20 +110,29 @@ func GompWaitReadable(fd C.int, timeoutNs C.longlong) C.int {
 	return 0
 }
 
-// GompZygoteStart asks a zygote to fork a child. out receives pid, pidfd
-// and status fd (-1 when the child is ours to reap). On failure a message
-// is written to errbuf.
+// GompZygoteSend sends a fork request to a zygote; on failure a message is
+// written to errbuf.
 //
-//export GompZygoteStart
-func GompZygoteStart(sock C.int, payload *C.char, n C.size_t, fds *C.int, nfds C.int,
-	out *C.int, errbuf *C.char, errlen C.int) C.int {
+//export GompZygoteSend
+func GompZygoteSend(sock C.int, payload *C.char, n C.size_t, fds *C.int, nfds C.int,
+	errbuf *C.char, errlen C.int) C.int {
 	data := unsafe.Slice((*byte)(unsafe.Pointer(payload)), int(n))
-	child, err := gomp.ZygoteStart(int(sock), data, intSlice(fds, nfds))
+	if err := gomp.ZygoteSend(int(sock), data, intSlice(fds, nfds)); err != nil {
+		setMessage(errbuf, errlen, err)
+		return -1
+	}
+	return 0
+}
+
+// GompZygoteReceive reads a zygote's answer: out receives pid, pidfd and
+// status fd (-1 when the child is ours to reap). On failure a message is
+// written to errbuf.
+//
+//export GompZygoteReceive
+func GompZygoteReceive(sock C.int, out *C.int, errbuf *C.char, errlen C.int) C.int {
+	child, err := gomp.ZygoteReceive(int(sock))
 	if err != nil {
-		msg := err.Error()
-		buf := unsafe.Slice((*byte)(unsafe.Pointer(errbuf)), int(errlen))
-		k := copy(buf[:len(buf)-1], msg)
-		buf[k] = 0
+		setMessage(errbuf, errlen, err)
 		return -1
 	}
 	res := unsafe.Slice(out, 3)
@@ -131,6 +140,12 @@ func GompZygoteStart(sock C.int, payload *C.char, n C.size_t, fds *C.int, nfds C
 	res[1] = C.int(child.PidFD)
 	res[2] = C.int(child.StatusFD)
 	return 0
+}
+
+func setMessage(buf *C.char, n C.int, err error) {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	k := copy(b[:len(b)-1], err.Error())
+	b[k] = 0
 }
 
 // GompReadStatus returns 1 with the exit code, 0 if the zygote died first.

@@ -13,7 +13,8 @@ static int (*go_spawn)(char *, char *, int, char *, int, char *, int *, int, int
 static int (*go_reap)(int, int *);
 static int (*go_signal)(int, int);
 static int (*go_wait_readable)(int, long long);
-static int (*go_zygote_start)(int, char *, size_t, int *, int, int *, char *, int);
+static int (*go_zygote_send)(int, char *, size_t, int *, int, char *, int);
+static int (*go_zygote_receive)(int, int *, char *, int);
 static int (*go_read_status)(int, int *);
 
 gomp_symbol gomp_process_symbols[] = {
@@ -21,7 +22,8 @@ gomp_symbol gomp_process_symbols[] = {
     {"GompReap", (void **)&go_reap},
     {"GompSignal", (void **)&go_signal},
     {"GompWaitReadable", (void **)&go_wait_readable},
-    {"GompZygoteStart", (void **)&go_zygote_start},
+    {"GompZygoteSend", (void **)&go_zygote_send},
+    {"GompZygoteReceive", (void **)&go_zygote_receive},
     {"GompReadStatus", (void **)&go_read_status},
     {NULL, NULL},
 };
@@ -145,9 +147,9 @@ process_wait_readable(PyObject *self, PyObject *args)
 }
 
 static PyObject *
-process_zygote_start(PyObject *self, PyObject *args)
+process_zygote_send(PyObject *self, PyObject *args)
 {
-    int sock, *fds = NULL, nfds = 0, out[3], rc;
+    int sock, *fds = NULL, nfds = 0, rc;
     Py_buffer payload;
     PyObject *fdseq;
     char errbuf[512];
@@ -158,11 +160,32 @@ process_zygote_start(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = go_zygote_start(sock, payload.buf, (size_t)payload.len, fds, nfds, out, errbuf,
-                         sizeof errbuf);
+    rc = go_zygote_send(sock, payload.buf, (size_t)payload.len, fds, nfds, errbuf,
+                        sizeof errbuf);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&payload);
     PyMem_Free(fds);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, errbuf);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Waits (interruptibly) for the zygote's answer, then reads it. */
+static PyObject *
+process_zygote_receive(PyObject *self, PyObject *args)
+{
+    int sock, out[3], rc;
+    char errbuf[512];
+    if (!PyArg_ParseTuple(args, "i", &sock) || gomp_usable() < 0)
+        return NULL;
+    rc = gomp_wait_sliced(readable_step, &sock, -1);
+    if (rc < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = go_zygote_receive(sock, out, errbuf, sizeof errbuf);
+    Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_SetString(PyExc_OSError, errbuf);
         return NULL;
@@ -221,8 +244,10 @@ PyMethodDef gomp_process_methods[] = {
     {"signal", process_signal, METH_VARARGS, "signal(pidfd, sig)"},
     {"wait_readable", process_wait_readable, METH_VARARGS,
      "wait_readable(fd, timeout=None) -> bool; interruptible by signals."},
-    {"zygote_start", process_zygote_start, METH_VARARGS,
-     "zygote_start(sock, payload, fds) -> (pid, pidfd, status_fd or -1)"},
+    {"zygote_send", process_zygote_send, METH_VARARGS,
+     "zygote_send(sock, payload, fds): ask the zygote for a child."},
+    {"zygote_receive", process_zygote_receive, METH_VARARGS,
+     "zygote_receive(sock) -> (pid, pidfd, status_fd or -1); interruptible."},
     {"read_status", process_read_status, METH_VARARGS,
      "read_status(fd) -> exit code, or None if the zygote died first."},
     {NULL, NULL, 0, NULL},

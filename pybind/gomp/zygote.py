@@ -85,6 +85,8 @@ class Zygote:
         finally:
             child_end.close()
         self.sock = parent_end
+        self._lock = threading.Lock()
+        self.broken = False
         init: "dict[str, Any]" = {
             "sys_path": [p if p else os.getcwd() for p in sys.path],
             "dir": os.getcwd(),
@@ -105,10 +107,25 @@ class Zygote:
         """Fork a child that runs payload; returns (pid, pidfd, status fd),
         the status fd being -1 when the child is ours to reap."""
         from . import _core
-        return _core.go().zygote_start(self.sock.fileno(), payload, fds)
+        g = _core.go()
+        with self._lock:  # an answer belongs to the oldest request
+            g.zygote_send(self.sock.fileno(), payload, fds)
+            try:
+                # the first answer waits for the zygote's imports: Ctrl-C
+                # may come meanwhile
+                return g.zygote_receive(self.sock.fileno())
+            except BaseException:
+                self.broken = True  # out of step with its answers
+                raise
 
     def close(self) -> None:
+        """Stop the zygote: closing its socket ends it, and with it any child
+        it forked and could not hand over."""
         self.sock.close()
+        try:
+            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        except OSError:
+            pass
         os.close(self._pidfd)
 
 
@@ -120,6 +137,10 @@ def get(method: str) -> Zygote:
     """The zygote for a start method, started on first use."""
     with _zygote_lock:
         z = _zygotes.get(method)
+        if z is not None and z.broken:
+            _zygotes.pop(method)
+            z.close()
+            z = None
         if z is None:
             z = _zygotes[method] = Zygote(method)
         return z
