@@ -435,3 +435,25 @@ def test_ctrl_c_while_the_zygote_is_still_importing(tmp_path):
         assert proc.returncode == 0
     finally:
         scripts.kill_quietly(proc)
+
+
+def test_parent_with_closed_standard_streams_still_starts_children(tmp_path):
+    script = scripts.write(tmp_path / "closed.py", """
+        import os, sys
+        import gomp
+
+        def work(path):
+            print("to a closed stdout goes nowhere")
+            open(path, "w").write("ran")
+
+        if __name__ == "__main__":
+            os.close(0)
+            os.close(1)
+            p = gomp.Process(target=work, args=(sys.argv[1],))
+            p.start(); p.join()
+            sys.exit(p.exitcode)
+        """)
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "ran"

@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import signal
+import sys
 import threading
 from typing import Any, Optional
 
@@ -72,13 +73,23 @@ class Popen:
         finally:
             context.set_spawning_popen(None)
         payload = buf.getbuffer()
-        if os.environ.get("GOMP_START") == "exec":
+        # a frozen executable cannot run the zygote's `python -c`
+        if os.environ.get("GOMP_START") == "exec" or getattr(sys, "frozen", False):
             self._start_by_exec(payload)
             return
+        out, err = zygote.usable_fd(1), zygote.usable_fd(2)
+        try:
+            self._start_by_zygote(payload, [out, err, *self._fds])
+        finally:
+            for fd, std in ((out, 1), (err, 2)):
+                if fd != std:
+                    os.close(fd)
+
+    def _start_by_zygote(self, payload: Any, fds: "list[int]") -> None:
         for attempt in range(2):
             z = zygote.get(self.method)
             try:
-                self.pid, self._pidfd, self._status_fd = z.start(payload, [1, 2, *self._fds])
+                self.pid, self._pidfd, self._status_fd = z.start(payload, fds)
             except OSError:
                 # the zygote died (killed by a user, say): one new one
                 zygote.discard(z)

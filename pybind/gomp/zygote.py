@@ -61,6 +61,16 @@ def modules_to_preload() -> "list[str]":
     return sorted(names)
 
 
+def usable_fd(fd: int) -> int:
+    """fd if it is open, else a new descriptor of /dev/null (a program
+    whose stdin or stdout is closed still starts children)."""
+    try:
+        os.fstat(fd)
+        return fd
+    except OSError:
+        return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+
 # what the zygote runs; argv[1] is the directory gomp is imported from
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from gomp.zygote import main; main()"
 
@@ -79,11 +89,15 @@ class Zygote:
         exe = spawn.get_executable()
         argv = [exe, *subprocess._args_from_interpreter_flags(), "-c", _BOOT, package_root]
         env = [f"{k}={v}" for k, v in os.environ.items()]
+        std = [usable_fd(fd) for fd in (0, 1, 2)]
         try:
             self.pid, self._pidfd = _core.go().spawn(
-                exe, argv, env, None, [0, 1, 2, child_end.fileno()])
+                exe, argv, env, None, [*std, child_end.fileno()])
         finally:
             child_end.close()
+            for i, fd in enumerate(std):
+                if fd != i:
+                    os.close(fd)
         self.sock = parent_end
         self._lock = threading.Lock()
         self.broken = False
@@ -171,24 +185,24 @@ def _recv_exact(sock: socket.socket, n: int) -> Optional[bytes]:
 
 
 def _read_request(sock: socket.socket) -> "Optional[tuple[bytes, list[int]]]":
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 64)
-    if not msg:
+    # the descriptors arrive with the first bytes: read the length with them,
+    # then exactly the payload, never into the next request
+    head, fds, _flags, _addr = socket.recv_fds(sock, 4, 64)
+    fds = list(fds)
+    if len(head) < 4:
+        more = _recv_exact(sock, 4 - len(head)) if head else None
+        if more is None:
+            for fd in fds:
+                os.close(fd)
+            return None
+        head += more
+    (size,) = struct.unpack("<I", head)
+    body = _recv_exact(sock, size)
+    if body is None:
         for fd in fds:
             os.close(fd)
         return None
-    while len(msg) < 4:
-        more = _recv_exact(sock, 4 - len(msg))
-        if more is None:
-            return None
-        msg += more
-    (size,) = struct.unpack("<I", msg[:4])
-    body = msg[4:]
-    if len(body) < size:
-        rest = _recv_exact(sock, size - len(body))
-        if rest is None:
-            return None
-        body += rest
-    return body, list(fds)
+    return body, fds
 
 
 def _preload_modules(names: "list[str]") -> None:
@@ -289,11 +303,20 @@ def main() -> None:
                 return  # the parent closed its end: it exited
             payload, fds = req
             status_r = status_w = -1
-            if sibling:
-                pid = ext.fork_as_sibling()
-            else:
-                status_r, status_w = os.pipe()
-                pid = os.fork()
+            try:
+                if sibling:
+                    pid = ext.fork_as_sibling()
+                else:
+                    status_r, status_w = os.pipe()
+                    pid = os.fork()
+            except OSError as e:
+                # out of processes or memory: the parent gets the reason
+                for f in (status_r, status_w, *fds):
+                    if f >= 0:
+                        os.close(f)
+                msg = f"cannot fork: {e}".encode()
+                sock.sendall(struct.pack("<iII", -1, 0, len(msg)) + msg)
+                continue
             if pid == 0:
                 code = 1
                 try:
