@@ -229,22 +229,34 @@ def _thread_count() -> int:
 
 def main() -> None:
     """Serve fork requests on descriptor 3 until the parent goes away."""
-    from . import _core, spawn
     # Ctrl-C in a terminal reaches the whole process group; the zygote
     # outlives it, its children get KeyboardInterrupt as under spawn.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=3)
+    init = _receive_init(sock)
+    if init is None:
+        return
+    _get_ready(init)
+    _serve(sock, init)
+
+
+def _receive_init(sock: socket.socket) -> "Optional[dict[str, Any]]":
     replay = os.environ.pop("GOMP_ZYGOTE_INIT", None)
     if replay is not None:
-        init = pickle.loads(bytes.fromhex(replay))
-    else:
-        head = _recv_exact(sock, 4)
-        if head is None:
-            return
-        init = pickle.loads(_recv_exact(sock, struct.unpack("<I", head)[0]) or b"")
+        return pickle.loads(bytes.fromhex(replay))
+    head = _recv_exact(sock, 4)
+    if head is None:
+        return None
+    return pickle.loads(_recv_exact(sock, struct.unpack("<I", head)[0]) or b"")
+
+
+def _get_ready(init: "dict[str, Any]") -> None:
+    """Take the parent's sys.path and directory, import what children will
+    need, and freeze the result."""
+    from . import spawn
     sys.path[:] = init["sys_path"]
     os.chdir(init["dir"])
-    # import what a child will need anyway, then the parent's libraries
+    # what every child needs, then the parent's libraries
     from . import context, process, reduction, connection  # noqa: F401
     import runpy  # noqa: F401  (a child started by `python -m` uses it)
     reduction._base()
@@ -256,6 +268,7 @@ def main() -> None:
         except (OSError, SyntaxError, ValueError):
             pass
     if "init_main_from_name" in init or "init_main_from_path" in init:
+        # forkserver: the main module is imported once, here
         process.current_process()._inheriting = True
         try:
             spawn.prepare({k: v for k, v in init.items() if k.startswith("init_main")})
@@ -276,6 +289,10 @@ def main() -> None:
     # child's collections then do not touch (and so copy) these pages.
     gc.collect()
     gc.freeze()
+
+
+def _serve(sock: socket.socket, init: "dict[str, Any]") -> None:
+    from . import _core
     ext = _core.ext()
     sibling = forks_siblings()
     # a sibling's parent is the program (CLONE_PARENT); a plain child's is us
