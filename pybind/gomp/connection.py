@@ -124,9 +124,10 @@ class _ConnectionBase:
         self._writable = writable
 
     def __del__(self) -> None:
-        if self._handle is not None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
             try:
-                self._close()
+                self._close(handle)
             except Exception:
                 pass
 
@@ -166,11 +167,10 @@ class _ConnectionBase:
 
     def close(self) -> None:
         """Close the connection"""
-        if self._handle is not None:
-            try:
-                self._close()
-            finally:
-                self._handle = None
+        # taken first: another thread may close it at the same time
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._close(handle)
 
     def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         """Send the bytes data from a bytes-like object"""
@@ -260,8 +260,8 @@ class Connection(_ConnectionBase):
         self._check_closed()
         return self._handle
 
-    def _close(self) -> None:
-        os.close(self._handle)
+    def _close(self, handle: int) -> None:
+        os.close(handle)
 
     def _write_all(self, data: Any) -> None:
         fd = self._handle
@@ -344,6 +344,9 @@ class Connection(_ConnectionBase):
     def _poll(self, timeout: Optional[float]) -> bool:
         return _wait_fd(self._handle, select.POLLIN, timeout)
 
+    def __reduce__(self) -> Any:
+        return _reduce_connection(self)
+
 
 # descriptors travelling with a message on a shared-memory pipe: the
 # pickler puts those of the connections it meets here, the unpickler takes
@@ -366,8 +369,8 @@ class PipeConnection(Connection):
         self._check_closed()
         return _go().pipe_fileno(self._handle)
 
-    def _close(self) -> None:
-        _go().pipe_close(self._handle)
+    def _close(self, handle: int) -> None:
+        _go().pipe_close(handle)
 
     def _send(self, buf: Any) -> None:
         _go().pipe_send(self._handle, buf)
@@ -416,6 +419,9 @@ class PipeConnection(Connection):
 
     def _ready(self) -> bool:
         return _go().pipe_poll(self._handle, 0)
+
+    def __reduce__(self) -> Any:
+        return _reduce_pipe_connection(self)
 
 
 def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
@@ -611,10 +617,10 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
         fd = obj if isinstance(obj, int) else obj.fileno()
         fd_of.append(fd)
         poller.register(fd, select.POLLIN)
-    # a pipe end with a message already waiting is ready at once
-    ready = [o for o in objects if isinstance(o, PipeConnection) and o._ready()]
-    if ready:
-        return ready
+    # a pipe end with a message already waiting makes the wait return at
+    # once, with whatever else is ready too
+    if any(isinstance(o, PipeConnection) and o._ready() for o in objects):
+        timeout = 0
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     while True:
         if deadline is None:
@@ -624,10 +630,10 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
         events = poller.poll(slice_ * 1000)
         if events:
             fds = {fd for fd, _ in events}
-            ready = [o for o, fd in zip(objects, fd_of) if fd in fds]
             # a pipe end's descriptor may, rarely, be signalled for a
             # message already taken: check that it really is ready
-            ready = [o for o in ready if not isinstance(o, PipeConnection) or o._ready()]
+            ready = [o for o, fd in zip(objects, fd_of)
+                     if fd in fds and (not isinstance(o, PipeConnection) or o._ready())]
             if ready:
                 return ready
         if deadline is not None and time.monotonic() >= deadline:
