@@ -744,12 +744,14 @@ class Listener:
         return c
 
     def _accept(self) -> Any:
-        sock = self._socket
-        assert sock is not None
-        # poll in slices so that Ctrl-C interrupts a waiting accept()
-        while not _wait_fd(sock.fileno(), select.POLLIN, None):
-            pass
-        return sock.accept()
+        # poll in slices so that Ctrl-C interrupts a waiting accept(), and
+        # a close() from another thread ends it
+        while True:
+            sock = self._socket
+            if sock is None:
+                raise OSError("listener is closed")
+            if _wait_fd(sock.fileno(), select.POLLIN, _SLICE):
+                return sock.accept()
 
     def close(self) -> None:
         """Close the bound socket or named pipe of `self`."""
