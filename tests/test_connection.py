@@ -21,7 +21,8 @@ from gomp.context import BufferTooShort
 
 import _connection_targets as T
 
-PYTHONPATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
+# where gomp is imported from, for the scripts run in subprocesses
+PYTHONPATH = os.path.dirname(os.path.dirname(os.path.abspath(gomp.__file__)))
 
 
 @pytest.fixture(params=[True, False], ids=["duplex", "simplex"])

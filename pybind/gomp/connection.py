@@ -520,6 +520,7 @@ def _rebuild_passed_connection(i: int, readable: bool, writable: bool) -> Connec
 
 
 reduction.register(Connection, _reduce_connection)
+reduce_connection, rebuild_connection = _reduce_connection, _rebuild_connection
 
 
 class _SharedFds:
@@ -689,23 +690,10 @@ def _is_abstract_socket_namespace(address: Any) -> bool:
     raise TypeError(f"address type of {address!r} unrecognized")
 
 
-class Listener:
-    """Returns a listener object.
+class SocketListener:
+    """A bound, listening socket whose accept() returns Connections."""
 
-    This is a wrapper for a bound socket which is 'listening' for
-    connections, or for a Windows named pipe."""
-
-    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
-                 authkey: Optional[bytes] = None) -> None:
-        family = family or (address and address_type(address)) or default_family
-        address = address or arbitrary_address(family)
-        _validate_family(family)
-        if authkey is not None and not isinstance(authkey, bytes):
-            raise TypeError("authkey should be a byte string")
-        self._family = family
-        self._authkey = authkey
-        self._last_accepted: Any = None
-        self._unlink: Optional[str] = None
+    def __init__(self, address: Any, family: str, backlog: int = 1) -> None:
         sock = socket.socket(getattr(socket, family))
         try:
             if os.name == "posix" and family != "AF_UNIX":
@@ -717,44 +705,30 @@ class Listener:
             sock.close()
             raise
         self._socket: Optional[socket.socket] = sock
+        self._family = family
         self._address = sock.getsockname()
+        self._last_accepted: Any = None
+        self._unlink: Optional[str] = None
         if family == "AF_UNIX" and not _is_abstract_socket_namespace(address):
             self._unlink = address
 
     def accept(self) -> Connection:
-        """Accept a connection on the bound socket or named pipe of `self`.
-
-        Returns a `Connection` object."""
-        if self._socket is None:
-            raise OSError("listener is closed")
-        while True:
-            try:
-                s, self._last_accepted = self._accept()
-                break
-            except InterruptedError:
-                continue
-        s.setblocking(True)
-        c = Connection(s.detach())
-        if self._authkey is not None:
-            try:
-                _handshake(c, self._authkey, server=True)
-            except BaseException:
-                c.close()
-                raise
-        return c
-
-    def _accept(self) -> Any:
         # poll in slices so that Ctrl-C interrupts a waiting accept(), and
         # a close() from another thread ends it
         while True:
             sock = self._socket
             if sock is None:
                 raise OSError("listener is closed")
-            if _wait_fd(sock.fileno(), select.POLLIN, _SLICE):
-                return sock.accept()
+            if not _wait_fd(sock.fileno(), select.POLLIN, _SLICE):
+                continue
+            try:
+                s, self._last_accepted = sock.accept()
+            except (InterruptedError, BlockingIOError):
+                continue
+            s.setblocking(True)
+            return Connection(s.detach())
 
     def close(self) -> None:
-        """Close the bound socket or named pipe of `self`."""
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
@@ -765,13 +739,53 @@ class Listener:
                     pass
                 self._unlink = None
 
+
+class Listener:
+    """Returns a listener object.
+
+    This is a wrapper for a bound socket which is 'listening' for
+    connections, or for a Windows named pipe."""
+
+    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
+                 authkey: Optional[bytes] = None) -> None:
+        family = family or (address and address_type(address)) or default_family
+        address = address or arbitrary_address(family)
+        _validate_family(family)
+        self._listener: Optional[SocketListener] = SocketListener(address, family, backlog)
+        if authkey is not None and not isinstance(authkey, bytes):
+            self.close()
+            raise TypeError("authkey should be a byte string")
+        self._authkey = authkey
+
+    def accept(self) -> Connection:
+        """Accept a connection on the bound socket or named pipe of `self`.
+
+        Returns a `Connection` object."""
+        if self._listener is None:
+            raise OSError("listener is closed")
+        c = self._listener.accept()
+        if self._authkey is not None:
+            try:
+                _handshake(c, self._authkey, server=True)
+            except BaseException:
+                c.close()
+                raise
+        return c
+
+    def close(self) -> None:
+        """Close the bound socket or named pipe of `self`."""
+        listener = self._listener
+        if listener is not None:
+            self._listener = None
+            listener.close()
+
     @property
     def address(self) -> Any:
-        return self._address
+        return self._listener._address if self._listener is not None else None
 
     @property
     def last_accepted(self) -> Any:
-        return self._last_accepted
+        return self._listener._last_accepted if self._listener is not None else None
 
     def __enter__(self) -> "Listener":
         return self
@@ -785,6 +799,23 @@ def Client(address: Any, family: Optional[str] = None,
     """Returns a connection to the address of a `Listener`"""
     family = family or address_type(address)
     _validate_family(family)
+    c = SocketClient(address)
+    if authkey is not None:
+        if not isinstance(authkey, bytes):
+            c.close()
+            raise TypeError("authkey should be a byte string")
+        try:
+            _handshake(c, authkey, server=False)
+        except BaseException:
+            c.close()
+            raise
+    return c
+
+
+def SocketClient(address: Any) -> Connection:
+    """Return a connection object connected to the socket given by
+    `address`"""
+    family = address_type(address)
     s = socket.socket(getattr(socket, family))
     try:
         s.setblocking(True)
@@ -800,20 +831,10 @@ def Client(address: Any, family: Optional[str] = None,
                 if e.errno != errno.EAGAIN or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        c = Connection(s.detach())
+        return Connection(s.detach())
     except BaseException:
         s.close()
         raise
-    if authkey is not None:
-        if not isinstance(authkey, bytes):
-            c.close()
-            raise TypeError("authkey should be a byte string")
-        try:
-            _handshake(c, authkey, server=False)
-        except BaseException:
-            c.close()
-            raise
-    return c
 
 
 def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
@@ -844,9 +865,9 @@ def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
 # protocol (HMAC-MD5, no prefix), which both sides still accept.
 
 MESSAGE_LENGTH = 40
-_CHALLENGE = b"#CHALLENGE#"
-_WELCOME = b"#WELCOME#"
-_FAILURE = b"#FAILURE#"
+_CHALLENGE = CHALLENGE = b"#CHALLENGE#"
+_WELCOME = WELCOME = b"#WELCOME#"
+_FAILURE = FAILURE = b"#FAILURE#"
 _LEGACY_LENGTHS = (20, 16)
 _ALLOWED_DIGESTS = frozenset({b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"})
 _MAX_DIGEST_LEN = max(len(d) for d in _ALLOWED_DIGESTS)
