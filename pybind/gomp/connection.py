@@ -375,6 +375,25 @@ class PipeConnection(Connection):
     def _send(self, buf: Any) -> None:
         _go().pipe_send(self._handle, buf)
 
+    def send(self, obj: Any) -> None:
+        """Send a (picklable) object"""
+        if self._handle is None:
+            raise OSError("handle is closed")
+        if not self._writable:
+            raise OSError("connection is read-only")
+        if type(obj) in _PLAIN_SCALARS:
+            _go().pipe_send(self._handle, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        else:
+            self._send_obj(obj)
+
+    def recv(self) -> Any:
+        """Receive a (picklable) object"""
+        if self._handle is None:
+            raise OSError("handle is closed")
+        if not self._readable:
+            raise OSError("connection is write-only")
+        return self._recv_obj()
+
     def _send_obj(self, obj: Any) -> None:
         fds: "list[int]" = []
         outer = getattr(_tls, "outgoing", None)
@@ -439,9 +458,13 @@ def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
 
 def _reduce_pipe_connection(conn: PipeConnection) -> Any:
     conn._check_closed()
-    files = _go().pipe_files(conn._handle)
+    g = _go()
+    files = g.pipe_files(conn._handle)
     fds = [fd for fd in files[:4] if fd >= 0]
     layout = tuple(files[4:])
+    # the copy counts as open from now on: the other end's sends do not
+    # fail while it travels (see gomp/pipe.go)
+    g.pipe_reserve(conn._handle)
     from .context import get_spawning_popen
     popen = get_spawning_popen()
     if popen is not None:
