@@ -71,10 +71,13 @@ def _make_pickler(facade: Any) -> Any:
     base = _base()
 
     class _ForkingPickler(base):
+        # a class attribute: the C pickler reads dispatch_table once, in
+        # __init__, so setting it on the instance afterwards has no effect
+        dispatch_table = ChainMap(_extra_reducers, base.dispatch_table)
+
         def __init__(self, file: Any, protocol: Optional[int] = None,
                      buffer_callback: Optional[Callable] = None) -> None:
             super().__init__(file, protocol, buffer_callback=buffer_callback)
-            self.dispatch_table = ChainMap(_extra_reducers, base.dispatch_table)
 
         def reducer_override(self, obj: Any) -> Any:
             # cloudpickle treats all of __main__ as by-value; the stdlib

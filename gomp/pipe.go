@@ -1,0 +1,787 @@
+package gomp
+
+import (
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pipe carries messages between two processes through shared memory: one
+// memfd segment holds a single-producer single-consumer byte ring per
+// direction. Copying into and out of the ring needs no system call; a side
+// that must wait spins briefly (when there is more than one CPU) and then
+// sleeps on a futex, and the other side wakes it only when it sleeps.
+//
+// Besides the segment, the two ends share
+//   - a Unix socketpair, one socket per end: its hang-up tells an end that
+//     every copy of the other end is closed (or its processes died), and it
+//     carries descriptors sent with a message (SCM_RIGHTS);
+//   - an eventfd per ring, written by the ring's writer only once the
+//     reader asked for it (Fileno), so that select/poll on an end reports a
+//     waiting message without costing a system call per message otherwise.
+//
+// The segment's header counts the open copies of each end (side 0 reads
+// ring 0); an end pickled for another process is counted when pickled
+// (Reserve), so that a copy on its way keeps the end open. A send to an end
+// whose count is 0 fails at once; a copy in a process that died is not
+// uncounted, and is detected by the socket's hang-up when a side waits.
+//
+// A message is an 8-byte little-endian header (payload length in the low
+// 56 bits, number of descriptors sent on the socket in the high 8) followed
+// by the payload. Payloads larger than the ring stream through it.
+
+const (
+	pipeMagic     = 0x676f6d70 // "gomp"
+	pipeHeaderLen = 4096
+	// DefaultRingSize is the capacity of each direction's ring.
+	DefaultRingSize = 1 << 20
+	msgHeader       = 8
+	maxMsgLen       = 1<<56 - 1
+	// how long a waiting side spins before it sleeps
+	spinFor = 30 * time.Microsecond
+)
+
+// Ring field offsets inside the segment; ring i's control block starts at
+// 64 + i*256, the writer's and the reader's fields on separate cache lines.
+const (
+	offTail           = 0  // uint64, written by the writer
+	offReaderSleeping = 8  // uint32, the reader sleeps on tail's low word
+	offWantFD         = 12 // uint32, the reader wants the eventfd written
+	offSignaled       = 16 // uint32, the eventfd holds a count
+	offHead           = 64 // uint64, written by the reader
+	offWriterSleeping = 72 // uint32, the writer sleeps on head's low word
+
+	offOpen = 16 // uint32 per side in the segment header: open copies
+)
+
+// ErrPeerClosed is returned when every copy of the other end is closed.
+var ErrPeerClosed = errors.New("gomp: the other end of the pipe is closed")
+
+type ring struct {
+	tail, head                                       *uint64
+	readerSleeping, wantFD, signaled, writerSleeping *uint32
+	data                                             []byte
+	size                                             uint64
+	eventFD                                          int
+}
+
+func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
+	base := 64 + i*256
+	w := func(off int) *uint32 { return seg.Word(base + off) }
+	return &ring{
+		tail:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offTail])),
+		head:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offHead])),
+		readerSleeping: w(offReaderSleeping),
+		wantFD:         w(offWantFD),
+		signaled:       w(offSignaled),
+		writerSleeping: w(offWriterSleeping),
+		data:           seg.Mem[pipeHeaderLen+i*int(size) : pipeHeaderLen+(i+1)*int(size)],
+		size:           size,
+		eventFD:        eventFD,
+	}
+}
+
+// futex words: the low 32 bits of the 64-bit positions (little-endian)
+func low(p *uint64) *uint32 { return (*uint32)(unsafe.Pointer(p)) }
+
+func (r *ring) used() uint64 { return atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head) }
+
+// put copies p into the ring at position pos (wrapping).
+func (r *ring) put(pos uint64, p []byte) {
+	off := pos % r.size
+	n := copy(r.data[off:], p)
+	copy(r.data, p[n:])
+}
+
+// get copies from the ring at position pos into p (wrapping).
+func (r *ring) get(pos uint64, p []byte) {
+	off := pos % r.size
+	n := copy(p, r.data[off:])
+	copy(p[n:], r.data)
+}
+
+// publish makes the writer's bytes up to tail visible and wakes the reader
+// if it sleeps or asked for the eventfd.
+func (r *ring) publish(tail uint64) {
+	atomic.StoreUint64(r.tail, tail)
+	if atomic.LoadUint32(r.readerSleeping) != 0 {
+		FutexWake(low(r.tail), 1<<30)
+	}
+	if atomic.LoadUint32(r.wantFD) != 0 && atomic.CompareAndSwapUint32(r.signaled, 0, 1) {
+		eventWrite(r.eventFD)
+	}
+}
+
+// consume frees the reader's bytes up to head and wakes a sleeping writer.
+func (r *ring) consume(head uint64) {
+	atomic.StoreUint64(r.head, head)
+	if atomic.LoadUint32(r.writerSleeping) != 0 {
+		FutexWake(low(r.head), 1<<30)
+	}
+	if atomic.LoadUint32(r.signaled) != 0 && r.used() == 0 {
+		r.drain()
+	}
+}
+
+// drain empties the eventfd once the ring is empty, keeping "the eventfd
+// holds a count" true whenever a message waits.
+func (r *ring) drain() {
+	atomic.StoreUint32(r.signaled, 0)
+	var buf [8]byte
+	unix.Read(r.eventFD, buf[:])
+	if r.used() != 0 {
+		// a message arrived meanwhile, its writer may have seen the flag set
+		atomic.StoreUint32(r.signaled, 1)
+		eventWrite(r.eventFD)
+	}
+}
+
+// arm makes the writer signal the eventfd from now on.
+func (r *ring) arm() {
+	if atomic.LoadUint32(r.wantFD) == 0 {
+		atomic.StoreUint32(r.wantFD, 1)
+	}
+	if r.used() != 0 && atomic.CompareAndSwapUint32(r.signaled, 0, 1) {
+		eventWrite(r.eventFD)
+	}
+}
+
+func eventWrite(fd int) {
+	var one [8]byte
+	binary.LittleEndian.PutUint64(one[:], 1)
+	unix.Write(fd, one[:])
+}
+
+var multiCPU = runtime.NumCPU() > 1
+
+// spinner adapts how long a side spins before it sleeps. Spinning pays when
+// the other side runs on another CPU and answers within microseconds; when
+// both share one CPU (a busy machine) it only delays the other side, so a
+// spin that runs out halves the budget, and below a minimum the side
+// sleeps at once, trying a full spin again once in a while.
+type spinner struct {
+	budget atomic.Int64 // nanoseconds
+	tries  atomic.Uint32
+}
+
+const (
+	spinMin   = 2 * time.Microsecond
+	spinProbe = 64 // waits between two full spins once spinning stopped paying
+)
+
+func (s *spinner) spin(ready func() bool) bool {
+	if !multiCPU {
+		return false
+	}
+	budget := time.Duration(s.budget.Load())
+	if budget < spinMin {
+		if s.tries.Add(1)%spinProbe != 0 {
+			return false
+		}
+		budget = spinFor
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if i >= 256 {
+			// past the first microseconds, give the CPU away between
+			// checks: if the other side waits for this CPU it runs now
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+		if ready() {
+			b := 2 * budget
+			if b > spinFor {
+				b = spinFor
+			}
+			s.budget.Store(int64(b))
+			return true
+		}
+		if (i%64 == 63 || i >= 256) && time.Since(start) > budget {
+			s.budget.Store(int64(budget / 2))
+			return false
+		}
+	}
+}
+
+// wait blocks until ready() holds, for at most slice. It spins briefly,
+// then announces itself in sleeping and sleeps on word while its value is
+// unchanged. alive is checked before sleeping. It returns whether ready()
+// holds.
+func wait(ready func() bool, sleeping *uint32, word *uint32, slice time.Duration,
+	alive func() error, spin *spinner) (bool, error) {
+	if ready() {
+		return true, nil
+	}
+	start := time.Now()
+	if slice != 0 && spin.spin(ready) {
+		return true, nil
+	}
+	for {
+		atomic.StoreUint32(sleeping, 1)
+		val := atomic.LoadUint32(word)
+		if ready() {
+			atomic.StoreUint32(sleeping, 0)
+			return true, nil
+		}
+		if err := alive(); err != nil {
+			atomic.StoreUint32(sleeping, 0)
+			if ready() {
+				return true, nil
+			}
+			return false, err
+		}
+		left := slice - time.Since(start)
+		if slice >= 0 && left <= 0 {
+			atomic.StoreUint32(sleeping, 0)
+			return false, nil
+		}
+		if slice < 0 {
+			left = -1
+		}
+		err := FutexWait(word, val, left)
+		atomic.StoreUint32(sleeping, 0)
+		if ready() {
+			return true, nil
+		}
+		if err != nil && err != unix.ETIMEDOUT && err != unix.EINTR {
+			return false, err
+		}
+		if slice >= 0 && time.Since(start) >= slice {
+			return false, nil
+		}
+	}
+}
+
+// PipeFiles are the descriptors that make up one end of a pipe; they are
+// what travels to another process.
+type PipeFiles struct {
+	Mem    int    // the memfd segment
+	Sock   int    // this end's socket of the socketpair
+	Events [2]int // eventfd of ring 0 and ring 1 (-1 if there is no ring 1)
+	In     int    // the ring this end reads (-1: none)
+	Out    int    // the ring this end writes (-1: none)
+}
+
+// PipeEnd is one end of a pipe, opened in this process.
+type PipeEnd struct {
+	mu     sync.RWMutex
+	closed bool
+	files  PipeFiles
+	seg    *Segment
+	in     *ring
+	out    *ring
+	epfd   int
+
+	open, peerOpen *uint32 // open copies of this end and of the other
+
+	recvSpin, sendSpin spinner
+}
+
+// Reserve counts one more open copy of this end, for a copy that is being
+// sent to another process (see OpenPipeEnd).
+func (e *PipeEnd) Reserve() error {
+	if err := e.acquire(); err != nil {
+		return err
+	}
+	defer e.release()
+	atomic.AddUint32(e.open, 1)
+	return nil
+}
+
+// Layout describes the mapped segment for code that copies small messages
+// in and out of the rings itself (the C fast path): the address of the
+// mapping, the ring size, the rings read and written (-1: none), their
+// eventfds, and the offsets of the two open counts.
+func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen int) {
+	base = uintptr(unsafe.Pointer(&e.seg.Mem[0]))
+	ringSize = binary.LittleEndian.Uint64(e.seg.Mem[8:])
+	in, out, evIn, evOut = e.files.In, e.files.Out, -1, -1
+	if in >= 0 {
+		evIn = e.files.Events[in]
+	}
+	if out >= 0 {
+		evOut = e.files.Events[out]
+	}
+	open = int(uintptr(unsafe.Pointer(e.open)) - base)
+	peerOpen = int(uintptr(unsafe.Pointer(e.peerOpen)) - base)
+	return
+}
+
+// NewPipe creates a pipe. With duplex both ends read and write; otherwise
+// the first end only reads and the second only writes, as os.pipe.
+func NewPipe(duplex bool, ringSize int) (*PipeEnd, *PipeEnd, error) {
+	if ringSize <= 0 {
+		ringSize = DefaultRingSize
+	}
+	ringSize = (ringSize + 4095) &^ 4095
+	nrings := 1
+	if duplex {
+		nrings = 2
+	}
+	seg, err := NewSegment("pipe", pipeHeaderLen+nrings*ringSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	binary.LittleEndian.PutUint32(seg.Mem[0:], pipeMagic)
+	binary.LittleEndian.PutUint32(seg.Mem[4:], uint32(nrings))
+	binary.LittleEndian.PutUint64(seg.Mem[8:], uint64(ringSize))
+	*seg.Word(offOpen) = 1
+	*seg.Word(offOpen + 4) = 1
+	fds := []int{}
+	fail := func(err error) (*PipeEnd, *PipeEnd, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		seg.Close()
+		return nil, nil, err
+	}
+	socks, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	fds = append(fds, socks[0], socks[1])
+	events := [2]int{-1, -1}
+	for i := 0; i < nrings; i++ {
+		ev, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return fail(err)
+		}
+		fds = append(fds, ev)
+		events[i] = ev
+	}
+	// the second end gets its own descriptors, so that each end owns and
+	// closes what it holds
+	memB, err := unix.FcntlInt(uintptr(seg.FD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	fds = append(fds, memB)
+	eventsB := [2]int{-1, -1}
+	for i := 0; i < nrings; i++ {
+		ev, err := unix.FcntlInt(uintptr(events[i]), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		fds = append(fds, ev)
+		eventsB[i] = ev
+	}
+	fa := PipeFiles{Mem: seg.FD, Sock: socks[0], Events: events, In: 0, Out: 1}
+	fb := PipeFiles{Mem: memB, Sock: socks[1], Events: eventsB, In: 1, Out: 0}
+	if !duplex {
+		fa.Out, fb.In = -1, -1
+		fa.In, fb.Out = 0, 0
+	}
+	a := openEnd(seg, fa)
+	segB, err := mapFD(memB, len(seg.Mem))
+	if err != nil {
+		a.files.Mem = -1
+		return fail(err)
+	}
+	b := openEnd(segB, fb)
+	return a, b, nil
+}
+
+// OpenPipeEnd opens an end from descriptors received from another process;
+// the end owns them from now on (also when it fails). The copy was counted
+// open by Reserve when it was pickled.
+func OpenPipeEnd(f PipeFiles) (*PipeEnd, error) {
+	closeAll := func() {
+		for _, fd := range []int{f.Mem, f.Sock, f.Events[0], f.Events[1]} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}
+	seg, err := MapSegment(f.Mem)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	bad := len(seg.Mem) < 16 || binary.LittleEndian.Uint32(seg.Mem[0:]) != pipeMagic
+	if !bad {
+		nrings := int(binary.LittleEndian.Uint32(seg.Mem[4:]))
+		size := binary.LittleEndian.Uint64(seg.Mem[8:])
+		bad = nrings < 1 || nrings > 2 || uint64(len(seg.Mem)) != pipeHeaderLen+uint64(nrings)*size ||
+			f.In >= nrings || f.Out >= nrings || (f.In >= 0 && f.Events[f.In] < 0) ||
+			(f.Out >= 0 && f.Events[f.Out] < 0)
+	}
+	if bad {
+		seg.Close()
+		f.Mem = -1
+		closeAll()
+		return nil, unix.EINVAL
+	}
+	return openEnd(seg, f), nil
+}
+
+func openEnd(seg *Segment, f PipeFiles) *PipeEnd {
+	size := binary.LittleEndian.Uint64(seg.Mem[8:])
+	side := f.In
+	if side < 0 {
+		side = 1 // the write end of a one-way pipe
+	}
+	e := &PipeEnd{files: f, seg: seg, epfd: -1,
+		open: seg.Word(offOpen + 4*side), peerOpen: seg.Word(offOpen + 4*(1-side))}
+	e.recvSpin.budget.Store(int64(spinFor))
+	e.sendSpin.budget.Store(int64(spinFor))
+	if f.In >= 0 {
+		e.in = newRing(seg, f.In, size, f.Events[f.In])
+	}
+	if f.Out >= 0 {
+		e.out = newRing(seg, f.Out, size, f.Events[f.Out])
+	}
+	return e
+}
+
+// Files returns the end's descriptors (still owned by the end), to be
+// duplicated for another process.
+func (e *PipeEnd) Files() PipeFiles { return e.files }
+
+// acquire holds the end open for an operation.
+func (e *PipeEnd) acquire() error {
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return unix.EBADF
+	}
+	return nil
+}
+
+func (e *PipeEnd) release() { e.mu.RUnlock() }
+
+// peerAlive reports ErrPeerClosed once the other end's socket hung up.
+func (e *PipeEnd) peerAlive() error {
+	fds := []unix.PollFd{{Fd: int32(e.files.Sock), Events: unix.POLLIN | unix.POLLRDHUP}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR) != 0 {
+			return ErrPeerClosed
+		}
+		return nil
+	}
+}
+
+// SendStep writes msg (preceded by its header) from offset *progress of the
+// framed message, waiting at most slice for room. It reports whether the
+// whole message is written. fds, when *progress is 0, are sent on the
+// socket first and announced in the header.
+func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Duration) (bool, error) {
+	if err := e.acquire(); err != nil {
+		return false, err
+	}
+	defer e.release()
+	r := e.out
+	if r == nil {
+		return false, unix.EBADF
+	}
+	if uint64(len(msg)) > maxMsgLen || len(fds) > 255 {
+		return false, unix.EMSGSIZE
+	}
+	total := msgHeader + len(msg)
+	if *progress == 0 {
+		// a send to a closed peer fails at once, as a write to a pipe does
+		if atomic.LoadUint32(e.peerOpen) == 0 {
+			return false, unix.EPIPE
+		}
+		if err := e.peerAlive(); err != nil {
+			return false, unix.EPIPE
+		}
+		if len(fds) > 0 {
+			rights := unix.UnixRights(fds...)
+			if err := unix.Sendmsg(e.files.Sock, []byte{0}, rights, nil, 0); err != nil {
+				return false, err
+			}
+		}
+	}
+	alive := func() error {
+		if err := e.peerAlive(); err != nil {
+			return unix.EPIPE
+		}
+		return nil
+	}
+	deadline := time.Now().Add(slice)
+	for {
+		tail := atomic.LoadUint64(r.tail)
+		free := r.size - (tail - atomic.LoadUint64(r.head))
+		if *progress == 0 && free >= msgHeader || *progress > 0 && free > 0 {
+			n := uint64(total - *progress)
+			if n > free {
+				n = free
+			}
+			pos := tail
+			done := uint64(0)
+			if *progress == 0 {
+				var hdr [msgHeader]byte
+				binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<56)
+				r.put(pos, hdr[:])
+				pos += msgHeader
+				done = msgHeader
+			}
+			body := msg[*progress+int(done)-msgHeader:]
+			k := n - done
+			r.put(pos, body[:k])
+			r.publish(tail + n)
+			*progress += int(n)
+			if *progress == total {
+				return true, nil
+			}
+			continue
+		}
+		left := time.Until(deadline)
+		if slice < 0 {
+			left = -1
+		} else if left <= 0 {
+			return false, nil
+		}
+		// wait for a good share of the ring to be free, not for one byte:
+		// a large message then moves in big copies, not in a ping-pong of
+		// small ones
+		need := uint64(total - *progress)
+		if need > r.size/4 {
+			need = r.size / 4
+		}
+		ok, err := wait(func() bool {
+			return r.size-(atomic.LoadUint64(r.tail)-atomic.LoadUint64(r.head)) >= need
+		}, r.writerSleeping, low(r.head), left, alive, &e.sendSpin)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+}
+
+// RecvHeaderStep waits at most slice for the next message's header and
+// consumes it. It reports whether it got one, the payload length and the
+// descriptors sent with it. At end of stream it returns ErrPeerClosed.
+func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, error) {
+	if err := e.acquire(); err != nil {
+		return false, 0, nil, err
+	}
+	defer e.release()
+	r := e.in
+	if r == nil {
+		return false, 0, nil, unix.EBADF
+	}
+	ok, err := wait(func() bool { return r.used() >= msgHeader }, r.readerSleeping, low(r.tail),
+		slice, e.peerAlive, &e.recvSpin)
+	if err != nil || !ok {
+		return false, 0, nil, err
+	}
+	head := atomic.LoadUint64(r.head)
+	var hdr [msgHeader]byte
+	r.get(head, hdr[:])
+	v := binary.LittleEndian.Uint64(hdr[:])
+	r.consume(head + msgHeader)
+	n, nfds := v&maxMsgLen, int(v>>56)
+	var fds []int
+	if nfds > 0 {
+		fds, err = e.recvFDs(nfds)
+		if err != nil {
+			return false, 0, nil, err
+		}
+	}
+	return true, n, fds, nil
+}
+
+func (e *PipeEnd) recvFDs(n int) ([]int, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*n))
+	for {
+		k, oobn, _, _, err := unix.Recvmsg(e.files.Sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			return nil, ErrPeerClosed
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, err
+		}
+		var fds []int
+		for _, m := range msgs {
+			got, err := unix.ParseUnixRights(&m)
+			if err == nil {
+				fds = append(fds, got...)
+			}
+		}
+		if len(fds) != n {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, unix.EBADMSG
+		}
+		return fds, nil
+	}
+}
+
+// RecvBodyStep copies the current message's payload into buf from offset
+// *progress, waiting at most slice for more of it. It reports whether buf
+// is full. A nil buf of length n discards n bytes.
+func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (bool, error) {
+	if err := e.acquire(); err != nil {
+		return false, err
+	}
+	defer e.release()
+	r := e.in
+	if r == nil {
+		return false, unix.EBADF
+	}
+	deadline := time.Now().Add(slice)
+	for *progress < len(buf) {
+		avail := r.used()
+		if avail > 0 {
+			n := uint64(len(buf) - *progress)
+			if n > avail {
+				n = avail
+			}
+			head := atomic.LoadUint64(r.head)
+			r.get(head, buf[*progress:*progress+int(n)])
+			r.consume(head + n)
+			*progress += int(n)
+			continue
+		}
+		left := time.Until(deadline)
+		if slice < 0 {
+			left = -1
+		} else if left <= 0 {
+			return false, nil
+		}
+		need := uint64(len(buf) - *progress)
+		if need > r.size/4 {
+			need = r.size / 4
+		}
+		ok, err := wait(func() bool { return r.used() >= need }, r.readerSleeping, low(r.tail),
+			left, e.peerAlive, &e.recvSpin)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// DiscardStep skips n bytes of the current payload (see RecvBodyStep).
+func (e *PipeEnd) DiscardStep(n int, progress *int, slice time.Duration) (bool, error) {
+	var scratch [64 << 10]byte
+	for *progress < n {
+		k := n - *progress
+		if k > len(scratch) {
+			k = len(scratch)
+		}
+		p := 0
+		done, err := e.RecvBodyStep(scratch[:k], &p, slice)
+		*progress += p
+		if err != nil || !done {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// PollStep waits at most slice for a message or the end of the stream.
+func (e *PipeEnd) PollStep(slice time.Duration) (bool, error) {
+	if err := e.acquire(); err != nil {
+		return false, err
+	}
+	defer e.release()
+	r := e.in
+	if r == nil {
+		return false, unix.EBADF
+	}
+	ok, err := wait(func() bool { return r.used() > 0 }, r.readerSleeping, low(r.tail), slice,
+		e.peerAlive, &e.recvSpin)
+	if err == ErrPeerClosed {
+		return true, nil
+	}
+	return ok, err
+}
+
+// Ready reports, without waiting, whether a receive would not block.
+func (e *PipeEnd) Ready() (bool, error) { return e.PollStep(0) }
+
+// Fileno returns a descriptor that is readable when a message waits or the
+// other end is closed: an epoll set of the incoming ring's eventfd and the
+// socket. A write-only end returns its socket.
+func (e *PipeEnd) Fileno() (int, error) {
+	if err := e.acquire(); err != nil {
+		return -1, err
+	}
+	defer e.release()
+	if e.in == nil {
+		return e.files.Sock, nil
+	}
+	e.in.arm()
+	if e.epfd >= 0 {
+		return e.epfd, nil
+	}
+	e.mu.RUnlock()
+	e.mu.Lock()
+	defer func() { e.mu.Unlock(); e.mu.RLock() }()
+	if e.closed {
+		return -1, unix.EBADF
+	}
+	if e.epfd >= 0 {
+		return e.epfd, nil
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	for _, fd := range []int{e.in.eventFD, e.files.Sock} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(ep)
+			return -1, err
+		}
+	}
+	e.epfd = ep
+	return ep, nil
+}
+
+// Close closes this end; a peer waiting on it wakes up and sees the end of
+// the stream once every copy of this end is closed.
+func (e *PipeEnd) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	atomic.AddUint32(e.open, ^uint32(0))
+	// hang up first, then wake the peer so that it sees the hang-up
+	err := unix.Close(e.files.Sock)
+	for _, r := range []*ring{e.in, e.out} {
+		if r != nil {
+			FutexWake(low(r.tail), 1<<30)
+			FutexWake(low(r.head), 1<<30)
+		}
+	}
+	for _, fd := range []int{e.files.Events[0], e.files.Events[1], e.epfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	if cerr := e.seg.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,304 @@
+package gomp
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const testSlice = 20 * time.Millisecond
+
+func send(t *testing.T, e *PipeEnd, msg []byte, fds ...int) error {
+	t.Helper()
+	p := 0
+	for {
+		done, err := e.SendStep(msg, fds, &p, testSlice)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func recv(t *testing.T, e *PipeEnd) ([]byte, []int, error) {
+	t.Helper()
+	var n uint64
+	var fds []int
+	for {
+		done, size, got, err := e.RecvHeaderStep(testSlice)
+		if err != nil {
+			return nil, nil, err
+		}
+		if done {
+			n, fds = size, got
+			break
+		}
+	}
+	buf := make([]byte, n)
+	p := 0
+	for {
+		done, err := e.RecvBodyStep(buf, &p, testSlice)
+		if err != nil {
+			return nil, nil, err
+		}
+		if done {
+			return buf, fds, nil
+		}
+	}
+}
+
+func newTestPipe(t *testing.T, duplex bool, size int) (*PipeEnd, *PipeEnd) {
+	t.Helper()
+	a, b, err := NewPipe(duplex, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestPipeMessagesOfManySizes(t *testing.T) {
+	a, b := newTestPipe(t, true, 8192)
+	rng := rand.New(rand.NewSource(1))
+	sizes := []int{0, 1, 7, 8, 9, 4095, 4096, 8191, 8192, 8193, 100000, 1 << 20}
+	for i := 0; i < 200; i++ {
+		sizes = append(sizes, rng.Intn(20000))
+	}
+	done := make(chan error, 1)
+	go func() {
+		for _, n := range sizes {
+			msg := make([]byte, n)
+			rng := rand.New(rand.NewSource(int64(n)))
+			rng.Read(msg)
+			if err := send(t, a, msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for _, n := range sizes {
+		got, _, err := recv(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, n)
+		rand.New(rand.NewSource(int64(n))).Read(want)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message of %d bytes came back as %d different bytes", n, len(got))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPipeEndOfStream(t *testing.T) {
+	a, b := newTestPipe(t, true, 0)
+	if err := send(t, a, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	got, _, err := recv(t, b)
+	if err != nil || string(got) != "last" {
+		t.Fatalf("a message sent before close must arrive: %q %v", got, err)
+	}
+	if _, _, err := recv(t, b); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("want ErrPeerClosed once drained, got %v", err)
+	}
+	if err := send(t, b, []byte("x")); err != unix.EPIPE {
+		t.Fatalf("want EPIPE sending to a closed end, got %v", err)
+	}
+	if _, _, err := recv(t, a); err != unix.EBADF {
+		t.Fatalf("want EBADF on a closed end, got %v", err)
+	}
+}
+
+func TestPipeCloseWakesABlockedReader(t *testing.T) {
+	a, b := newTestPipe(t, true, 0)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		a.Close()
+	}()
+	start := time.Now()
+	_, _, err := recv(t, b)
+	if !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("want ErrPeerClosed, got %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the reader woke %v after the close", d)
+	}
+}
+
+func TestPipeSimplexDirections(t *testing.T) {
+	r, w := newTestPipe(t, false, 0)
+	if err := send(t, r, []byte("x")); err != unix.EBADF {
+		t.Fatalf("the read end must not send: %v", err)
+	}
+	if _, _, err := recv(t, w); err != unix.EBADF {
+		t.Fatalf("the write end must not receive: %v", err)
+	}
+	if err := send(t, w, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := recv(t, r); err != nil || string(got) != "hi" {
+		t.Fatalf("got %q %v", got, err)
+	}
+}
+
+func readable(t *testing.T, fd int) bool {
+	t.Helper()
+	ok, err := WaitReadable(fd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestPipeFilenoReadiness(t *testing.T) {
+	a, b := newTestPipe(t, true, 0)
+	// a message sent before the descriptor was asked for counts too
+	if err := send(t, a, []byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := b.Fileno()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !readable(t, fd) {
+		t.Fatal("a waiting message must make the descriptor readable")
+	}
+	if _, _, err := recv(t, b); err != nil {
+		t.Fatal(err)
+	}
+	if readable(t, fd) {
+		t.Fatal("readable with nothing to read")
+	}
+	for i := 0; i < 3; i++ {
+		if err := send(t, a, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if !readable(t, fd) {
+			t.Fatal("not readable after a send")
+		}
+		if _, _, err := recv(t, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if readable(t, fd) {
+		t.Fatal("readable once drained")
+	}
+	a.Close()
+	if !readable(t, fd) {
+		t.Fatal("a closed peer must make the descriptor readable")
+	}
+}
+
+func TestPipePassesDescriptors(t *testing.T) {
+	a, b := newTestPipe(t, true, 0)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	if err := send(t, a, []byte("with fd"), p[1]); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(p[1])
+	msg, fds, err := recv(t, b)
+	if err != nil || string(msg) != "with fd" || len(fds) != 1 {
+		t.Fatalf("got %q %v %v", msg, fds, err)
+	}
+	if _, err := unix.Write(fds[0], []byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[0])
+	buf := make([]byte, 4)
+	if n, _ := unix.Read(p[0], buf); n != 1 || buf[0] != '!' {
+		t.Fatalf("the passed descriptor is not the pipe's write end")
+	}
+}
+
+func dupFiles(t *testing.T, f PipeFiles) PipeFiles {
+	t.Helper()
+	dup := func(fd int) int {
+		if fd < 0 {
+			return -1
+		}
+		n, err := unix.Dup(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	return PipeFiles{Mem: dup(f.Mem), Sock: dup(f.Sock),
+		Events: [2]int{dup(f.Events[0]), dup(f.Events[1])}, In: f.In, Out: f.Out}
+}
+
+func TestPipeReopenedEndKeepsThePeerAlive(t *testing.T) {
+	a, b := newTestPipe(t, true, 0)
+	// as when an end is passed to another process: a second copy
+	if err := b.Reserve(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := OpenPipeEnd(dupFiles(t, b.Files()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := send(t, a, []byte("to the copy")); err != nil {
+		t.Fatalf("one copy is still open: %v", err)
+	}
+	if got, _, err := recv(t, b2); err != nil || string(got) != "to the copy" {
+		t.Fatalf("got %q %v", got, err)
+	}
+	b2.Close()
+	if err := send(t, a, []byte("x")); err != unix.EPIPE {
+		t.Fatalf("want EPIPE once every copy is closed, got %v", err)
+	}
+}
+
+func TestOpenPipeEndRejectsOtherSegments(t *testing.T) {
+	seg, err := NewSegment("not-a-pipe", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, _ := unix.Dup(seg.FD)
+	seg.Close()
+	s, _ := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	defer unix.Close(s[1])
+	ev, _ := unix.Eventfd(0, 0)
+	if _, err := OpenPipeEnd(PipeFiles{Mem: fd, Sock: s[0], Events: [2]int{ev, -1}, In: 0, Out: 0}); err != unix.EINVAL {
+		t.Fatalf("want EINVAL, got %v", err)
+	}
+}
+
+func BenchmarkPipeRoundTrip(b *testing.B) {
+	x, y, err := NewPipe(true, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	defer y.Close()
+	t := &testing.T{}
+	go func() {
+		for {
+			msg, _, err := recv(t, y)
+			if err != nil {
+				return
+			}
+			if send(t, y, msg) != nil {
+				return
+			}
+		}
+	}()
+	msg := []byte("ping")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		send(t, x, msg)
+		recv(t, x)
+	}
+}
