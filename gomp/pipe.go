@@ -40,7 +40,7 @@ const (
 	pipeMagic     = 0x676f6d70 // "gomp"
 	pipeHeaderLen = 4096
 	// DefaultRingSize is the capacity of each direction's ring.
-	DefaultRingSize = 1 << 20
+	DefaultRingSize = 256 << 10
 	msgHeader       = 8
 	maxMsgLen       = 1<<56 - 1
 	// how long a waiting side spins before it sleeps

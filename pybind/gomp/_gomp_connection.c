@@ -61,7 +61,7 @@ gomp_symbol gomp_connection_symbols[] = {
 #define MSG_HEADER 8
 #define MSG_LEN_MASK ((1ULL << 56) - 1)
 /* larger messages go through Go, which copies them with the GIL released */
-#define FAST_MAX (256 * 1024)
+#define FAST_MAX (64 * 1024)
 
 typedef struct {
     char *in_ctl, *in_data;   /* ring this end reads, or NULL */
