@@ -160,49 +160,42 @@ func eventWrite(fd int) {
 
 var multiCPU = runtime.NumCPU() > 1
 
-// spinner adapts how long a side spins before it sleeps. Spinning pays when
-// the other side runs on another CPU and answers within microseconds; when
-// both share one CPU (a busy machine) it only delays the other side, so a
-// spin that runs out halves the budget, and below a minimum the side
-// sleeps at once, trying a full spin again once in a while.
+// spinner decides whether a side spins before it sleeps. Spinning pays
+// when the other side answers within microseconds; the spin yields the CPU
+// between checks after its first microsecond, so that the other side runs
+// even when both share one CPU. When spins keep running out (the other
+// side is slow, or the machine busy) the side sleeps at once, and tries a
+// spin again once in a while.
 type spinner struct {
-	budget atomic.Int64 // nanoseconds
-	tries  atomic.Uint32
+	failures atomic.Uint32 // spins in a row that ran out
+	skipped  atomic.Uint32
 }
 
 const (
-	spinMin   = 2 * time.Microsecond
-	spinProbe = 64 // waits between two full spins once spinning stopped paying
+	spinGiveUp = 8  // spins in a row that run out before spinning stops
+	spinProbe  = 64 // waits between two spins once it stopped
 )
 
 func (s *spinner) spin(ready func() bool) bool {
 	if !multiCPU {
 		return false
 	}
-	budget := time.Duration(s.budget.Load())
-	if budget < spinMin {
-		if s.tries.Add(1)%spinProbe != 0 {
-			return false
-		}
-		budget = spinFor
+	if s.failures.Load() >= spinGiveUp && s.skipped.Add(1)%spinProbe != 0 {
+		return false
 	}
 	start := time.Now()
 	for i := 0; ; i++ {
 		if i >= 256 {
-			// past the first microseconds, give the CPU away between
-			// checks: if the other side waits for this CPU it runs now
+			// give the CPU away between checks: if the other side waits
+			// for this CPU it runs now
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 		if ready() {
-			b := 2 * budget
-			if b > spinFor {
-				b = spinFor
-			}
-			s.budget.Store(int64(b))
+			s.failures.Store(0)
 			return true
 		}
-		if (i%64 == 63 || i >= 256) && time.Since(start) > budget {
-			s.budget.Store(int64(budget / 2))
+		if (i%64 == 63 || i >= 256) && time.Since(start) > spinFor {
+			s.failures.Add(1)
 			return false
 		}
 	}
@@ -427,8 +420,6 @@ func openEnd(seg *Segment, f PipeFiles) *PipeEnd {
 	}
 	e := &PipeEnd{files: f, seg: seg, epfd: -1,
 		open: seg.Word(offOpen + 4*side), peerOpen: seg.Word(offOpen + 4*(1-side))}
-	e.recvSpin.budget.Store(int64(spinFor))
-	e.sendSpin.budget.Store(int64(spinFor))
 	if f.In >= 0 {
 		e.in = newRing(seg, f.In, size, f.Events[f.In])
 	}
