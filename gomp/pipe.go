@@ -289,8 +289,9 @@ func (e *PipeEnd) Reserve() error {
 // Layout describes the mapped segment for code that copies small messages
 // in and out of the rings itself (the C fast path): the address of the
 // mapping, the ring size, the rings read and written (-1: none), their
-// eventfds, and the offsets of the two open counts.
-func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen int) {
+// eventfds, the offsets of the two open counts, and the socket.
+func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen,
+	sock int) {
 	base = uintptr(unsafe.Pointer(&e.seg.Mem[0]))
 	ringSize = binary.LittleEndian.Uint64(e.seg.Mem[8:])
 	in, out, evIn, evOut = e.files.In, e.files.Out, -1, -1
@@ -302,6 +303,7 @@ func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut,
 	}
 	open = int(uintptr(unsafe.Pointer(e.open)) - base)
 	peerOpen = int(uintptr(unsafe.Pointer(e.peerOpen)) - base)
+	sock = e.files.Sock
 	return
 }
 

@@ -528,3 +528,21 @@ def test_connections_passed_in_a_message_leave_no_descriptors():
         x2.close()
         y2.close()
     assert _open_fds() == before
+
+
+@pytest.mark.timeout(60)
+def test_send_to_a_killed_peer_fails_soon():
+    # a killed process never closes its end; its socket tells
+    a, b = gomp.Pipe()
+    p = gomp.Process(target=T.echo, args=(b,))
+    p.start()
+    b.close()
+    a.send(1)
+    assert a.recv() == 1
+    p.kill()
+    p.join(10)
+    time.sleep(0.05)
+    with pytest.raises(BrokenPipeError):
+        for _ in range(100):
+            a.send("into the void")
+            time.sleep(0.001)

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -69,7 +70,14 @@ typedef struct {
     uint64_t size;
     int in_ev, out_ev;
     uint32_t *peer_open;
+    int sock;
+    long long alive_checked; /* when the socket last showed the peer alive */
 } pipe_view;
+
+/* A fast send looks at the socket at most this often: a peer that died
+ * (and so never closed its end) is noticed within this time, without a
+ * system call per message. */
+#define ALIVE_CHECK_NS (10 * 1000 * 1000LL)
 
 /* by handle (Go reuses the handles of closed ends, so this stays small);
  * only touched with the GIL held */
@@ -79,7 +87,7 @@ static int nviews;
 static int
 view_add(int h)
 {
-    long long l[8];
+    long long l[9];
     int rc = go_pipe_layout(h, l);
     if (rc < 0) {
         gomp_errno_error(rc);
@@ -114,6 +122,7 @@ view_add(int h)
     v->in_ev = (int)l[4];
     v->out_ev = (int)l[5];
     v->peer_open = (uint32_t *)(base + l[7]);
+    v->sock = (int)l[8];
     PyMem_Free(views[h]);
     views[h] = v;
     return 0;
@@ -172,6 +181,13 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
     char *c = v->out_ctl;
     if (c == NULL || n > FAST_MAX || __atomic_load_n(v->peer_open, __ATOMIC_SEQ_CST) == 0)
         return 0;
+    long long now = gomp_now_ns();
+    if (now - v->alive_checked > ALIVE_CHECK_NS) {
+        struct pollfd p = {v->sock, POLLIN | POLLRDHUP, 0};
+        if (poll(&p, 1, 0) != 0)
+            return 0; /* hung up, or descriptors pending: Go decides */
+        v->alive_checked = now;
+    }
     uint64_t tail = __atomic_load_n(RING_TAIL(c), __ATOMIC_RELAXED);
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_ACQUIRE);
     if (v->size - (tail - head) < MSG_HEADER + n)
