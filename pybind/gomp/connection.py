@@ -9,14 +9,12 @@ may be the stdlib's.
 from __future__ import annotations
 
 import errno
-import io
 import itertools
 import os
 import pickle
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 from typing import Any, Iterable, List, Optional, Tuple
