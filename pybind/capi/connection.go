@@ -248,3 +248,12 @@ func GompPipeLayout(h C.int, out *C.longlong) C.int {
 	res[6], res[7], res[8] = C.longlong(open), C.longlong(peerOpen), C.longlong(sock)
 	return 0
 }
+
+// GompPipeSendAbort releases a send that was interrupted between steps.
+//
+//export GompPipeSendAbort
+func GompPipeSendAbort(h C.int) {
+	if e := pipeGet(h); e != nil {
+		e.SendAbort()
+	}
+}
