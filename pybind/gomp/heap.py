@@ -1,0 +1,160 @@
+"""Shared memory for gomp's own objects (the stdlib's ``multiprocessing.heap``).
+
+Every lock, semaphore, condition and event lives in a small segment of its
+own, and ctypes objects (``Value``, ``Array`` ...) are carved out of larger
+arenas. A segment is an anonymous memfd mapped by the Go core: it has no
+name in /dev/shm, so nothing outlives the processes that use it, however
+they die. Children get segments as descriptors passed at start, and map
+each one once however many objects travel in it.
+"""
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+import threading
+import weakref
+from typing import Any, Dict, List, Tuple
+
+from . import _core
+from . import context
+from .reduction import ForkingPickler
+
+__all__ = ["Segment", "new_segment", "Heap", "BufferWrapper"]
+
+# the C type; the Go core is loaded only when one is made
+Segment, _ = _core.ext().sync_types()
+
+# segments mapped in this process, by inode, so that a segment that comes
+# back (several objects in one arena, a lock passed twice) is mapped once
+_mapped: "weakref.WeakValueDictionary[Tuple[int, int], Any]" = weakref.WeakValueDictionary()
+_mapped_lock = threading.Lock()
+
+
+def _key(fd: int) -> Tuple[int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino)
+
+
+def new_segment(size: int, name: str = "segment") -> Any:
+    """A new zero-filled segment of at least size bytes."""
+    _core.go()
+    seg = Segment(size, name)
+    with _mapped_lock:
+        _mapped[_key(seg.fd)] = seg
+    return seg
+
+
+def _rebuild_segment(dupfd: Any) -> Any:
+    fd = dupfd.detach()
+    _core.go()
+    key = _key(fd)
+    with _mapped_lock:
+        seg = _mapped.get(key)
+        if seg is not None and not seg.closed:
+            os.close(fd)
+            return seg
+        seg = Segment.from_fd(fd)
+        _mapped[key] = seg
+        return seg
+
+
+def _reduce_segment(seg: Any) -> Any:
+    popen = context.get_spawning_popen()
+    if popen is None:
+        raise RuntimeError("gomp shared memory can only be passed to a process as an "
+                           "argument when it starts (or through a Pool initializer)")
+    return _rebuild_segment, (popen.DupFd(popen.duplicate_for_child(seg.fd)),)
+
+
+ForkingPickler.register(Segment, _reduce_segment)
+
+
+class Heap:
+    """A first-fit allocator over arenas (segments of ARENA_SIZE bytes or,
+    for large objects, of their own size). Blocks are 16-byte aligned.
+    Freed blocks are merged with free neighbours."""
+
+    ARENA_SIZE = 1 << 20
+    ALIGN = 16
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._arenas: List[Any] = []
+        # per arena: sorted starts and, in step, stops of its free extents
+        self._free: Dict[int, Tuple[List[int], List[int]]] = {}
+
+    def malloc(self, size: int) -> Tuple[Any, int, int]:
+        """A block of at least size bytes: (arena, start, stop)."""
+        if size < 0:
+            raise ValueError("Size {0:n} out of range".format(size))
+        size = max(self.ALIGN, (size + self.ALIGN - 1) & ~(self.ALIGN - 1))
+        with self._lock:
+            for i, arena in enumerate(self._arenas):
+                starts, stops = self._free[i]
+                for j in range(len(starts)):
+                    if stops[j] - starts[j] >= size:
+                        start = starts[j]
+                        if stops[j] - start == size:
+                            del starts[j], stops[j]
+                        else:
+                            starts[j] = start + size
+                        return arena, start, start + size
+            arena_size = max(self.ARENA_SIZE,
+                             (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1))
+            arena = new_segment(arena_size, "heap")
+            self._arenas.append(arena)
+            i = len(self._arenas) - 1
+            self._free[i] = ([size], [arena_size]) if size < arena_size else ([], [])
+            return arena, 0, size
+
+    def free(self, block: Tuple[Any, int, int]) -> None:
+        arena, start, stop = block
+        with self._lock:
+            for i, a in enumerate(self._arenas):
+                if a is arena:
+                    break
+            else:
+                return
+            starts, stops = self._free[i]
+            j = bisect.bisect_left(starts, start)
+            # merge with the extent after, then with the one before
+            if j < len(starts) and starts[j] == stop:
+                stop = stops[j]
+                del starts[j], stops[j]
+            if j > 0 and stops[j - 1] == start:
+                stops[j - 1] = stop
+            else:
+                starts.insert(j, start)
+                stops.insert(j, stop)
+
+
+_heap = Heap()
+
+
+class BufferWrapper:
+    """A block of the heap that is freed when the last object made in it,
+    in the process that allocated it, goes away."""
+
+    def __init__(self, size: int) -> None:
+        arena, start, stop = _heap.malloc(size)
+        self._state = (arena, start, size)
+        self._owner = os.getpid()
+        self._block = (arena, start, stop)
+        # a reused block holds old data: objects start zero-filled
+        memoryview(arena)[start:start + size] = bytes(size)
+
+    def create_memoryview(self) -> memoryview:
+        arena, start, size = self._state
+        return memoryview(arena)[start:start + size]
+
+    def __getstate__(self) -> Any:
+        return self._state
+
+    def __setstate__(self, state: Any) -> None:
+        self._state = state
+        self._owner = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_owner", None) == os.getpid():
+            _heap.free(self._block)
