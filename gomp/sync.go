@@ -166,26 +166,42 @@ func (r *LockRecord) ownerDead(v uint32) bool {
 	return ProcessDead(owner, start)
 }
 
-// spin polls the word for a free lock a bounded number of times before
-// sleeping: on a handoff between two processes on different cores the
-// lock is usually freed within a few microseconds, far less than the
-// cost of a futex sleep and wake.
-func (r *LockRecord) spin(pid uint32, start uint64, n int) bool {
-	for i := 0; i < n; i++ {
-		if atomic.LoadUint32(&r.Word) == 0 && r.TryLock(pid, start) {
-			return true
+// spin polls the word for a free lock for up to budget before sleeping:
+// on a handoff between two processes on different cores the lock is
+// usually freed within a few microseconds, less than a futex sleep and
+// wake cost the two sides together.
+func (r *LockRecord) spin(pid uint32, start uint64, budget time.Duration) bool {
+	return spinUntil(budget, func() bool {
+		return atomic.LoadUint32(&r.Word) == 0 && r.TryLock(pid, start)
+	})
+}
+
+// spinUntil polls try for up to budget (reading the clock every 64 polls).
+func spinUntil(budget time.Duration, try func() bool) bool {
+	if budget <= 0 {
+		return false
+	}
+	end := time.Now().Add(budget)
+	for {
+		for i := 0; i < 64; i++ {
+			if try() {
+				return true
+			}
+		}
+		if time.Now().After(end) {
+			return false
 		}
 	}
-	return false
 }
 
 // LockWait tries to take the lock for pid during at most slice (spinning
-// first if spin > 0). It returns acquired, and dead != 0 when it took the
-// lock over from that dead process. At the end of a slice the owner is
+// first for up to spin). It returns acquired, spun when it got the lock
+// while spinning, and dead != 0 when it took the lock over from that dead
+// process. At the end of a slice the owner is
 // checked, so a lock held by a dead process is recovered within a slice.
-func (r *LockRecord) LockWait(pid uint32, start uint64, slice time.Duration, spin int) (acquired bool, dead uint32) {
+func (r *LockRecord) LockWait(pid uint32, start uint64, slice, spin time.Duration) (acquired, spun bool, dead uint32) {
 	if r.spin(pid, start, spin) {
-		return true, 0
+		return true, true, 0
 	}
 	deadline := time.Now().Add(slice)
 	for {
@@ -194,7 +210,7 @@ func (r *LockRecord) LockWait(pid uint32, start uint64, slice time.Duration, spi
 			// we cannot know whether others sleep: keep the flag
 			if atomic.CompareAndSwapUint32(&r.Word, 0, pid|LockWaiters) {
 				r.setOwner(pid, start)
-				return true, 0
+				return true, false, 0
 			}
 			continue
 		}
@@ -213,17 +229,17 @@ func (r *LockRecord) LockWait(pid uint32, start uint64, slice time.Duration, spi
 			break
 		}
 		if err != nil {
-			return false, 0 // EINTR: let the caller look at signals
+			return false, false, 0 // EINTR: let the caller look at signals
 		}
 	}
 	v := atomic.LoadUint32(&r.Word)
 	if v != 0 && r.ownerDead(v) {
 		if atomic.CompareAndSwapUint32(&r.Word, v, pid|LockWaiters) {
 			r.setOwner(pid, start)
-			return true, v &^ LockWaiters
+			return true, false, v &^ LockWaiters
 		}
 	}
-	return false, 0
+	return false, false, 0
 }
 
 // TryAcquire takes one unit if one is available (no holder bookkeeping).
@@ -247,20 +263,19 @@ func (s *SemRecord) Release() {
 	}
 }
 
-// SemWait takes one unit during at most slice. Holder bookkeeping is the
+// SemWait takes one unit during at most slice (spinning first for up to
+// spin; spun tells whether that got it). Holder bookkeeping is the
 // caller's (it is done for the fast path too). At the end of a slice the
 // holders are checked and the units of dead ones returned; dead names
 // one of them.
-func (s *SemRecord) SemWait(slice time.Duration, spin int) (acquired bool, dead uint32) {
-	for i := 0; i < spin; i++ {
-		if atomic.LoadUint32(&s.Count) != 0 && s.TryAcquire() {
-			return true, 0
-		}
+func (s *SemRecord) SemWait(slice, spin time.Duration) (acquired, spun bool, dead uint32) {
+	if spinUntil(spin, func() bool { return atomic.LoadUint32(&s.Count) != 0 && s.TryAcquire() }) {
+		return true, true, 0
 	}
 	deadline := time.Now().Add(slice)
 	for {
 		if s.TryAcquire() {
-			return true, 0
+			return true, false, 0
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -273,11 +288,11 @@ func (s *SemRecord) SemWait(slice time.Duration, spin int) (acquired bool, dead 
 			break
 		}
 		if err != nil {
-			return false, 0
+			return false, false, 0
 		}
 	}
 	dead = s.Recover()
-	return s.TryAcquire(), dead
+	return s.TryAcquire(), false, dead
 }
 
 // Recover returns the units held by processes that died, without raising

@@ -52,7 +52,7 @@ func TestLockMutualExclusion(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
 				for !r.TryLock(pid, start) {
-					if ok, _ := r.LockWait(pid, start, 20*time.Millisecond, 10); ok {
+					if ok, _, _ := r.LockWait(pid, start, 20*time.Millisecond, time.Microsecond); ok {
 						break
 					}
 				}
@@ -79,7 +79,7 @@ func TestLockOfDeadOwnerIsRecovered(t *testing.T) {
 		t.Fatal("fresh lock not free")
 	}
 	pid, start := Self()
-	ok, from := r.LockWait(pid, start, 10*time.Millisecond, 0)
+	ok, _, from := r.LockWait(pid, start, 10*time.Millisecond, 0)
 	if !ok || from != dead {
 		t.Fatalf("got %v from %d, want recovery from %d", ok, from, dead)
 	}
@@ -93,12 +93,12 @@ func TestLockOfLiveOwnerIsNotTaken(t *testing.T) {
 	r := LockAt(unsafe.Pointer(&a.Mem[0]))
 	pid, start := Self()
 	r.TryLock(pid, start)
-	if ok, _ := r.LockWait(pid, start, 10*time.Millisecond, 0); ok {
+	if ok, _, _ := r.LockWait(pid, start, 10*time.Millisecond, 0); ok {
 		t.Fatal("took a lock its live owner holds")
 	}
 	// a recycled pid: live process, other start time
 	r.setOwner(pid, start+1)
-	if ok, from := r.LockWait(pid, start, 10*time.Millisecond, 0); !ok || from != pid {
+	if ok, _, from := r.LockWait(pid, start, 10*time.Millisecond, 0); !ok || from != pid {
 		t.Fatal("did not recover a lock whose pid was reused")
 	}
 }
@@ -114,7 +114,7 @@ func TestSemaphoreRecoversUnitsOfDeadHolder(t *testing.T) {
 		}
 		s.Took(dead, 0)
 	}
-	ok, from := s.SemWait(10*time.Millisecond, 0)
+	ok, _, from := s.SemWait(10*time.Millisecond, 0)
 	if !ok || from != dead {
 		t.Fatalf("got %v from %d", ok, from)
 	}
@@ -130,7 +130,7 @@ func TestSemaphoreRecoveryDoesNotInflateSignals(t *testing.T) {
 	s.Release()
 	s.TryAcquire()
 	s.Took(deadPid(t), 0)
-	if ok, _ := s.SemWait(10*time.Millisecond, 0); ok {
+	if ok, _, _ := s.SemWait(10*time.Millisecond, 0); ok {
 		t.Fatal("recovery made a unit out of nothing")
 	}
 }
@@ -140,7 +140,7 @@ func TestSemWaitWakes(t *testing.T) {
 	s1, s2 := SemAt(unsafe.Pointer(&a.Mem[0])), SemAt(unsafe.Pointer(&b.Mem[0]))
 	done := make(chan bool)
 	go func() {
-		ok, _ := s1.SemWait(time.Second, 0)
+		ok, _, _ := s1.SemWait(time.Second, 0)
 		done <- ok
 	}()
 	time.Sleep(5 * time.Millisecond)

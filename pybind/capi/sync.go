@@ -82,32 +82,39 @@ func GompSelf(outPid *C.uint, outStart *C.ulonglong) {
 	*outStart = C.ulonglong(start)
 }
 
-// GompLockWait waits up to sliceNs for the lock record at rec. Returns 1
-// when it took the lock (outDead: the dead owner it took it from, or 0).
-//
-//export GompLockWait
-func GompLockWait(rec unsafe.Pointer, sliceNs C.longlong, spin C.int, outDead *C.uint) C.int {
-	pid, start := gomp.Self()
-	ok, dead := gomp.LockAt(rec).LockWait(pid, start, time.Duration(sliceNs), int(spin))
-	*outDead = C.uint(dead)
-	if ok {
+// acquiredCode: 0 not acquired, 1 acquired after sleeping, 2 acquired
+// while spinning (the caller tunes how long it spins by it).
+func acquiredCode(ok, spun bool) C.int {
+	switch {
+	case spun:
+		return 2
+	case ok:
 		return 1
 	}
 	return 0
 }
 
-// GompSemWait waits up to sliceNs for a unit of the semaphore at rec.
-// Returns 1 when it took one; outDead names a dead holder whose units were
+// GompLockWait waits up to sliceNs (spinning first for spinNs) for the
+// lock record at rec. Returns acquiredCode; outDead is the dead owner it
+// took the lock from, or 0.
+//
+//export GompLockWait
+func GompLockWait(rec unsafe.Pointer, sliceNs C.longlong, spinNs C.longlong, outDead *C.uint) C.int {
+	pid, start := gomp.Self()
+	ok, spun, dead := gomp.LockAt(rec).LockWait(pid, start, time.Duration(sliceNs), time.Duration(spinNs))
+	*outDead = C.uint(dead)
+	return acquiredCode(ok, spun)
+}
+
+// GompSemWait waits up to sliceNs (spinning first for spinNs) for a unit
+// of the semaphore at rec. Returns acquiredCode; outDead names a dead holder whose units were
 // given back, or is 0.
 //
 //export GompSemWait
-func GompSemWait(rec unsafe.Pointer, sliceNs C.longlong, spin C.int, outDead *C.uint) C.int {
-	ok, dead := gomp.SemAt(rec).SemWait(time.Duration(sliceNs), int(spin))
+func GompSemWait(rec unsafe.Pointer, sliceNs C.longlong, spinNs C.longlong, outDead *C.uint) C.int {
+	ok, spun, dead := gomp.SemAt(rec).SemWait(time.Duration(sliceNs), time.Duration(spinNs))
 	*outDead = C.uint(dead)
-	if ok {
-		return 1
-	}
-	return 0
+	return acquiredCode(ok, spun)
 }
 
 // GompSemRecover gives back the units of dead holders; returns a dead pid

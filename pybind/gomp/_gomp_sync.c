@@ -48,8 +48,18 @@ _Static_assert(offsetof(sem_record, holders) == 64, "sem_record must match gomp.
 #define KIND_LOCK 0
 #define KIND_RLOCK 1
 #define KIND_SEMAPHORE 2
-/* polls of a busy word before sleeping (see LockRecord.spin) */
-#define SPIN 2000
+/* How long to poll a busy word before sleeping (see LockRecord.spin),
+ * adapted per process: doubled (up to SPIN_MAX_NS) when polling got the
+ * lock, halved when it did not. Polling pays off when the holder runs on
+ * another core and lets go within microseconds (a handoff between two
+ * processes); on a loaded machine it only burns the time the holder needs,
+ * so it dies down to nothing, and is retried after SPIN_RETRY sleeps. */
+#define SPIN_START_NS 8000
+#define SPIN_MIN_NS 1000
+#define SPIN_MAX_NS 40000
+#define SPIN_RETRY 64
+static long long spin_ns = SPIN_START_NS;
+static int sleeps_without_spin;
 /* a failed non-blocking acquire looks for a dead holder at most this often */
 #define RECOVER_EVERY_NS (20 * 1000 * 1000LL)
 
@@ -57,8 +67,8 @@ static int (*go_seg_new)(char *, long long, int *, void **);
 static int (*go_seg_map)(int, void **, long long *);
 static int (*go_seg_close)(void *);
 static void (*go_self)(unsigned *, unsigned long long *);
-static int (*go_lock_wait)(void *, long long, int, unsigned *);
-static int (*go_sem_wait)(void *, long long, int, unsigned *);
+static int (*go_lock_wait)(void *, long long, long long, unsigned *);
+static int (*go_sem_wait)(void *, long long, long long, unsigned *);
 static unsigned (*go_sem_recover)(void *);
 static unsigned (*go_lock_recover)(void *);
 static int (*go_word_wait)(void *, unsigned, long long);
@@ -601,7 +611,7 @@ sem_try(SemLockObject *self)
 
 typedef struct {
     SemLockObject *self;
-    int spin;
+    long long spin;
     unsigned dead;
 } acquire_arg;
 
@@ -707,8 +717,19 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
                 Py_RETURN_FALSE;
         }
     } else {
-        acquire_arg a = {self, SPIN, 0};
+        long long spin = spin_ns;
+        if (spin == 0 && ++sleeps_without_spin >= SPIN_RETRY) {
+            sleeps_without_spin = 0;
+            spin = SPIN_MIN_NS;
+        }
+        acquire_arg a = {self, spin, 0};
         int rc = gomp_wait_sliced(acquire_step, &a, timeout_ns);
+        if (spin > 0) {
+            if (rc == 2)
+                spin_ns = spin * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : spin * 2;
+            else
+                spin_ns = spin / 2 < SPIN_MIN_NS ? 0 : spin / 2;
+        }
         if (rc < 0)
             return NULL;
         if (rc == 0)
