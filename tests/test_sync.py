@@ -445,3 +445,16 @@ def test_same_as_stdlib_for_lock_errors():
         r = ctx.RLock()
         with pytest.raises(AssertionError):
             r.release()
+
+
+@pytest.mark.timeout(60)
+def test_lock_example_prints_each_line_whole():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "pybind"))
+    out = subprocess.run([sys.executable, os.path.join(root, "examples", "lock.py")],
+                         capture_output=True, text=True, env=env, timeout=50)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.splitlines()) == sorted("hello world %d" % i for i in range(10))
