@@ -39,7 +39,8 @@ type LockRecord struct {
 	Thread     uint64 // RLock: owning thread (meaningful to its process only)
 	Count      uint32 // RLock: recursion depth
 	Kind       uint32
-	_          [32]byte
+	_          [28]byte
+	Refs       uint32 // processes' references (kept by the Python side)
 }
 
 // SemSlots is the number of per-process holder records of a semaphore.
@@ -64,7 +65,8 @@ type SemRecord struct {
 	Initial uint32 // recovery never raises Count past what was handed out
 	Max     uint32 // BoundedSemaphore's bound (0: unbounded)
 	Kind    uint32
-	_       [44]byte
+	_       [40]byte
+	Refs    uint32 // as in LockRecord
 	Holders [SemSlots]SemHolder
 }
 

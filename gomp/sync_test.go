@@ -154,3 +154,14 @@ func TestSemWaitWakes(t *testing.T) {
 		t.Fatal("not woken")
 	}
 }
+
+func TestRecordLayout(t *testing.T) {
+	// mirrored in pybind/gomp/_gomp_sync.c and gomp/heap.py (REFS)
+	if unsafe.Sizeof(LockRecord{}) != 64 || unsafe.Offsetof(LockRecord{}.Refs) != 60 {
+		t.Fatal("LockRecord layout changed")
+	}
+	if unsafe.Offsetof(SemRecord{}.Refs) != 60 || unsafe.Offsetof(SemRecord{}.Holders) != 64 ||
+		unsafe.Sizeof(SemRecord{}) != 64+SemSlots*16 {
+		t.Fatal("SemRecord layout changed")
+	}
+}

@@ -3,6 +3,7 @@ the stdlib's semantics, in one process and across processes."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import threading
 import time
@@ -458,3 +459,56 @@ def test_lock_example_prints_each_line_whole():
                          capture_output=True, text=True, env=env, timeout=50)
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.splitlines()) == sorted("hello world %d" % i for i in range(10))
+
+
+# --- records in shared arenas ---------------------------------------------------------
+
+
+def test_many_objects_use_few_descriptors():
+    before = len(os.listdir("/proc/self/fd"))
+    objs = [gomp.Lock() for _ in range(3000)] + [gomp.Semaphore() for _ in range(300)]
+    objs += [gomp.Value("i") for _ in range(1000)] + [gomp.Event() for _ in range(500)]
+    assert len(os.listdir("/proc/self/fd")) - before < 40
+    assert all(o.acquire(False) for o in objs[:3300])
+
+
+def _sync_arenas():
+    with open("/proc/self/maps") as f:
+        return sum("memfd:gomp:sync" in line for line in f)
+
+
+def test_freed_records_are_reused():
+    gomp.Lock()
+    before = _sync_arenas()
+    for _ in range(5000):
+        lock = gomp.Lock()
+        del lock
+    assert _sync_arenas() - before <= 1  # an arena has 1024 slots
+
+
+def _hold_and_report(lock, held, stop, ok):
+    lock.acquire()
+    held.set()
+    stop.wait(10)
+    try:
+        lock.release()
+        ok.value = 1
+    except ValueError:
+        ok.value = 2
+
+
+@pytest.mark.timeout(30)
+def test_record_of_a_dropped_lock_is_not_reused_while_a_child_has_it():
+    lock, held, stop, ok = gomp.Lock(), gomp.Event(), gomp.Event(), gomp.Value("i", 0)
+    where = (lock._rec.seg.fd, lock._rec.off)
+    p = gomp.Process(target=_hold_and_report, args=(lock, held, stop, ok))
+    p.start()
+    assert held.wait(10)
+    del lock
+    new = [gomp.Lock() for _ in range(200)]
+    assert where not in [(x._rec.seg.fd, x._rec.off) for x in new]
+    assert all(x.acquire(False) for x in new)
+    stop.set()
+    p.join(10)
+    assert ok.value == 1
+    assert all(x._get_value() == 0 for x in new)

@@ -239,7 +239,7 @@ def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
         assert len(children) == 2
         time.sleep(0.2)  # in the middle of the work
         pids = [proc.pid] + children
-        assert all(_gomp_segments(pid) >= 6 for pid in pids)
+        assert all(_gomp_segments(pid) >= 2 for pid in pids)
         os.killpg(proc.pid, signal.SIGKILL)
         for pid in children:
             os.kill(pid, signal.SIGKILL)

@@ -25,7 +25,8 @@ typedef struct {
     uint64_t thread;      /* RLock: owning thread of the owning process */
     uint32_t count;       /* RLock: recursion depth */
     uint32_t kind;
-    char pad[32];
+    char pad[28];
+    uint32_t refs; /* references held by processes (see gomp/heap.py) */
 } lock_record;
 
 typedef struct {
@@ -36,12 +37,15 @@ typedef struct {
 #define SEM_SLOTS 64
 typedef struct {
     uint32_t count, waiters, initial, max, kind;
-    char pad[44];
+    char pad[40];
+    uint32_t refs;
     sem_holder holders[SEM_SLOTS];
 } sem_record;
 
 _Static_assert(sizeof(lock_record) == 64, "lock_record must match gomp.LockRecord");
 _Static_assert(offsetof(sem_record, holders) == 64, "sem_record must match gomp.SemRecord");
+_Static_assert(offsetof(lock_record, refs) == 60 && offsetof(sem_record, refs) == 60,
+               "the reference count is at offset 60 of every record");
 
 #define LOCK_WAITERS 0x80000000u
 #define SLOT_RECLAIMING 0xffffffffu

@@ -1,8 +1,9 @@
 """Shared memory for gomp's own objects (the stdlib's ``multiprocessing.heap``).
 
-Every lock, semaphore, condition and event lives in a small segment of its
-own, and ctypes objects (``Value``, ``Array`` ...) are carved out of larger
-arenas. A segment is an anonymous memfd mapped by the Go core: it has no
+Locks, semaphores, conditions and events are records of 64 bytes (1088
+for a semaphore) carved out of shared arenas (see :class:`SyncHeap`), and
+ctypes objects (``Value``, ``Array`` ...) blocks of other arenas (see
+:class:`Heap`). A segment is an anonymous memfd mapped by the Go core: it has no
 name in /dev/shm, so nothing outlives the processes that use it, however
 they die. Children get segments as descriptors passed at start, and map
 each one once however many objects travel in it.
@@ -20,7 +21,7 @@ from . import _core
 from . import context
 from .reduction import ForkingPickler
 
-__all__ = ["Segment", "new_segment", "Heap", "BufferWrapper"]
+__all__ = ["Segment", "new_segment", "Heap", "BufferWrapper", "SyncHeap", "Record", "new_record"]
 
 # the C type; the Go core is loaded only when one is made
 Segment, _ = _core.ext().sync_types()
@@ -158,3 +159,87 @@ class BufferWrapper:
     def __del__(self) -> None:
         if getattr(self, "_owner", None) == os.getpid():
             _heap.free(self._block)
+
+
+# Every record keeps at byte 60 the number of references processes hold
+# to it (gomp/sync.go: LockRecord.Refs), so that the process that made it
+# reuses its slot only once no other process can still use it.
+REFS = 60
+RECORD_ALIGN = 64
+
+
+class Record:
+    """A reference to a record in a sync arena: (segment, offset). The
+    process that allocated it gives the slot back when its last reference
+    goes; a reference pickled for a process being started counts as one
+    more until that process drops it (a process that dies holding one
+    leaves the slot unused, never reused while in use)."""
+
+    __slots__ = ("seg", "off", "_owner")
+
+    def __init__(self, seg: Any, off: int, owner: Any) -> None:
+        self.seg, self.off, self._owner = seg, off, owner
+
+    def __reduce__(self) -> Any:
+        if context.get_spawning_popen() is None:
+            raise RuntimeError("gomp shared objects can only be passed to a process as an "
+                               "argument when it starts (or through a Pool initializer)")
+        self.seg.add(self.off + REFS, 1)
+        return _rebuild_record, (self.seg, self.off)
+
+    def __del__(self) -> None:
+        try:
+            self.seg.add(self.off + REFS, -1)
+            if self._owner is not None and self._owner[0] == os.getpid():
+                self._owner[1].release(self)
+        except Exception:
+            pass  # at interpreter shutdown
+
+
+def _rebuild_record(seg: Any, off: int) -> Record:
+    return Record(seg, off, None)
+
+
+class SyncHeap:
+    """Slots for records, one size class per record size, in arenas of
+    ARENA_SIZE bytes. A freed slot waits until its reference count is 0."""
+
+    ARENA_SIZE = 64 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: Dict[int, List[Tuple[Any, int]]] = {}
+        self._pending: Dict[int, List[Tuple[Any, int]]] = {}
+
+    def alloc(self, size: int) -> Record:
+        size = (size + RECORD_ALIGN - 1) // RECORD_ALIGN * RECORD_ALIGN
+        with self._lock:
+            free = self._free.setdefault(size, [])
+            pending = self._pending.setdefault(size, [])
+            if not free and pending:
+                still = []
+                for seg, off in pending:
+                    (free if seg.load(off + REFS) == 0 else still).append((seg, off))
+                pending[:] = still
+            if not free:
+                arena = new_segment(max(self.ARENA_SIZE, size), "sync")
+                free.extend((arena, off) for off in
+                            range((arena.size // size - 1) * size, -1, -size))
+            seg, off = free.pop()
+        memoryview(seg)[off:off + size] = bytes(size)
+        seg.store(off + REFS, 1)
+        return Record(seg, off, (os.getpid(), self, size))
+
+    def release(self, rec: Record) -> None:
+        size = rec._owner[2]
+        with self._lock:
+            self._pending.setdefault(size, []).append((rec.seg, rec.off))
+
+
+_sync_heap = SyncHeap()
+
+
+def new_record(size: int) -> Record:
+    """A zero-filled record of size bytes (at most ARENA_SIZE) in a shared
+    arena, with one reference: this process's."""
+    return _sync_heap.alloc(size)

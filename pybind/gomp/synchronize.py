@@ -1,8 +1,7 @@
 """Locks, semaphores, conditions, events and barriers shared between
 processes (the stdlib's ``multiprocessing.synchronize``).
 
-Each object is a record in a shared segment of its own (see
-:mod:`gomp.heap`). Lock, RLock and Semaphore are the C type ``SemLock``:
+Each object is a record in a shared arena (see :mod:`gomp.heap`). Lock, RLock and Semaphore are the C type ``SemLock``:
 taking or releasing one nobody contends for is one atomic operation, with
 no system call; waiting sleeps on a futex in the Go core, in short slices,
 so that Ctrl-C interrupts it at once.
@@ -23,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from . import context
 from . import process
-from .heap import Segment, new_segment
+from .heap import new_record
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
 
@@ -40,8 +39,10 @@ _LOCK_RECORD = 64
 _SEM_RECORD = 64 + 64 * 16
 
 
-def _rebuild_semlock(cls: type, segment: Any, offset: int, kind: int) -> Any:
-    return _SemLock.__new__(cls, segment, offset, kind)
+def _rebuild_semlock(cls: type, rec: Any, kind: int) -> Any:
+    obj = _SemLock.__new__(cls, rec.seg, rec.off, kind)
+    obj._rec = rec
+    return obj
 
 
 class SemLock(_SemLock):
@@ -51,14 +52,15 @@ class SemLock(_SemLock):
     def __new__(cls, kind: int, value: int, maxvalue: int, *, ctx: Any = None) -> "SemLock":
         if kind == SEMAPHORE and value < 0:
             raise ValueError("semaphore initial value must be >= 0")
-        size = _SEM_RECORD if kind == SEMAPHORE else _LOCK_RECORD
-        seg = new_segment(size, cls.__name__)
+        rec = new_record(_SEM_RECORD if kind == SEMAPHORE else _LOCK_RECORD)
         bound = 0 if maxvalue >= SEM_VALUE_MAX else maxvalue
-        return super().__new__(cls, seg, 0, kind, value, bound, True)
+        obj = super().__new__(cls, rec.seg, rec.off, kind, value, bound, True)
+        obj._rec = rec
+        return obj
 
     def __reduce__(self) -> Any:
         context.assert_spawning(self)
-        return _rebuild_semlock, (type(self), self._segment, self._offset, self.kind)
+        return _rebuild_semlock, (type(self), self._rec, self.kind)
 
     def _owner_name(self) -> str:
         name = process.current_process().name
@@ -156,15 +158,15 @@ class Condition:
         if lock is None:
             lock = (ctx or context._default_context).RLock()
         self._lock = lock
-        self._seg = new_segment(8, "Condition")
+        self._rec = new_record(8)
         self._make_methods()
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
-        return (self._lock, self._seg)
+        return (self._lock, self._rec)
 
     def __setstate__(self, state: Any) -> None:
-        self._lock, self._seg = state
+        self._lock, self._rec = state
         self._make_methods()
 
     def _make_methods(self) -> None:
@@ -179,26 +181,26 @@ class Condition:
 
     def __repr__(self) -> str:
         try:
-            waiters = self._seg.load(_WAITERS)
+            waiters = self._rec.seg.load(self._rec.off + _WAITERS)
         except Exception:
             waiters = "unknown"
         return "<%s(%s, %s)>" % (type(self).__name__, self._lock, waiters)
 
     def _take_token(self) -> bool:
-        seg = self._seg
+        seg, tokens = self._rec.seg, self._rec.off + _TOKENS
         while True:
-            t = seg.load(_TOKENS)
+            t = seg.load(tokens)
             if t == 0:
                 return False
-            if seg.cas(_TOKENS, t, t - 1):
+            if seg.cas(tokens, t, t - 1):
                 return True
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Release the lock, wait until notified or until timeout seconds
         pass, take the lock again; False if it timed out."""
         assert self._lock._is_mine(), "must acquire() condition before using wait()"
-        seg = self._seg
-        seg.add(_WAITERS, 1)
+        seg, off = self._rec.seg, self._rec.off
+        seg.add(off + _WAITERS, 1)
         count = self._lock._count() if self._lock.kind == RLOCK else 1
         for _ in range(count):
             self._lock.release()
@@ -214,7 +216,7 @@ class Condition:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                seg.wait(_TOKENS, 0, left)
+                seg.wait(off + _TOKENS, 0, left)
         finally:
             for _ in range(count):
                 self._lock.acquire()
@@ -224,7 +226,7 @@ class Condition:
                 if self._take_token():
                     notified = True
                 else:
-                    seg.add(_WAITERS, -1)
+                    seg.add(off + _WAITERS, -1)
         return notified
 
     def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
@@ -245,12 +247,12 @@ class Condition:
     def notify(self, n: int = 1) -> None:
         """Wake up at most n processes or threads waiting on the condition."""
         assert self._lock._is_mine(), "lock is not owned"
-        seg = self._seg
-        k = min(n, seg.load(_WAITERS))
+        seg, off = self._rec.seg, self._rec.off
+        k = min(n, seg.load(off + _WAITERS))
         if k > 0:
-            seg.add(_WAITERS, -k)
-            seg.add(_TOKENS, k)
-            seg.wake(_TOKENS, k)
+            seg.add(off + _WAITERS, -k)
+            seg.add(off + _TOKENS, k)
+            seg.wake(off + _TOKENS, k)
 
     def notify_all(self) -> None:
         """Wake up all the processes or threads waiting on the condition."""
@@ -268,42 +270,42 @@ class Event:
     """An event flag shared between processes."""
 
     def __init__(self, *, ctx: Any = None) -> None:
-        self._seg = new_segment(8, "Event")
+        self._rec = new_record(8)
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
-        return self._seg
+        return self._rec
 
     def __setstate__(self, state: Any) -> None:
-        self._seg = state
+        self._rec = state
 
     def is_set(self) -> bool:
         """Whether the flag is set."""
-        return self._seg.load(_FLAG) == 1
+        return self._rec.seg.load(self._rec.off + _FLAG) == 1
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
-        seg = self._seg
-        seg.store(_FLAG, 1)
-        seg.add(_SETS, 1)
-        seg.wake(_SETS)
+        seg, off = self._rec.seg, self._rec.off
+        seg.store(off + _FLAG, 1)
+        seg.add(off + _SETS, 1)
+        seg.wake(off + _SETS)
 
     def clear(self) -> None:
         """Reset the flag."""
-        self._seg.store(_FLAG, 0)
+        self._rec.seg.store(self._rec.off + _FLAG, 0)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the flag is set or timeout seconds pass; return the
         flag (True when a set() ended the wait)."""
-        seg = self._seg
-        if seg.load(_FLAG):
+        seg, off = self._rec.seg, self._rec.off
+        if seg.load(off + _FLAG):
             return True
-        sets = seg.load(_SETS)
-        if seg.load(_FLAG):
+        sets = seg.load(off + _SETS)
+        if seg.load(off + _FLAG):
             return True
-        if seg.wait(_SETS, sets, timeout):
+        if seg.wait(off + _SETS, sets, timeout):
             return True
-        return seg.load(_FLAG) == 1
+        return seg.load(off + _FLAG) == 1
 
     def __repr__(self) -> str:
         set_status = "set" if self.is_set() else "unset"
@@ -316,15 +318,15 @@ class Barrier(threading.Barrier):
 
     def __init__(self, parties: int, action: Optional[Callable] = None,
                  timeout: Optional[float] = None, *, ctx: Any = None) -> None:
-        self._seg = new_segment(8, "Barrier")
+        self._rec = new_record(8)
         threading.Barrier.__init__(self, parties, action, timeout)
         self._cond = Condition(Lock(ctx=ctx), ctx=ctx)
 
     def __getstate__(self) -> Any:
-        return (self._parties, self._action, self._timeout, self._cond, self._seg)
+        return (self._parties, self._action, self._timeout, self._cond, self._rec)
 
     def __setstate__(self, state: Any) -> None:
-        self._parties, self._action, self._timeout, self._cond, self._seg = state
+        self._parties, self._action, self._timeout, self._cond, self._rec = state
 
     @staticmethod
     def _signed(v: int) -> int:
@@ -332,19 +334,19 @@ class Barrier(threading.Barrier):
 
     @property
     def _state(self) -> int:
-        return self._signed(self._seg.load(0))
+        return self._signed(self._rec.seg.load(self._rec.off))
 
     @_state.setter
     def _state(self, value: int) -> None:
-        self._seg.store(0, value & 0xFFFFFFFF)
+        self._rec.seg.store(self._rec.off, value & 0xFFFFFFFF)
 
     @property
     def _count(self) -> int:
-        return self._seg.load(4)
+        return self._rec.seg.load(self._rec.off + 4)
 
     @_count.setter
     def _count(self, value: int) -> None:
-        self._seg.store(4, value)
+        self._rec.seg.store(self._rec.off + 4, value)
 
     def __repr__(self) -> str:
         if self.broken:
