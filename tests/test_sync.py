@@ -512,3 +512,19 @@ def test_record_of_a_dropped_lock_is_not_reused_while_a_child_has_it():
     p.join(10)
     assert ok.value == 1
     assert all(x._get_value() == 0 for x in new)
+
+
+def _touch(lock):
+    with lock:
+        pass
+
+
+@pytest.mark.timeout(30)
+def test_child_gives_its_reference_back_when_it_exits():
+    lock = gomp.Lock()
+    seg, refs = lock._rec.seg, lock._rec.off + 60
+    p = gomp.Process(target=_touch, args=(lock,))
+    p.start()
+    p.join(10)
+    assert p.exitcode == 0
+    assert seg.load(refs) == 1  # ours only

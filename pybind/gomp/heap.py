@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Tuple
 
 from . import _core
 from . import context
+from . import util
 from .reduction import ForkingPickler
 
 __all__ = ["Segment", "new_segment", "Heap", "BufferWrapper", "SyncHeap", "Record", "new_record"]
@@ -172,10 +173,10 @@ class Record:
     """A reference to a record in a sync arena: (segment, offset). The
     process that allocated it gives the slot back when its last reference
     goes; a reference pickled for a process being started counts as one
-    more until that process drops it (a process that dies holding one
-    leaves the slot unused, never reused while in use)."""
+    more until that process drops it or exits (a process killed while
+    holding one leaves the slot unused: never reused while in use)."""
 
-    __slots__ = ("seg", "off", "_owner")
+    __slots__ = ("seg", "off", "_owner", "__weakref__")
 
     def __init__(self, seg: Any, off: int, owner: Any) -> None:
         self.seg, self.off, self._owner = seg, off, owner
@@ -188,16 +189,24 @@ class Record:
         return _rebuild_record, (self.seg, self.off)
 
     def __del__(self) -> None:
-        try:
-            self.seg.add(self.off + REFS, -1)
-            if self._owner is not None and self._owner[0] == os.getpid():
+        # a received reference is dropped by its finalizer (see below)
+        if self._owner is not None and self._owner[0] == os.getpid():
+            try:
+                _drop_reference(self.seg, self.off)
                 self._owner[1].release(self)
-        except Exception:
-            pass  # at interpreter shutdown
+            except Exception:
+                pass  # at interpreter shutdown
+
+
+def _drop_reference(seg: Any, off: int) -> None:
+    seg.add(off + REFS, -1)
 
 
 def _rebuild_record(seg: Any, off: int) -> Record:
-    return Record(seg, off, None)
+    rec = Record(seg, off, None)
+    # dropped when the record goes, or when the process exits
+    util.Finalize(rec, _drop_reference, args=(seg, off), exitpriority=0)
+    return rec
 
 
 class SyncHeap:
