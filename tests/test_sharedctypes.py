@@ -153,3 +153,23 @@ def test_large_array_gets_its_own_arena():
     a = gomp.RawArray("d", 300_000)  # 2.4 MB, more than an arena
     a[-1] = 1.5
     assert a[-1] == 1.5 and a[0] == 0.0
+
+
+def _keep_value(v, ready, stop, out):
+    ready.set()
+    stop.wait(10)
+    out.value = v.value
+
+
+@pytest.mark.timeout(30)
+def test_value_dropped_by_parent_stays_with_child():
+    # Process drops its arguments once started: the parent's Value goes
+    ready, stop, out = gomp.Event(), gomp.Event(), gomp.Value("i", 0)
+    p = gomp.Process(target=_keep_value, args=(gomp.Value("i", 1234), ready, stop, out))
+    p.start()
+    assert ready.wait(10)
+    others = [gomp.Value("i", -1) for _ in range(100)]
+    stop.set()
+    p.join(10)
+    assert out.value == 1234
+    assert all(o.value == -1 for o in others)

@@ -75,7 +75,10 @@ ForkingPickler.register(Segment, _reduce_segment)
 class Heap:
     """A first-fit allocator over arenas (segments of ARENA_SIZE bytes or,
     for large objects, of their own size). Blocks are 16-byte aligned.
-    Freed blocks are merged with free neighbours."""
+    Freed blocks are merged with free neighbours. A block starts with a
+    count of the references processes hold to it (see BufferWrapper); a
+    block freed while another process still has it waits until it has
+    none."""
 
     ARENA_SIZE = 1 << 20
     ALIGN = 16
@@ -85,6 +88,20 @@ class Heap:
         self._arenas: List[Any] = []
         # per arena: sorted starts and, in step, stops of its free extents
         self._free: Dict[int, Tuple[List[int], List[int]]] = {}
+        self._pending: List[Tuple[Any, int, int]] = []
+
+    def _fit(self, size: int) -> Any:
+        for i, arena in enumerate(self._arenas):
+            starts, stops = self._free[i]
+            for j in range(len(starts)):
+                if stops[j] - starts[j] >= size:
+                    start = starts[j]
+                    if stops[j] - start == size:
+                        del starts[j], stops[j]
+                    else:
+                        starts[j] = start + size
+                    return arena, start, start + size
+        return None
 
     def malloc(self, size: int) -> Tuple[Any, int, int]:
         """A block of at least size bytes: (arena, start, stop)."""
@@ -92,16 +109,14 @@ class Heap:
             raise ValueError("Size {0:n} out of range".format(size))
         size = max(self.ALIGN, (size + self.ALIGN - 1) & ~(self.ALIGN - 1))
         with self._lock:
-            for i, arena in enumerate(self._arenas):
-                starts, stops = self._free[i]
-                for j in range(len(starts)):
-                    if stops[j] - starts[j] >= size:
-                        start = starts[j]
-                        if stops[j] - start == size:
-                            del starts[j], stops[j]
-                        else:
-                            starts[j] = start + size
-                        return arena, start, start + size
+            block = self._fit(size)
+            if block is None and self._pending:
+                pending, self._pending = self._pending, []
+                for b in pending:
+                    self._free_or_defer(b)
+                block = self._fit(size)
+            if block is not None:
+                return block
             arena_size = max(self.ARENA_SIZE,
                              (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1))
             arena = new_segment(arena_size, "heap")
@@ -111,55 +126,83 @@ class Heap:
             return arena, 0, size
 
     def free(self, block: Tuple[Any, int, int]) -> None:
-        arena, start, stop = block
         with self._lock:
-            for i, a in enumerate(self._arenas):
-                if a is arena:
-                    break
-            else:
-                return
-            starts, stops = self._free[i]
-            j = bisect.bisect_left(starts, start)
-            # merge with the extent after, then with the one before
-            if j < len(starts) and starts[j] == stop:
-                stop = stops[j]
-                del starts[j], stops[j]
-            if j > 0 and stops[j - 1] == start:
-                stops[j - 1] = stop
-            else:
-                starts.insert(j, start)
-                stops.insert(j, stop)
+            self._free_or_defer(block)
+
+    def _free_or_defer(self, block: Tuple[Any, int, int]) -> None:
+        arena, start, stop = block
+        if arena.load(start) != 0:
+            self._pending.append(block)
+            return
+        for i, a in enumerate(self._arenas):
+            if a is arena:
+                break
+        else:
+            return
+        starts, stops = self._free[i]
+        j = bisect.bisect_left(starts, start)
+        # merge with the extent after, then with the one before
+        if j < len(starts) and starts[j] == stop:
+            stop = stops[j]
+            del starts[j], stops[j]
+        if j > 0 and stops[j - 1] == start:
+            stops[j - 1] = stop
+        else:
+            starts.insert(j, start)
+            stops.insert(j, stop)
 
 
 _heap = Heap()
 
+# bytes before an object's data: the block's reference count (4 bytes),
+# padded so that the data stays 16-byte aligned
+_HEADER = 16
+
+
+def _drop_block_reference(arena: Any, header: int) -> None:
+    arena.add(header, -1)
+
 
 class BufferWrapper:
-    """A block of the heap that is freed when the last object made in it,
-    in the process that allocated it, goes away."""
+    """A block of the heap for one ctypes object. The process that made it
+    frees it when the object goes, but the block is reused only once every
+    process it was passed to has dropped it or exited."""
 
     def __init__(self, size: int) -> None:
-        arena, start, stop = _heap.malloc(size)
-        self._state = (arena, start, size)
+        arena, start, stop = _heap.malloc(size + _HEADER)
+        self._state = (arena, start + _HEADER, size)
         self._owner = os.getpid()
         self._block = (arena, start, stop)
         # a reused block holds old data: objects start zero-filled
-        memoryview(arena)[start:start + size] = bytes(size)
+        memoryview(arena)[start:start + _HEADER + size] = bytes(_HEADER + size)
+        arena.store(start, 1)
 
     def create_memoryview(self) -> memoryview:
         arena, start, size = self._state
         return memoryview(arena)[start:start + size]
 
     def __getstate__(self) -> Any:
+        if context.get_spawning_popen() is None:
+            raise RuntimeError("shared ctypes objects can only be passed to a process as an "
+                               "argument when it starts (or through a Pool initializer)")
+        arena, start, _ = self._state
+        arena.add(start - _HEADER, 1)  # the new process's reference
         return self._state
 
     def __setstate__(self, state: Any) -> None:
         self._state = state
         self._owner = None
+        arena, start, _ = state
+        util.Finalize(self, _drop_block_reference, args=(arena, start - _HEADER),
+                      exitpriority=0)
 
     def __del__(self) -> None:
         if getattr(self, "_owner", None) == os.getpid():
-            _heap.free(self._block)
+            try:
+                _drop_block_reference(self._block[0], self._block[1])
+                _heap.free(self._block)
+            except Exception:
+                pass  # at interpreter shutdown
 
 
 # Every record keeps at byte 60 the number of references processes hold
