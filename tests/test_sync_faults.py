@@ -257,3 +257,20 @@ def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
         assert not [n for n in new if n.startswith(("sem.mp-", "psm_"))]
     else:
         assert after == before
+
+
+def test_forked_child_gets_an_error_not_a_hang():
+    lock = gomp.Lock()
+    lock.acquire()
+    pid = os.fork()
+    if pid == 0:  # the Go runtime does not survive fork: no hang, an error
+        try:
+            lock.release()
+            os._exit(1)
+        except RuntimeError:
+            os._exit(0)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    lock.release()
