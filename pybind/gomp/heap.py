@@ -3,9 +3,9 @@
 Locks, semaphores, conditions and events are records of 64 bytes (1088
 for a semaphore) carved out of shared arenas (see :class:`SyncHeap`), and
 ctypes objects (``Value``, ``Array`` ...) blocks of other arenas (see
-:class:`Heap`). A segment is an anonymous memfd mapped by the Go core: it has no
-name in /dev/shm, so nothing outlives the processes that use it, however
-they die. Children get segments as descriptors passed at start, and map
+:class:`Heap`). A segment is an anonymous memfd mapped by the Go core:
+it has no name in /dev/shm, so nothing outlives the processes that use
+it, however they die. Children get segments as descriptors passed at start, and map
 each one once however many objects travel in it.
 """
 from __future__ import annotations

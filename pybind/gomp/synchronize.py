@@ -1,10 +1,11 @@
 """Locks, semaphores, conditions, events and barriers shared between
 processes (the stdlib's ``multiprocessing.synchronize``).
 
-Each object is a record in a shared arena (see :mod:`gomp.heap`). Lock, RLock and Semaphore are the C type ``SemLock``:
-taking or releasing one nobody contends for is one atomic operation, with
-no system call; waiting sleeps on a futex in the Go core, in short slices,
-so that Ctrl-C interrupts it at once.
+Each object is a record in a shared arena (see :mod:`gomp.heap`). Lock,
+RLock and Semaphore are the C type ``SemLock``: taking or releasing one
+nobody contends for is one atomic operation, with no system call and no
+call into Go; a waiter polls briefly, then sleeps on a futex in the Go
+core in short slices, so that Ctrl-C interrupts it at once.
 
 Beyond the stdlib: a lock word holds the pid of its owner (with the
 owner's start time beside it, against pid reuse), and a semaphore counts
@@ -22,11 +23,10 @@ from typing import Any, Callable, Optional
 
 from . import context
 from . import process
+from . import _core
 from .heap import new_record
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
-
-from . import _core
 
 _, _SemLock = _core.ext().sync_types()
 
