@@ -14,32 +14,31 @@ import (
 
 // Locks and semaphores on words in shared segments.
 //
-// A lock is one 32-bit word: 0 when free, otherwise the owner's pid with
-// LockWaiters set while someone may be asleep on it (a three-state futex
-// mutex). The pid is written by the same compare-and-swap that takes the
-// lock, so a process that dies at any instant leaves a word naming it.
-// Beside the word the owner records its pid again with its start time
-// (from /proc/<pid>/stat), which tells a recycled pid from the owner.
+// A lock is one 32-bit word: 0 when free, otherwise the owner's pid. The
+// pid is written by the same compare-and-swap that takes the lock, so a
+// process that dies at any instant leaves a word naming it. Beside the
+// word the owner records its pid again with its start time (from
+// /proc/<pid>/stat), which tells a recycled pid from the owner, and
+// sleepers count themselves in Waiters, so that a release wakes someone
+// only when someone sleeps (a waiter that is still polling costs the
+// releaser nothing).
 //
-// The uncontended paths (take a free lock, release one nobody waits for)
+// The uncontended paths (take a free lock, release one nobody sleeps on)
 // are single atomic operations done by the caller (the C extension does
 // them without calling Go); Go does the sleeping, the waking and the
 // recovery of locks and units held by processes that died. The record
 // layouts here are mirrored in pybind/gomp/_gomp_sync.c.
 
-// LockWaiters marks a lock word whose waiters must be woken on release.
-// Pids stay below 1<<22 (PID_MAX_LIMIT), so the bit is free.
-const LockWaiters = 1 << 31
-
 // LockRecord is the shared state of a Lock or RLock (64 bytes).
 type LockRecord struct {
-	Word       uint32 // 0, or owner pid | LockWaiters
+	Word       uint32 // 0, or the owner's pid
 	OwnerPid   uint32 // the pid OwnerStart belongs to
 	OwnerStart uint64 // owner's start time, against pid reuse
 	Thread     uint64 // RLock: owning thread (meaningful to its process only)
 	Count      uint32 // RLock: recursion depth
 	Kind       uint32
-	_          [28]byte
+	Waiters    uint32 // processes and threads asleep on Word
+	_          [24]byte
 	Refs       uint32 // processes' references (kept by the Python side)
 }
 
@@ -146,18 +145,19 @@ func (r *LockRecord) TryLock(pid uint32, start uint64) bool {
 	return false
 }
 
-// Unlock frees the lock; it reports false if it was not held.
+// Unlock frees the lock; it reports false if it was not held. The
+// sleeper count is read after the word is cleared: a waiter counts itself
+// before it sleeps, and its sleep returns at once if the word changed.
 func (r *LockRecord) Unlock() bool {
 	old := atomic.SwapUint32(&r.Word, 0)
-	if old&LockWaiters != 0 {
+	if atomic.LoadUint32(&r.Waiters) != 0 {
 		FutexWake(&r.Word, 1)
 	}
 	return old != 0
 }
 
 // ownerDead reports whether the owner named by lock word v has exited.
-func (r *LockRecord) ownerDead(v uint32) bool {
-	owner := v &^ LockWaiters
+func (r *LockRecord) ownerDead(owner uint32) bool {
 	if owner == 0 {
 		return false
 	}
@@ -209,24 +209,18 @@ func (r *LockRecord) LockWait(pid uint32, start uint64, slice, spin time.Duratio
 	for {
 		v := atomic.LoadUint32(&r.Word)
 		if v == 0 {
-			// we cannot know whether others sleep: keep the flag
-			if atomic.CompareAndSwapUint32(&r.Word, 0, pid|LockWaiters) {
-				r.setOwner(pid, start)
+			if r.TryLock(pid, start) {
 				return true, false, 0
 			}
 			continue
-		}
-		if v&LockWaiters == 0 {
-			if !atomic.CompareAndSwapUint32(&r.Word, v, v|LockWaiters) {
-				continue
-			}
-			v |= LockWaiters
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			break
 		}
+		atomic.AddUint32(&r.Waiters, 1)
 		err := FutexWait(&r.Word, v, left)
+		atomic.AddUint32(&r.Waiters, ^uint32(0))
 		if err == unix.ETIMEDOUT {
 			break
 		}
@@ -234,12 +228,8 @@ func (r *LockRecord) LockWait(pid uint32, start uint64, slice, spin time.Duratio
 			return false, false, 0 // EINTR: let the caller look at signals
 		}
 	}
-	v := atomic.LoadUint32(&r.Word)
-	if v != 0 && r.ownerDead(v) {
-		if atomic.CompareAndSwapUint32(&r.Word, v, pid|LockWaiters) {
-			r.setOwner(pid, start)
-			return true, false, v &^ LockWaiters
-		}
+	if dead := r.Recover(pid, start); dead != 0 {
+		return true, false, dead
 	}
 	return false, false, 0
 }
@@ -384,9 +374,9 @@ func (r *LockRecord) Recover(pid uint32, start uint64) uint32 {
 	if v == 0 || !r.ownerDead(v) {
 		return 0
 	}
-	if !atomic.CompareAndSwapUint32(&r.Word, v, pid|(v&LockWaiters)) {
+	if !atomic.CompareAndSwapUint32(&r.Word, v, pid) {
 		return 0
 	}
 	r.setOwner(pid, start)
-	return v &^ LockWaiters
+	return v
 }

@@ -83,7 +83,7 @@ func TestLockOfDeadOwnerIsRecovered(t *testing.T) {
 	if !ok || from != dead {
 		t.Fatalf("got %v from %d, want recovery from %d", ok, from, dead)
 	}
-	if atomic.LoadUint32(&r.Word)&^LockWaiters != pid {
+	if atomic.LoadUint32(&r.Word) != pid {
 		t.Fatal("word does not name the new owner")
 	}
 }
@@ -157,7 +157,8 @@ func TestSemWaitWakes(t *testing.T) {
 
 func TestRecordLayout(t *testing.T) {
 	// mirrored in pybind/gomp/_gomp_sync.c and gomp/heap.py (REFS)
-	if unsafe.Sizeof(LockRecord{}) != 64 || unsafe.Offsetof(LockRecord{}.Refs) != 60 {
+	if unsafe.Sizeof(LockRecord{}) != 64 || unsafe.Offsetof(LockRecord{}.Refs) != 60 ||
+		unsafe.Offsetof(LockRecord{}.Waiters) != 32 {
 		t.Fatal("LockRecord layout changed")
 	}
 	if unsafe.Offsetof(SemRecord{}.Refs) != 60 || unsafe.Offsetof(SemRecord{}.Holders) != 64 ||

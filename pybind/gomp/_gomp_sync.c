@@ -19,13 +19,14 @@
 
 /* Record layouts: mirror LockRecord and SemRecord in gomp/sync.go. */
 typedef struct {
-    uint32_t word;        /* 0, or owner pid | LOCK_WAITERS */
+    uint32_t word;        /* 0, or the owner's pid */
     uint32_t owner_pid;   /* the pid owner_start belongs to */
     uint64_t owner_start; /* owner's start time (against pid reuse) */
     uint64_t thread;      /* RLock: owning thread of the owning process */
     uint32_t count;       /* RLock: recursion depth */
     uint32_t kind;
-    char pad[28];
+    uint32_t waiters; /* sleepers on word: release wakes one if any */
+    char pad[24];
     uint32_t refs; /* references held by processes (see gomp/heap.py) */
 } lock_record;
 
@@ -44,20 +45,21 @@ typedef struct {
 
 _Static_assert(sizeof(lock_record) == 64, "lock_record must match gomp.LockRecord");
 _Static_assert(offsetof(sem_record, holders) == 64, "sem_record must match gomp.SemRecord");
+_Static_assert(offsetof(lock_record, waiters) == 32, "lock_record must match gomp.LockRecord");
 _Static_assert(offsetof(lock_record, refs) == 60 && offsetof(sem_record, refs) == 60,
                "the reference count is at offset 60 of every record");
 
-#define LOCK_WAITERS 0x80000000u
 #define SLOT_RECLAIMING 0xffffffffu
 #define KIND_LOCK 0
 #define KIND_RLOCK 1
 #define KIND_SEMAPHORE 2
 /* How long to poll a busy word before sleeping (see LockRecord.spin),
  * adapted per process: doubled (up to SPIN_MAX_NS) when polling got the
- * lock, halved when it did not. Polling pays off when the holder runs on
- * another core and lets go within microseconds (a handoff between two
- * processes); on a loaded machine it only burns the time the holder needs,
- * so it dies down to nothing, and is retried after SPIN_RETRY sleeps. */
+ * lock, cut by a quarter when it did not. Polling pays off when the holder
+ * runs on another core and lets go within microseconds (a handoff between
+ * two processes); on a loaded machine it only burns the time the holder
+ * needs, so it dies down to nothing, and is tried again (from the start
+ * value) after SPIN_RETRY sleeps. */
 #define SPIN_START_NS 8000
 #define SPIN_MIN_NS 1000
 #define SPIN_MAX_NS 40000
@@ -518,7 +520,7 @@ lock_try(lock_record *r)
 static inline int
 lock_owned_here(lock_record *r)
 {
-    return (__atomic_load_n(&r->word, __ATOMIC_RELAXED) & ~LOCK_WAITERS) == self_pid;
+    return __atomic_load_n(&r->word, __ATOMIC_RELAXED) == self_pid;
 }
 
 /* --- semaphore holders: who took how many units (see SemRecord.Recover) */
@@ -724,7 +726,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
         long long spin = spin_ns;
         if (spin == 0 && ++sleeps_without_spin >= SPIN_RETRY) {
             sleeps_without_spin = 0;
-            spin = SPIN_MIN_NS;
+            spin = SPIN_START_NS;
         }
         acquire_arg a = {self, spin, 0};
         int rc = gomp_wait_sliced(acquire_step, &a, timeout_ns);
@@ -732,7 +734,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
             if (rc == 2)
                 spin_ns = spin * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : spin * 2;
             else
-                spin_ns = spin / 2 < SPIN_MIN_NS ? 0 : spin / 2;
+                spin_ns = spin - spin / 4 < SPIN_MIN_NS ? 0 : spin - spin / 4;
         }
         if (rc < 0)
             return NULL;
@@ -831,12 +833,14 @@ release_impl(SemLockObject *self)
             Py_RETURN_NONE;
         __atomic_store_n(&r->thread, 0, __ATOMIC_RELAXED);
     }
-    uint32_t old = __atomic_exchange_n(&r->word, 0, __ATOMIC_RELEASE);
+    /* the sleeper count is read after the word is cleared (sequentially
+     * consistent): see LockRecord.Unlock */
+    uint32_t old = __atomic_exchange_n(&r->word, 0, __ATOMIC_SEQ_CST);
     if (old == 0) {
         PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");
         return NULL;
     }
-    if (old & LOCK_WAITERS)
+    if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST) != 0)
         go_word_wake(&r->word, 1);
     Py_RETURN_NONE;
 }
@@ -894,7 +898,7 @@ semlock_owner(SemLockObject *self, PyObject *noargs)
 {
     if (self->kind == KIND_SEMAPHORE)
         Py_RETURN_NONE;
-    uint32_t w = __atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED) & ~LOCK_WAITERS;
+    uint32_t w = __atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED);
     if (w == 0)
         Py_RETURN_NONE;
     return PyLong_FromUnsignedLong(w);
