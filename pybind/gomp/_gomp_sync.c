@@ -4,18 +4,30 @@
  * exposes it as a buffer (for ctypes objects) and as 32-bit words with
  * atomic operations and futex waits (for Event, Condition, Barrier).
  *
- * SemLock is a Lock, RLock or Semaphore record in a segment. The
- * uncontended paths are one atomic operation here, with the GIL held and
- * no call into Go (a call into Go costs more than the whole operation);
- * Go is called only to sleep (in slices, through gomp_wait_sliced, so
- * Ctrl-C interrupts), to wake sleepers, and to recover locks and units
- * held by processes that died.
+ * SemLock is a Lock, RLock or Semaphore record in a segment, with the
+ * protocol of gomp/sync.go (LockRecord, SemRecord). Taking or releasing
+ * one nobody contends for is one atomic operation, with the GIL held.
+ * A waiter polls briefly, then sleeps on the futex in slices (through
+ * gomp_wait_sliced, so Ctrl-C interrupts) and asks Go at the end of each
+ * slice whether the holder died (Go recovers the lock or the units).
+ *
+ * The futex sleep and wake themselves are system calls made here, not
+ * calls into Go: a call into Go by a thread that was idle wakes Go's
+ * runtime threads, which measured 20 us of CPU and 3-4 context switches
+ * per call, against 1 context switch for the futex alone (a lock handed
+ * between two processes: 51 us per round trip with the sleep in Go, 3.6
+ * us with it here, stdlib 2.8 us).
  */
 #include "_gomp.h"
 
+#include <errno.h>
+#include <linux/futex.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Record layouts: mirror LockRecord and SemRecord in gomp/sync.go. */
 typedef struct {
@@ -73,24 +85,16 @@ static int (*go_seg_new)(char *, long long, int *, void **);
 static int (*go_seg_map)(int, void **, long long *);
 static int (*go_seg_close)(void *);
 static void (*go_self)(unsigned *, unsigned long long *);
-static int (*go_lock_wait)(void *, long long, long long, unsigned *);
-static int (*go_sem_wait)(void *, long long, long long, unsigned *);
 static unsigned (*go_sem_recover)(void *);
 static unsigned (*go_lock_recover)(void *);
-static int (*go_word_wait)(void *, unsigned, long long);
-static int (*go_word_wake)(void *, int);
 
 gomp_symbol gomp_sync_symbols[] = {
     {"GompSegNew", (void **)&go_seg_new},
     {"GompSegMap", (void **)&go_seg_map},
     {"GompSegClose", (void **)&go_seg_close},
     {"GompSelf", (void **)&go_self},
-    {"GompLockWait", (void **)&go_lock_wait},
-    {"GompSemWait", (void **)&go_sem_wait},
     {"GompSemRecover", (void **)&go_sem_recover},
     {"GompLockRecover", (void **)&go_lock_recover},
-    {"GompWordWait", (void **)&go_word_wait},
-    {"GompWordWake", (void **)&go_word_wake},
     {NULL, NULL},
 };
 
@@ -112,6 +116,44 @@ ensure_self(void)
         self_pid = pid;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------ futex */
+
+/* Shared (not FUTEX_PRIVATE_FLAG) operations: the words are in segments
+ * mapped by several processes (gomp/futex.go does the same from Go). */
+
+/* Sleep while *addr == val, at most ns (-1: no limit). 1 when woken or
+ * when the word differs, 0 when the time ran out or a signal came. */
+static int
+futex_wait(uint32_t *addr, uint32_t val, long long ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (ns >= 0) {
+        ts.tv_sec = ns / 1000000000LL;
+        ts.tv_nsec = ns % 1000000000LL;
+        tsp = &ts;
+    }
+    if (syscall(SYS_futex, addr, FUTEX_WAIT, val, tsp, NULL, 0) == 0 || errno == EAGAIN)
+        return 1;
+    return 0;
+}
+
+static int
+futex_wake(uint32_t *addr, int n)
+{
+    long woken = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    return woken < 0 ? -errno : (int)woken;
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }
 
 /* ------------------------------------------------------------ Segment */
@@ -318,7 +360,7 @@ word_wait_step(void *p, long long slice_ns)
     word_wait_arg *a = p;
     if (__atomic_load_n(a->word, __ATOMIC_SEQ_CST) != a->val)
         return 1;
-    return go_word_wait(a->word, a->val, slice_ns);
+    return futex_wait(a->word, a->val, slice_ns);
 }
 
 static PyObject *
@@ -350,7 +392,7 @@ segment_wake(SegmentObject *self, PyObject *args)
     uint32_t *w = segment_word(self, off);
     if (w == NULL)
         return NULL;
-    int rc = go_word_wake(w, n);
+    int rc = futex_wake(w, n);
     if (rc < 0)
         return gomp_errno_error(rc);
     return PyLong_FromLong(rc);
@@ -621,20 +663,89 @@ typedef struct {
     unsigned dead;
 } acquire_arg;
 
+/* one unit off the count, without the holder bookkeeping (done by the
+ * caller, with the GIL) */
+static inline int
+sem_take(sem_record *r)
+{
+    uint32_t c = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
+    while (c > 0) {
+        if (__atomic_compare_exchange_n(&r->count, &c, c - 1, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            return 1;
+    }
+    return 0;
+}
+
+static inline int
+try_take(SemLockObject *self)
+{
+    if (self->kind == KIND_SEMAPHORE)
+        return sem_take(SEM(self));
+    return __atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED) == 0 && lock_try(LOCK(self));
+}
+
+/* One slice of a blocking acquire, without the GIL (LockRecord.LockWait
+ * and SemRecord.SemWait in gomp/sync.go): poll for up to a->spin, then
+ * sleep on the word, counted in its waiters, until the slice ends; then
+ * ask Go whether the holder died. Returns 2 when polling took it, 1 when
+ * it was taken after sleeping, 0 at the end of the slice. */
 static int
 acquire_step(void *p, long long slice_ns)
 {
     acquire_arg *a = p;
-    unsigned dead = 0;
-    int rc;
-    if (a->self->kind == KIND_SEMAPHORE)
-        rc = go_sem_wait(a->self->rec, slice_ns, a->spin, &dead);
-    else
-        rc = go_lock_wait(a->self->rec, slice_ns, a->spin, &dead);
-    a->spin = 0;
-    if (dead)
+    SemLockObject *self = a->self;
+    long long now = gomp_now_ns();
+    if (a->spin > 0) {
+        long long end = now + a->spin;
+        a->spin = 0;
+        do {
+            for (int i = 0; i < 64; i++) {
+                if (try_take(self))
+                    return 2;
+                cpu_relax();
+            }
+            now = gomp_now_ns();
+        } while (now < end);
+    }
+    long long deadline = now + slice_ns;
+    uint32_t *word, *waiters;
+    if (self->kind == KIND_SEMAPHORE) {
+        word = &SEM(self)->count;
+        waiters = &SEM(self)->waiters;
+    } else {
+        word = &LOCK(self)->word;
+        waiters = &LOCK(self)->waiters;
+    }
+    for (;;) {
+        if (try_take(self))
+            return 1;
+        uint32_t v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+        int busy = self->kind == KIND_SEMAPHORE ? v == 0 : v != 0;
+        if (!busy)
+            continue; /* freed meanwhile: try again */
+        long long left = deadline - gomp_now_ns();
+        if (left <= 0)
+            break;
+        __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+        int woken = futex_wait(word, v, left);
+        __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
+        if (!woken && gomp_now_ns() < deadline)
+            return 0; /* a signal: the caller looks at it */
+    }
+    unsigned dead;
+    if (self->kind == KIND_SEMAPHORE) {
+        dead = go_sem_recover(self->rec);
+        if (dead)
+            a->dead = dead;
+        return sem_take(SEM(self));
+    }
+    dead = go_lock_recover(self->rec);
+    if (dead) {
         a->dead = dead;
-    return rc;
+        return 1;
+    }
+    return 0;
 }
 
 static const char *
@@ -818,7 +929,7 @@ release_impl(SemLockObject *self)
         }
         sem_gave(self);
         if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST) != 0)
-            go_word_wake(&r->count, 1);
+            futex_wake(&r->count, 1);
         Py_RETURN_NONE;
     }
     lock_record *r = LOCK(self);
@@ -841,7 +952,7 @@ release_impl(SemLockObject *self)
         return NULL;
     }
     if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST) != 0)
-        go_word_wake(&r->word, 1);
+        futex_wake(&r->word, 1);
     Py_RETURN_NONE;
 }
 
