@@ -24,10 +24,11 @@ import (
 // releaser nothing).
 //
 // The uncontended paths (take a free lock, release one nobody sleeps on)
-// are single atomic operations done by the caller (the C extension does
-// them without calling Go); Go does the sleeping, the waking and the
-// recovery of locks and units held by processes that died. The record
-// layouts here are mirrored in pybind/gomp/_gomp_sync.c.
+// are single atomic operations. The Python binding does them, and its
+// futex sleeps and wakes, in C (pybind/gomp/_gomp_sync.c mirrors these
+// layouts and LockWait/SemWait: a call into Go from a thread that was
+// idle costs far more than the futex) and calls Go to recover the locks
+// and units of processes that died (Recover).
 
 // LockRecord is the shared state of a Lock or RLock (64 bytes).
 type LockRecord struct {
