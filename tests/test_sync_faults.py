@@ -262,7 +262,9 @@ def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
 def test_forked_child_gets_an_error_not_a_hang():
     lock = gomp.Lock()
     lock.acquire()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking on purpose
+        pid = os.fork()
     if pid == 0:  # the Go runtime does not survive fork: no hang, an error
         try:
             lock.release()
