@@ -67,17 +67,19 @@ _Static_assert(offsetof(lock_record, refs) == 60 && offsetof(sem_record, refs) =
 #define KIND_SEMAPHORE 2
 /* How long to poll a busy word before sleeping (see LockRecord.spin),
  * adapted per process: doubled (up to SPIN_MAX_NS) when polling got the
- * lock, cut by a quarter when it did not. Polling pays off when the holder
- * runs on another core and lets go within microseconds (a handoff between
- * two processes); on a loaded machine it only burns the time the holder
- * needs, so it dies down to nothing, and is tried again (from the start
- * value) after SPIN_RETRY sleeps. */
+ * lock, halved when it did not. Polling pays off when the holder runs on
+ * another CPU and lets go within microseconds (a handoff between two
+ * processes: 0.5 us a round trip instead of 3-4); when it does not (both
+ * on one CPU, a busy machine), every failed poll adds its length to the
+ * handoff, so polling stops below SPIN_MIN_NS and is tried again (from
+ * the start value) only after SPIN_RETRY sleeps. */
 #define SPIN_START_NS 8000
 #define SPIN_MIN_NS 1000
-#define SPIN_MAX_NS 40000
-#define SPIN_RETRY 64
+#define SPIN_MAX_NS 32000
+#define SPIN_RETRY 256
 static long long spin_ns = SPIN_START_NS;
 static int sleeps_without_spin;
+static long ncpus; /* no polling on one CPU: the holder cannot run meanwhile */
 /* a failed non-blocking acquire looks for a dead holder at most this often */
 #define RECOVER_EVERY_NS (20 * 1000 * 1000LL)
 
@@ -834,8 +836,10 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
                 Py_RETURN_FALSE;
         }
     } else {
-        long long spin = spin_ns;
-        if (spin == 0 && ++sleeps_without_spin >= SPIN_RETRY) {
+        if (ncpus == 0)
+            ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+        long long spin = ncpus > 1 ? spin_ns : 0;
+        if (spin == 0 && ncpus > 1 && ++sleeps_without_spin >= SPIN_RETRY) {
             sleeps_without_spin = 0;
             spin = SPIN_START_NS;
         }
@@ -845,7 +849,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
             if (rc == 2)
                 spin_ns = spin * 2 > SPIN_MAX_NS ? SPIN_MAX_NS : spin * 2;
             else
-                spin_ns = spin - spin / 4 < SPIN_MIN_NS ? 0 : spin - spin / 4;
+                spin_ns = spin / 2 < SPIN_MIN_NS ? 0 : spin / 2;
         }
         if (rc < 0)
             return NULL;
