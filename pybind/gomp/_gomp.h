@@ -51,5 +51,7 @@ extern gomp_symbol gomp_process_symbols[];
 extern PyMethodDef gomp_process_methods[];
 extern gomp_symbol gomp_connection_symbols[];
 extern PyMethodDef gomp_connection_methods[];
+extern gomp_symbol gomp_sync_symbols[];
+extern PyMethodDef gomp_sync_methods[];
 
 #endif

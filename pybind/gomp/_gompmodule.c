@@ -22,6 +22,7 @@
 static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
     gomp_connection_symbols,
+    gomp_sync_symbols,
     NULL,
 };
 
@@ -210,6 +211,7 @@ static PyMethodDef *method_tables[] = {
     core_methods,
     gomp_process_methods,
     gomp_connection_methods,
+    gomp_sync_methods,
     NULL,
 };
 

@@ -1,0 +1,159 @@
+"""gomp.shared_memory: SharedMemory and ShareableList, by name, and
+interoperable with the stdlib's."""
+from __future__ import annotations
+
+import os
+import pickle
+from multiprocessing import shared_memory as std
+
+import pytest
+
+import gomp
+from gomp import shared_memory as gsm
+
+
+@pytest.fixture
+def cleanup():
+    made = []
+    yield made
+    for shm in made:
+        try:
+            shm.close()
+            shm.unlink()
+        except (FileNotFoundError, OSError):
+            pass
+
+
+def _write_in_child(name, data):
+    shm = gsm.SharedMemory(name)
+    shm.buf[:len(data)] = data
+    shm.close()
+
+
+def _edit_list(sl):
+    sl[0] = sl[0] * 2
+    sl[1] = "child"
+    sl.shm.close()
+
+
+def test_create_attach_close_unlink(cleanup):
+    a = gsm.SharedMemory(create=True, size=100)
+    cleanup.append(a)
+    assert a.size == 100 and len(a.buf) == 100
+    assert a.name.startswith("psm_") and os.path.exists("/dev/shm/" + a.name)
+    assert repr(a) == "SharedMemory(%r, size=100)" % a.name
+    a.buf[:3] = b"abc"
+    b = gsm.SharedMemory(a.name)
+    assert bytes(b.buf[:3]) == b"abc" and b.size == 100
+    b.close()
+    a.close()
+    a.unlink()
+    assert not os.path.exists("/dev/shm/" + a.name)
+    with pytest.raises(FileNotFoundError):
+        gsm.SharedMemory(a.name)
+
+
+def test_named_and_errors(cleanup):
+    name = "gomp_test_%d" % os.getpid()
+    a = gsm.SharedMemory(name, create=True, size=10)
+    cleanup.append(a)
+    assert a.name == name
+    with pytest.raises(FileExistsError):
+        gsm.SharedMemory(name, create=True, size=10)
+    with pytest.raises(ValueError):
+        gsm.SharedMemory(create=True, size=0)
+    with pytest.raises(ValueError):
+        gsm.SharedMemory(create=True, size=-1)
+    with pytest.raises(ValueError):
+        gsm.SharedMemory()
+    with pytest.raises(OSError):
+        gsm.SharedMemory("no/slashes", create=True, size=10)
+
+
+@pytest.mark.parametrize("maker,opener", [(gsm, std), (std, gsm)])
+def test_interoperates_with_stdlib(maker, opener, cleanup):
+    a = maker.SharedMemory(create=True, size=64)
+    cleanup.append(a)
+    a.buf[10] = 42
+    b = opener.SharedMemory(a.name)
+    assert b.buf[10] == 42 and b.size == a.size
+    b.buf[11] = 43
+    assert a.buf[11] == 43
+    b.close()
+
+
+def test_pickles_by_name(cleanup):
+    a = gsm.SharedMemory(create=True, size=8)
+    cleanup.append(a)
+    b = pickle.loads(pickle.dumps(a))
+    assert b.name == a.name and b.size == 8
+    b.close()
+
+
+@pytest.mark.timeout(30)
+def test_child_writes_by_name(cleanup):
+    a = gsm.SharedMemory(create=True, size=16)
+    cleanup.append(a)
+    p = gomp.Process(target=_write_in_child, args=(a.name, b"child"))
+    p.start()
+    p.join(10)
+    assert bytes(a.buf[:5]) == b"child"
+
+
+def test_close_with_exported_view_raises(cleanup):
+    a = gsm.SharedMemory(create=True, size=8)
+    cleanup.append(a)
+    view = a.buf[:4]
+    with pytest.raises(BufferError):
+        a.close()
+    view.release()
+    a.close()
+
+
+VALUES = [1, 2.5, True, None, "héllo", b"by\x00tes", "x" * 20, -3, False, b""]
+
+
+def test_shareable_list_semantics(cleanup):
+    sl = gsm.ShareableList(VALUES)
+    cleanup.append(sl.shm)
+    assert list(sl) == VALUES and len(sl) == len(VALUES)
+    assert sl[-1] == b"" and sl.count(2.5) == 1 and sl.index("héllo") == 4
+    sl[0] = "abcdefgh"  # str into an 8-byte slot
+    with pytest.raises(ValueError):
+        sl[0] = "abcdefghi"
+    sl[4] = 99
+    assert sl[0] == "abcdefgh" and sl[4] == 99
+    with pytest.raises(IndexError):
+        sl[len(VALUES)]
+    with pytest.raises(IndexError):
+        sl[len(VALUES)] = 1
+    with pytest.raises(ValueError):
+        sl.index("absent")
+    assert repr(sl).startswith("ShareableList([")
+    empty = gsm.ShareableList()
+    cleanup.append(empty.shm)
+    assert list(empty) == []
+
+
+@pytest.mark.parametrize("maker,opener", [(gsm, std), (std, gsm)])
+def test_shareable_list_interoperates_with_stdlib(maker, opener, cleanup):
+    a = maker.ShareableList(VALUES)
+    cleanup.append(a.shm)
+    b = opener.ShareableList(name=a.shm.name)
+    assert list(b) == VALUES and b.format == a.format
+    b[1] = "new"
+    assert a[1] == "new"
+    b.shm.close()
+    c = std.ShareableList(VALUES)
+    cleanup.append(c.shm)
+    assert c.shm.size == a.shm.size
+
+
+@pytest.mark.timeout(30)
+def test_shareable_list_reaches_child(cleanup):
+    sl = gsm.ShareableList([21, "parent"])
+    cleanup.append(sl.shm)
+    p = gomp.Process(target=_edit_list, args=(sl,))
+    p.start()
+    p.join(10)
+    assert list(sl) == [42, "child"]
