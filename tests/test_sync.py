@@ -528,3 +528,20 @@ def test_child_gives_its_reference_back_when_it_exits():
     p.join(10)
     assert p.exitcode == 0
     assert seg.load(refs) == 1  # ours only
+
+
+@pytest.mark.timeout(60)
+def test_garbage_collection_during_allocation():
+    # objects in reference cycles are freed by the collector, which may run
+    # while a new record or block is being allocated
+    import gc
+    gc.collect()
+    old = gc.get_threshold()
+    gc.set_threshold(10)
+    try:
+        for _ in range(3000):
+            a = [gomp.Lock(), gomp.Value("i")]
+            a.append(a)
+    finally:
+        gc.set_threshold(*old)
+        gc.collect()

@@ -89,6 +89,9 @@ class Heap:
         # per arena: sorted starts and, in step, stops of its free extents
         self._free: Dict[int, Tuple[List[int], List[int]]] = {}
         self._pending: List[Tuple[Any, int, int]] = []
+        # blocks given back, taken in by malloc: free() runs from __del__,
+        # maybe from a garbage collection inside malloc, so it only appends
+        self._returned: List[Tuple[Any, int, int]] = []
 
     def _fit(self, size: int) -> Any:
         for i, arena in enumerate(self._arenas):
@@ -109,6 +112,8 @@ class Heap:
             raise ValueError("Size {0:n} out of range".format(size))
         size = max(self.ALIGN, (size + self.ALIGN - 1) & ~(self.ALIGN - 1))
         with self._lock:
+            while self._returned:
+                self._free_or_defer(self._returned.pop())
             block = self._fit(size)
             if block is None and self._pending:
                 pending, self._pending = self._pending, []
@@ -126,8 +131,7 @@ class Heap:
             return arena, 0, size
 
     def free(self, block: Tuple[Any, int, int]) -> None:
-        with self._lock:
-            self._free_or_defer(block)
+        self._returned.append(block)
 
     def _free_or_defer(self, block: Tuple[Any, int, int]) -> None:
         arena, start, stop = block
@@ -262,10 +266,15 @@ class SyncHeap:
         self._lock = threading.Lock()
         self._free: Dict[int, List[Tuple[Any, int]]] = {}
         self._pending: Dict[int, List[Tuple[Any, int]]] = {}
+        # slots given back, taken in by alloc (see Heap._returned)
+        self._returned: List[Tuple[int, Any, int]] = []
 
     def alloc(self, size: int) -> Record:
         size = (size + RECORD_ALIGN - 1) // RECORD_ALIGN * RECORD_ALIGN
         with self._lock:
+            while self._returned:
+                rsize, rseg, roff = self._returned.pop()
+                self._pending.setdefault(rsize, []).append((rseg, roff))
             free = self._free.setdefault(size, [])
             pending = self._pending.setdefault(size, [])
             if not free and pending:
@@ -283,9 +292,7 @@ class SyncHeap:
         return Record(seg, off, (os.getpid(), self, size))
 
     def release(self, rec: Record) -> None:
-        size = rec._owner[2]
-        with self._lock:
-            self._pending.setdefault(size, []).append((rec.seg, rec.off))
+        self._returned.append((rec._owner[2], rec.seg, rec.off))
 
 
 _sync_heap = SyncHeap()
