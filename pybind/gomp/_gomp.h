@@ -49,5 +49,7 @@ int gomp_wait_sliced(gomp_wait_step step, void *arg, long long timeout_ns);
 /* areas */
 extern gomp_symbol gomp_process_symbols[];
 extern PyMethodDef gomp_process_methods[];
+extern gomp_symbol gomp_queues_symbols[];
+extern PyMethodDef gomp_queues_methods[];
 
 #endif

@@ -21,6 +21,7 @@
 
 static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
+    gomp_queues_symbols,
     NULL,
 };
 
@@ -208,6 +209,7 @@ static PyMethodDef core_methods[] = {
 static PyMethodDef *method_tables[] = {
     core_methods,
     gomp_process_methods,
+    gomp_queues_methods,
     NULL,
 };
 
