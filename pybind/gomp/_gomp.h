@@ -51,5 +51,7 @@ extern gomp_symbol gomp_process_symbols[];
 extern PyMethodDef gomp_process_methods[];
 extern gomp_symbol gomp_queues_symbols[];
 extern PyMethodDef gomp_queues_methods[];
+extern gomp_symbol gomp_pool_symbols[];
+extern PyMethodDef gomp_pool_methods[];
 
 #endif

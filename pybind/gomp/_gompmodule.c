@@ -22,6 +22,7 @@
 static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
     gomp_queues_symbols,
+    gomp_pool_symbols,
     NULL,
 };
 
@@ -210,6 +211,7 @@ static PyMethodDef *method_tables[] = {
     core_methods,
     gomp_process_methods,
     gomp_queues_methods,
+    gomp_pool_methods,
     NULL,
 };
 
