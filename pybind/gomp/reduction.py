@@ -39,8 +39,10 @@ def _main_is_importable() -> bool:
     main = sys.modules.get("__main__")
     if main is None:
         return False
-    if getattr(main, "__file__", None):
-        return True
+    path = getattr(main, "__file__", None)
+    if path:
+        # "<stdin>" (`python -`) is no file a child could run
+        return not (path.startswith("<") and path.endswith(">"))
     spec = getattr(main, "__spec__", None)
     return spec is not None and bool(getattr(spec, "name", None))
 

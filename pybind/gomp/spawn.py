@@ -116,7 +116,8 @@ def main_reference() -> "dict[str, str]":
     if name is not None:
         return {"init_main_from_name": name}
     main_path = getattr(main_module, "__file__", None)
-    if main_path is not None:
+    # `python -` names its main "<stdin>": there is no file to run
+    if main_path is not None and not (main_path.startswith("<") and main_path.endswith(">")):
         if not os.path.isabs(main_path) and process.ORIGINAL_DIR is not None:
             main_path = os.path.join(process.ORIGINAL_DIR, main_path)
         return {"init_main_from_path": os.path.normpath(main_path)}
