@@ -203,6 +203,7 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
     if initializer is not None:
         initializer(*initargs)
     get, put, loads, clock = inqueue.get, outqueue.put, pickle.loads, time.perf_counter
+    put(memoryview(_dumps((wid, None, 0.0))))  # started
     completed = 0
     while maxtasks is None or completed < maxtasks:
         data = get()
@@ -224,7 +225,8 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
 class _Worker:
     """The parent's view of one worker: its queue and what it holds."""
 
-    __slots__ = ("wid", "process", "queue", "inflight", "sent", "dead", "pid", "last")
+    __slots__ = ("wid", "process", "queue", "inflight", "sent", "dead", "pid", "last",
+                 "started")
 
     def __init__(self, wid: int) -> None:
         self.wid = wid
@@ -236,6 +238,7 @@ class _Worker:
         self.dead = False
         self.pid: Optional[int] = None
         self.last = 0.0  # when it last started a message (about)
+        self.started = False  # it ran the initializer and waits for tasks
 
 
 _waitlock = threading.Lock()
@@ -571,19 +574,14 @@ class Pool:
                     if w is None or w.dead:
                         continue
                     w.dead = True
-                    running = self._state == RUN or (self._state == CLOSE and self._cache)
                 try:
                     self._go.supervisor_unwatch(self._sup, w.process.sentinel)
                 except (OSError, ValueError):
                     pass
                 code = w.process.exitcode
+                # after the last result the worker sent; the result
+                # handler fails what it held and replaces it
                 self._post((_DIED, wid, w.pid, code))
-                if running:
-                    try:
-                        self._add_worker()
-                    except Exception:
-                        if self._state == RUN:
-                            util.info("could not start a pool worker: %s" % traceback.format_exc())
 
     # -- dispatch
 
@@ -638,6 +636,10 @@ class Pool:
             for t in tasks:
                 job._set(t[1], (False, e))
             return
+        if self._broken is not None and not any(not w.dead for w in self._workers.values()):
+            for t in tasks:
+                job._set(t[1], (False, self._broken))
+            return
         self._dispatch(data, [(t[0], t[1]) for t in tasks])
 
     # -- results
@@ -668,7 +670,9 @@ class Pool:
                     util.info("pool result handler: %s" % traceback.format_exc())
                     continue
                 wid = record[0]
-                if wid >= 0:
+                if wid >= 0 and record[1] is None:
+                    self._started(wid)
+                elif wid >= 0:
                     self._done(wid, record[2])
                     for job, i, ok, value in record[1]:
                         obj = cache.get(job)
@@ -741,12 +745,63 @@ class Pool:
         except queue.Empty:
             return 0
 
+    def _started(self, wid: int) -> None:
+        with self._lock:
+            w = self._workers.get(wid)
+            if w is not None:
+                w.started = True
+                self._start_failures = 0
+
+    _start_failures = 0
+    _broken: Optional[BaseException] = None
+
     def _lost(self, wid: int, pid: Optional[int], exitcode: Optional[int]) -> None:
-        """A worker ended: fail what it had taken, re-send the rest."""
+        """A worker ended: fail what it had taken, re-send the rest, and
+        start another unless workers keep dying before they start."""
+        self._forget(wid, pid, exitcode)
+        with self._lock:
+            if not (self._state == RUN or (self._state == CLOSE and self._cache)):
+                return
+            if self._broken is None:
+                if len(self._workers) >= self._processes:
+                    return
+                try:
+                    self._add_worker()
+                    return
+                except Exception as e:
+                    self._broken = ProcessError("cannot start a pool worker: %r" % (e,))
+            if any(not w.dead for w in self._workers.values()):
+                return
+            # no worker left, and none can be started: nothing will run
+            pending = list(self._pending)
+            self._pending.clear()
+            err = self._broken
+        for _data, refs in pending:
+            self._fail(refs, err)
+        for obj in list(self._cache.values()):
+            _fail_all(obj, err)
+
+    def _fail(self, refs: list, err: BaseException) -> None:
+        for job, i in refs:
+            obj = self._cache.get(job)
+            if obj is not None:
+                try:
+                    obj._set(i, (False, err))
+                except Exception:
+                    traceback.print_exc()
+
+    def _forget(self, wid: int, pid: Optional[int], exitcode: Optional[int]) -> None:
         with self._lock:
             w = self._workers.pop(wid, None)
             if w is None:
                 return
+            if not w.started:
+                self._start_failures += 1
+                if self._start_failures >= self._processes + 2 and self._broken is None:
+                    self._broken = ProcessError(
+                        "pool workers keep ending before they start (the last, pid %s, "
+                        "with exit code %s): see their output; is the initializer "
+                        "failing?" % (pid, exitcode))
             try:
                 self._pool.remove(w.process)
             except ValueError:
@@ -764,13 +819,7 @@ class Pool:
         self._discard_queue(w)
         err = WorkerLostError(pid, exitcode)
         for _data, refs in taken:
-            for job, i in refs:
-                obj = self._cache.get(job)
-                if obj is not None:
-                    try:
-                        obj._set(i, (False, err))
-                    except Exception:
-                        traceback.print_exc()
+            self._fail(refs, err)
         if w.process is not None and self._sup is not None:
             try:
                 w.process.join(0)
@@ -1012,16 +1061,7 @@ class Pool:
         # what never came back fails instead of waiting forever
         err = ProcessError("the pool was terminated before this task finished")
         for obj in list(self._cache.values()):
-            try:
-                if isinstance(obj, IMapIterator):
-                    obj._set(obj._index, (False, err))
-                    obj._set_length(obj._index)
-                elif isinstance(obj, MapResult):
-                    _fail_map(obj, err)
-                else:
-                    obj._set(0, (False, err))
-            except Exception:
-                pass
+            _fail_all(obj, err)
         self._cache.clear()
         self._close_transport()
 
@@ -1094,9 +1134,23 @@ class Pool:
     __class_getitem__ = classmethod(types.GenericAlias)
 
 
-def _fail_map(obj: MapResult, err: BaseException) -> None:
-    while obj._number_left > 0 and not obj._ready:
-        obj._set(0, (False, err))
+def _fail_all(obj: Any, err: BaseException) -> None:
+    """Make a pending result fail with err, whatever it waits for."""
+    try:
+        if isinstance(obj, IMapIterator):
+            with obj._cond:
+                obj._items.append((False, err))
+                obj._index += 1
+                obj._length = obj._index
+                obj._cond.notify_all()
+            obj._cache.pop(obj._job, None)
+        elif isinstance(obj, MapResult):
+            while obj._number_left > 0 and not obj._ready:
+                obj._set(0, (False, err))
+        else:
+            obj._set(0, (False, err))
+    except Exception:
+        traceback.print_exc()
 
 
 def _default_context() -> Any:
