@@ -59,9 +59,12 @@ _APPLY, _MAP, _STARMAP = 0, 1, 2
 # records on the result queue that do not come from a worker
 _DIED, _STOP = -1, -2
 
-# keep about this much work queued per worker (seconds), within bounds
-_QUEUED_WORK = 0.002
-_MAX_INFLIGHT = 64
+# messages a worker holds: the one it runs and the next, so that it never
+# waits for the parent between two
+_INFLIGHT = 2
+# tasks that wait are sent together, about this much work per message
+_MESSAGE_WORK = 0.0005
+_MAX_BATCH = 256
 
 
 def mapstar(args: Any) -> list:
@@ -212,11 +215,11 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
         if tasks is None:
             break
         t0 = clock()
+        completed += len(tasks)
         results = _run(tasks, True)
         tasks = None
         put(memoryview(_encode_results(wid, results, clock() - t0)))
         results = None
-        completed += 1
     util.debug("worker exiting after %d tasks" % completed)
 
 
@@ -477,8 +480,8 @@ class Pool:
         self._lock = threading.RLock()
         self._pending: "collections.deque" = collections.deque()
         self._wid = itertools.count(1)
-        self._avg = None  # seconds per message, a moving average
-        self._limit = 2   # messages queued per worker
+        self._avg: Optional[float] = None  # seconds per task, a moving average
+        self._batch = 16  # tasks per message at most
         self._taskqueue: Any = None
         self._closed_cond = threading.Condition(self._lock)
         self._setup()
@@ -586,12 +589,12 @@ class Pool:
     # -- dispatch
 
     def _pick(self) -> Optional[_Worker]:
+        """The least loaded worker that may take another message (lock held)."""
         best = None
-        limit = self._limit
         maxtasks = self._maxtasksperchild
         for w in self._workers.values():
             n = len(w.inflight)
-            if w.dead or n >= limit or (maxtasks is not None and w.sent >= maxtasks):
+            if w.dead or n >= _INFLIGHT or (maxtasks is not None and w.sent >= maxtasks):
                 continue
             if best is None or n < len(best.inflight):
                 best = w
@@ -599,48 +602,62 @@ class Pool:
                     break
         return best
 
-    def _dispatch(self, data: Any, refs: list) -> None:
-        with self._lock:
-            if self._pending:
-                self._pending.append((data, refs))
-                return
+    def _pump(self) -> None:
+        """Send what waits to workers that have room (lock held). Tasks that
+        pile up while every worker is busy leave together, as one message."""
+        pending = self._pending
+        while pending:
             w = self._pick()
             if w is None:
-                self._pending.append((data, refs))
                 return
-            if not w.inflight:
-                w.last = time.monotonic()
-            w.inflight.append((data, refs))
-            w.sent += 1
-            self._send(w, data)
+            self._send_batch(w)
 
     def _feed(self, w: _Worker) -> None:
         """Give w what waits, up to its share (lock held)."""
-        pending = self._pending
         maxtasks = self._maxtasksperchild
-        while pending and not w.dead and len(w.inflight) < self._limit and (
+        while self._pending and not w.dead and len(w.inflight) < _INFLIGHT and (
                 maxtasks is None or w.sent < maxtasks):
-            item = pending.popleft()
-            if not w.inflight:
-                w.last = time.monotonic()
-            w.inflight.append(item)
-            w.sent += 1
-            self._send(w, item[0])
+            self._send_batch(w)
 
-    def _submit(self, job: Any, tasks: list) -> None:
-        """Send one message of tasks, or fail them at once if they cannot
-        be pickled."""
+    def _send_batch(self, w: _Worker) -> None:
+        pending = self._pending
+        n = min(len(pending), self._batch)
+        if self._maxtasksperchild is not None:
+            n = min(n, self._maxtasksperchild - w.sent)
+        tasks = [pending.popleft() for _ in range(n)]
         try:
             data = self._encode(tasks)
-        except Exception as e:
-            for t in tasks:
-                job._set(t[1], (False, e))
-            return
-        if self._broken is not None and not any(not w.dead for w in self._workers.values()):
-            for t in tasks:
-                job._set(t[1], (False, self._broken))
-            return
-        self._dispatch(data, [(t[0], t[1]) for t in tasks])
+        except Exception:
+            tasks = self._drop_unpicklable(tasks)
+            if not tasks:
+                return
+            data = self._encode(tasks)
+        if not w.inflight:
+            w.last = time.monotonic()
+        w.inflight.append((data, tasks))
+        w.sent += len(tasks)
+        self._send(w, data)
+
+    def _drop_unpicklable(self, tasks: list) -> list:
+        """Fail the tasks that cannot be pickled; the others."""
+        good = []
+        for t in tasks:
+            try:
+                self._encode([t])
+            except Exception as e:
+                self._fail([t], e)
+            else:
+                good.append(t)
+        return good
+
+    def _submit(self, job: Any, tasks: list) -> None:
+        """Queue tasks and send what workers have room for."""
+        with self._lock:
+            if self._broken is not None and not any(not w.dead for w in self._workers.values()):
+                self._fail(tasks, self._broken)
+                return
+            self._pending.extend(tasks)
+            self._pump()
 
     # -- results
 
@@ -694,14 +711,13 @@ class Pool:
             w = self._workers.get(wid)
             if w is None or not w.inflight:
                 return
-            w.inflight.popleft()
+            ntasks = len(w.inflight.popleft()[1])
             w.last = time.monotonic()
+            per_task = elapsed / ntasks
             avg = self._avg
-            avg = elapsed if avg is None else 0.8 * avg + 0.2 * elapsed
+            avg = per_task if avg is None else 0.8 * avg + 0.2 * per_task
             self._avg = avg
-            self._limit = max(2, min(_MAX_INFLIGHT, int(_QUEUED_WORK / (avg + 1e-7)) + 1))
-            if avg > 0.05:
-                self._limit = 1
+            self._batch = max(1, min(_MAX_BATCH, int(_MESSAGE_WORK / (avg + 1e-7))))
             if self._pending:
                 self._feed(w)
             elif not w.inflight:
@@ -729,10 +745,10 @@ class Pool:
             if v.dead or len(v.inflight) < 2 or now - v.last < patience:
                 continue
             k = min(self._take_back(v), len(v.inflight))
-            if k:
-                moved = [v.inflight.pop() for _ in range(k)]
-                v.sent -= k
-                self._pending.extendleft(moved)  # back in their order
+            for _ in range(k):
+                _data, tasks = v.inflight.pop()
+                v.sent -= len(tasks)
+                self._pending.extendleft(reversed(tasks))  # back in their order
         for w in idle:
             if not self._pending:
                 break
@@ -776,13 +792,13 @@ class Pool:
             pending = list(self._pending)
             self._pending.clear()
             err = self._broken
-        for _data, refs in pending:
-            self._fail(refs, err)
+        self._fail(pending, err)
         for obj in list(self._cache.values()):
             _fail_all(obj, err)
 
-    def _fail(self, refs: list, err: BaseException) -> None:
-        for job, i in refs:
+    def _fail(self, tasks: list, err: BaseException) -> None:
+        for t in tasks:
+            job, i = t[0], t[1]
             obj = self._cache.get(job)
             if obj is not None:
                 try:
@@ -811,15 +827,14 @@ class Pool:
             w.inflight.clear()
             taken, rest = held[:len(held) - untaken], held[len(held) - untaken:]
             if self._state != TERMINATE:
-                # untaken messages go first, in their order
-                self._pending.extendleft(reversed(rest))
-                for other in self._workers.values():
-                    if self._pending:
-                        self._feed(other)
+                # untaken tasks go first, in their order
+                for _data, tasks in reversed(rest):
+                    self._pending.extendleft(reversed(tasks))
+                self._pump()
         self._discard_queue(w)
         err = WorkerLostError(pid, exitcode)
-        for _data, refs in taken:
-            self._fail(refs, err)
+        for _data, tasks in taken:
+            self._fail(tasks, err)
         if w.process is not None and self._sup is not None:
             try:
                 w.process.join(0)
