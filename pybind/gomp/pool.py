@@ -480,8 +480,7 @@ class Pool:
         self._lock = threading.RLock()
         self._pending: "collections.deque" = collections.deque()
         self._wid = itertools.count(1)
-        self._avg: Optional[float] = None  # seconds per task, a moving average
-        self._batch = 16  # tasks per message at most
+        self._est: dict = {}  # function -> seconds per call, about
         self._taskqueue: Any = None
         self._closed_cond = threading.Condition(self._lock)
         self._setup()
@@ -620,11 +619,23 @@ class Pool:
             self._send_batch(w)
 
     def _send_batch(self, w: _Worker) -> None:
+        """Send w the next tasks as one message: a run of calls of one
+        function, as many as take about _MESSAGE_WORK by what that function
+        took so far (one while it is unknown, so that a long task never
+        holds back short ones in the same message)."""
         pending = self._pending
-        n = min(len(pending), self._batch)
+        first = pending.popleft()
+        func = first[3]
+        try:
+            est = self._est.get(func)
+        except TypeError:  # unhashable callable
+            est = None
+        n = 1 if est is None else min(_MAX_BATCH, int(_MESSAGE_WORK / (est + 1e-7)))
         if self._maxtasksperchild is not None:
             n = min(n, self._maxtasksperchild - w.sent)
-        tasks = [pending.popleft() for _ in range(n)]
+        tasks = [first]
+        while len(tasks) < n and pending and pending[0][3] is func:
+            tasks.append(pending.popleft())
         try:
             data = self._encode(tasks)
         except Exception:
@@ -711,13 +722,21 @@ class Pool:
             w = self._workers.get(wid)
             if w is None or not w.inflight:
                 return
-            ntasks = len(w.inflight.popleft()[1])
+            tasks = w.inflight.popleft()[1]
             w.last = time.monotonic()
-            per_task = elapsed / ntasks
-            avg = self._avg
-            avg = per_task if avg is None else 0.8 * avg + 0.2 * per_task
-            self._avg = avg
-            self._batch = max(1, min(_MAX_BATCH, int(_MESSAGE_WORK / (avg + 1e-7))))
+            per_task = elapsed / len(tasks)
+            func = tasks[0][3]
+            est = self._est
+            try:
+                old = est.get(func)
+                # quick to rise, slow to fall: a function that is sometimes
+                # slow is not batched
+                est[func] = per_task if old is None or per_task > old else \
+                    0.9 * old + 0.1 * per_task
+            except TypeError:
+                pass
+            if len(est) > 4096:
+                est.clear()
             if self._pending:
                 self._feed(w)
             elif not w.inflight:
@@ -740,7 +759,9 @@ class Pool:
         if not idle or self._pending:
             return
         now = time.monotonic()
-        patience = max(0.002, 4 * (self._avg or 0.0))
+        # messages are sized to take well under this: one that runs longer
+        # holds back the ones behind it
+        patience = 0.002
         for v in self._workers.values():
             if v.dead or len(v.inflight) < 2 or now - v.last < patience:
                 continue
