@@ -82,3 +82,16 @@ def gen(n, fail_at=None):
 class Unpicklable:
     def __reduce__(self):
         raise TypeError("cannot pickle Unpicklable")
+
+
+def _refuse_to_load():
+    raise RuntimeError("this result cannot be loaded")
+
+
+class LoadFails:
+    def __reduce__(self):
+        return _refuse_to_load, ()
+
+
+def load_fails(_=None):
+    return LoadFails()

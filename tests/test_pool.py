@@ -132,6 +132,14 @@ def test_unpicklable_argument_and_result(pool):
     assert pool.map(T.square, [1, 2]) == [1, 4]
 
 
+def test_result_that_cannot_be_loaded_fails_its_task(pool):
+    with pytest.raises(RuntimeError, match="cannot be loaded"):
+        pool.apply(T.load_fails)
+    with pytest.raises(RuntimeError, match="cannot be loaded"):
+        pool.map(T.load_fails, range(4))
+    assert pool.apply(T.square, (5,)) == 25
+
+
 def test_lambdas_and_closures(pool):
     k = 3
     assert pool.map(lambda x: x * k, range(4)) == [0, 3, 6, 9]

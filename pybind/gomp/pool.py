@@ -33,6 +33,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import sys
 import threading
 import time
@@ -184,9 +185,18 @@ def _run(tasks: Iterable[tuple], wrap: bool) -> list:
     return out
 
 
-def _encode_results(wid: int, results: list, elapsed: float) -> bytes:
+# a record on the result queue: this header, then a pickle. The header
+# says which worker it is from even when the pickle cannot be loaded.
+_HEADER = struct.Struct("<id")
+
+
+def _record(wid: int, elapsed: float, body: bytes = b"") -> memoryview:
+    return memoryview(_HEADER.pack(wid, elapsed) + body)
+
+
+def _encode_results(results: list) -> bytes:
     try:
-        return _dumps((wid, results, elapsed))
+        return _dumps(results)
     except Exception:
         fixed = []
         for job, i, ok, value in results:
@@ -195,7 +205,7 @@ def _encode_results(wid: int, results: list, elapsed: float) -> bytes:
             except Exception as e:
                 ok, value = False, MaybeEncodingError(e, value)
             fixed.append((job, i, ok, value))
-        return _dumps((wid, fixed, elapsed))
+        return _dumps(fixed)
 
 
 def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
@@ -206,7 +216,7 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
     if initializer is not None:
         initializer(*initargs)
     get, put, loads, clock = inqueue.get, outqueue.put, pickle.loads, time.perf_counter
-    put(memoryview(_dumps((wid, None, 0.0))))  # started
+    put(_record(wid, 0.0))  # started: an empty record
     completed = 0
     while maxtasks is None or completed < maxtasks:
         data = get()
@@ -218,7 +228,9 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
         completed += len(tasks)
         results = _run(tasks, True)
         tasks = None
-        put(memoryview(_encode_results(wid, results, clock() - t0)))
+        body = _encode_results(results)
+        put(_record(wid, clock() - t0, body))
+        body = None
         results = None
     util.debug("worker exiting after %d tasks" % completed)
 
@@ -515,8 +527,17 @@ class Pool:
     def _encode(self, tasks: list) -> Any:
         return _dumps(tasks)
 
-    def _decode(self, item: Any) -> Any:
-        return pickle.loads(item)
+    def _decode(self, item: Any) -> tuple:
+        """A result record -> (wid, elapsed, body): body is the results,
+        None when the worker says it started, the arguments of a record
+        from the parent, or the exception raised loading the results."""
+        wid, elapsed = _HEADER.unpack_from(item)
+        if len(item) == _HEADER.size:
+            return wid, elapsed, None
+        try:
+            return wid, elapsed, pickle.loads(memoryview(item)[_HEADER.size:])
+        except Exception as e:
+            return wid, elapsed, e
 
     def _new_worker(self, w: _Worker) -> None:
         from . import queues
@@ -533,8 +554,8 @@ class Pool:
     def _send(self, w: _Worker, data: Any) -> None:
         w.queue.put(memoryview(data))
 
-    def _post(self, record: tuple) -> None:
-        self._outqueue.put(memoryview(pickle.dumps(record)))
+    def _post(self, kind: int, *args: Any) -> None:
+        self._outqueue.put(_record(kind, 0.0, pickle.dumps(args)))
 
     # -- workers
 
@@ -583,7 +604,7 @@ class Pool:
                 code = w.process.exitcode
                 # after the last result the worker sent; the result
                 # handler fails what it held and replaces it
-                self._post((_DIED, wid, w.pid, code))
+                self._post(_DIED, wid, w.pid, code)
 
     # -- dispatch
 
@@ -693,35 +714,40 @@ class Pool:
                 continue
             for item in batch:
                 try:
-                    record = decode(item)
+                    wid, elapsed, body = decode(item)
+                    item = None
+                    if wid >= 0 and body is None:
+                        self._started(wid)
+                    elif wid >= 0:
+                        tasks = self._done(wid, elapsed)
+                        if isinstance(body, BaseException):
+                            # the results cannot be loaded here
+                            self._fail(tasks, body)
+                            continue
+                        for job, i, ok, value in body:
+                            obj = cache.get(job)
+                            if obj is not None:
+                                try:
+                                    obj._set(i, (ok, value))
+                                except Exception:
+                                    traceback.print_exc()
+                        body = value = tasks = None
+                    elif wid == _DIED:
+                        self._lost(*body)
+                    else:
+                        return
                 except Exception:
-                    util.info("pool result handler: %s" % traceback.format_exc())
-                    continue
-                wid = record[0]
-                if wid >= 0 and record[1] is None:
-                    self._started(wid)
-                elif wid >= 0:
-                    self._done(wid, record[2])
-                    for job, i, ok, value in record[1]:
-                        obj = cache.get(job)
-                        if obj is not None:
-                            try:
-                                obj._set(i, (ok, value))
-                            except Exception:
-                                traceback.print_exc()
-                    record = value = None
-                elif wid == _DIED:
-                    self._lost(record[1], record[2], record[3])
-                else:
-                    return
+                    # this thread must go on, or every result waits forever
+                    traceback.print_exc()
             if self._state == CLOSE and not cache:
                 self._finish()
 
-    def _done(self, wid: int, elapsed: float) -> None:
+    def _done(self, wid: int, elapsed: float) -> list:
+        """A message of wid's came back; returns its tasks."""
         with self._lock:
             w = self._workers.get(wid)
             if w is None or not w.inflight:
-                return
+                return []
             tasks = w.inflight.popleft()[1]
             w.last = time.monotonic()
             per_task = elapsed / len(tasks)
@@ -741,6 +767,7 @@ class Pool:
                 self._feed(w)
             elif not w.inflight:
                 self._steal()
+            return tasks
 
     def _queued_behind(self) -> bool:
         """Whether some worker has messages waiting behind the one it runs
@@ -1053,7 +1080,7 @@ class Pool:
                     except Exception:
                         pass
         self._stop_handler()
-        self._post((_STOP,))
+        self._post(_STOP)
 
     _finishing = False
 
@@ -1087,7 +1114,7 @@ class Pool:
         self._stop_handler()
         self._kill_workers()
         try:
-            self._post((_STOP,))
+            self._post(_STOP)
         except Exception:
             pass
         me = threading.current_thread()
@@ -1244,8 +1271,8 @@ class ThreadPool(Pool):
     def _send(self, w: _Worker, data: Any) -> None:
         w.queue.put(data)
 
-    def _post(self, record: tuple) -> None:
-        self._outqueue.put(record)
+    def _post(self, kind: int, *args: Any) -> None:
+        self._outqueue.put((kind, 0.0, args))
 
     def _untaken(self, w: _Worker) -> int:
         return 0
@@ -1283,5 +1310,5 @@ def _thread_worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[
         t0 = clock()
         results = _run(tasks, False)
         tasks = None
-        outqueue.put((wid, results, clock() - t0))
+        outqueue.put((wid, clock() - t0, results))
         results = None
