@@ -974,12 +974,21 @@ class Pool:
                            error_callback=error_callback)
         if chunksize > 0:
             job = result._job
-            it = iter(iterable)
-            for i in itertools.count():
-                chunk = tuple(itertools.islice(it, chunksize))
-                if not chunk:
-                    break
-                self._submit(result, [(job, i, kind, func, chunk, None)])
+            if type(iterable) in (range, list, tuple):
+                # a slice of a range is a range: a few bytes to send, not a
+                # tuple of every number in it
+                n = len(iterable)  # type: ignore[arg-type]
+                tasks = [(job, i, kind, func, iterable[start:start + chunksize], None)  # type: ignore
+                         for i, start in enumerate(range(0, n, chunksize))]
+            else:
+                it = iter(iterable)
+                tasks = []
+                for i in itertools.count():
+                    chunk = tuple(itertools.islice(it, chunksize))
+                    if not chunk:
+                        break
+                    tasks.append((job, i, kind, func, chunk, None))
+            self._submit(result, tasks)
         return result
 
     def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
