@@ -259,3 +259,16 @@ def test_thread_pool():
     assert tp.apply(T.get_state) == 7
     tp.close()
     tp.join()
+
+
+def test_imap_sends_each_item_of_a_slow_iterator_at_once(pool):
+    def items():
+        yield 1
+        yield 2
+        time.sleep(1.5)
+        yield 3
+    it = pool.imap(T.square, items())
+    t = time.monotonic()
+    assert it.next(timeout=1) == 1 and it.next(timeout=1) == 4
+    assert time.monotonic() - t < 1
+    assert list(it) == [9]

@@ -1030,25 +1030,41 @@ class Pool:
             result, func, iterable, chunksize = entry
             job = result._job
             n = 0
+            tasks: list = []
+            clock = time.perf_counter
+            # a container's tasks are submitted in groups; an iterator's
+            # leave one by one, as they come, since its next item may be
+            # long in coming
+            group = 64 if hasattr(iterable, "__len__") else 1
             try:
                 it = iter(iterable)
+                since = clock()
                 while self._state != TERMINATE:
                     if chunksize == 1:
                         try:
                             x = next(it)
                         except StopIteration:
                             break
-                        task = (job, n, _APPLY, func, (x,), {})
+                        tasks.append((job, n, _APPLY, func, (x,), {}))
                     else:
                         chunk = tuple(itertools.islice(it, chunksize))
                         if not chunk:
                             break
-                        task = (job, n, _MAP, func, chunk, None)
+                        tasks.append((job, n, _MAP, func, chunk, None))
                     n += 1
-                    self._submit(result, [task])
+                    if len(tasks) >= group or clock() - since > 0.0005:
+                        self._submit(result, tasks)
+                        tasks = []
+                        since = clock()
             except Exception as e:
+                if tasks:
+                    self._submit(result, tasks)
+                    tasks = []
                 result._set(n, (False, e))
                 n += 1
+            if tasks:
+                self._submit(result, tasks)
+                tasks = []
             result._set_length(n)
             entry = result = iterable = None
 
