@@ -80,3 +80,22 @@ def test_pipe_listener_client_manager_values():
     assert dummy.Array("i", [1, 2]) == array.array("i", [1, 2])
     dummy.freeze_support()
     dummy.shutdown()
+
+
+def test_thread_pool_terminate_runs_nothing_more():
+    import time
+    from gomp.pool import ThreadPool
+    ran = []
+
+    def slow(x):
+        time.sleep(0.2)
+        ran.append(x)
+
+    tp = ThreadPool(1)
+    rs = [tp.apply_async(slow, (i,)) for i in range(5)]
+    time.sleep(0.05)
+    tp.terminate()
+    tp.join()
+    assert ran == [0]
+    with pytest.raises(Exception):
+        rs[-1].get(1)

@@ -1310,8 +1310,14 @@ class ThreadPool(Pool):
         pass
 
     def _kill_workers(self) -> None:
-        # threads cannot be killed: they stop after the task they run
+        # threads cannot be killed: they stop after the task they run, and
+        # run nothing of what was queued for them
         for w in list(self._workers.values()):
+            try:
+                while True:
+                    w.queue.get_nowait()
+            except queue.Empty:
+                pass
             w.queue.put(None)
 
     def _close_transport(self) -> None:
