@@ -5,6 +5,8 @@
  * futex (through gomp_wait_sliced, so Ctrl-C interrupts) or to wake one. */
 #include "_gomp.h"
 
+#include <marshal.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,13 +35,12 @@ gomp_symbol gomp_queues_symbols[] = {
 #define OFF_DATA 24
 #define OFF_PLOCK 64
 #define OFF_TAIL 128
-#define OFF_DATASEQ 136
+#define OFF_PUTS 144
 #define OFF_DATAWAIT 140
 #define OFF_CLOCK 192
 #define OFF_HEAD 256
-#define OFF_SPACESEQ 264
+#define OFF_GETS 272
 #define OFF_SPACEWAIT 268
-#define OFF_QUEUED 320
 #define OFF_TASKS 384
 #define OFF_TASKWAIT 388
 
@@ -49,6 +50,16 @@ gomp_symbol gomp_queues_symbols[] = {
 #define F_WRAP 4u
 #define LOCK_WAITERS 0x80000000u
 
+/* message kinds (the header's kind): pickled (parts: the pickle and its
+ * out-of-band buffers); a raw bytes, bytearray or memoryview (part 1);
+ * marshalled (part 0), for small objects made only of core types, whose
+ * encoding is several times cheaper than pickle's; decoded already (only
+ * inside this file) */
+#define KIND_PICKLE 0
+#define KIND_MEMORYVIEW 3
+#define KIND_MARSHAL 4
+#define KIND_READY 100
+
 /* message header, at the start of a message's first frame:
  * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
 #define MAX_PARTS 64
@@ -57,8 +68,11 @@ gomp_symbol gomp_queues_symbols[] = {
 #define MIN_STREAM_CHUNK 4096
 /* copies longer than this release the GIL */
 #define NOGIL_COPY (256 * 1024)
-/* busy-wait iterations before sleeping on a futex */
+/* busy-wait iterations on a lock held by a running process (short holds) */
 #define SPIN 400
+/* how long a waiter for data or room spins before it sleeps: a futex sleep
+ * and wake cost the other side a system call each */
+#define SPIN_NS 40000
 
 #define U32(r, off) ((uint32_t *)((r)->base + (off)))
 #define U64(r, off) ((uint64_t *)((r)->base + (off)))
@@ -78,6 +92,10 @@ static PyObject *loads_fn = NULL;  /* pickle.loads */
 static PyObject *empty_exc = NULL; /* queue.Empty */
 static PyObject *full_exc = NULL;  /* queue.Full */
 static PyObject *buffers_kw = NULL;
+static PyObject *dumps_fn = NULL; /* pickle.dumps */
+static PyObject *dumps_kwnames = NULL;
+static PyObject *five = NULL;
+
 
 typedef struct {
     PyObject_HEAD
@@ -88,6 +106,15 @@ typedef struct {
     long long size;
     int fd;
     uint32_t pid;
+    uint64_t seen_head; /* head and tail as last read: they only grow, so */
+    uint64_t seen_tail; /* stale values are safe and save cache misses */
+    /* per-process state of the queue that owns this mapping */
+    PyObject *owner;      /* weakref to the Queue */
+    PyObject *slow_put;   /* Queue._slow_put(queue, obj, block, timeout) */
+    PyObject *backlog;    /* Queue._backlog_pickled(queue, data) */
+    PyObject *closed_msg; /* ValueError text once closed, else NULL */
+    Py_ssize_t pending;   /* items in this process's backlog */
+    int tasks;            /* a JoinableQueue: count unfinished tasks */
 } RingObject;
 
 static PyTypeObject Ring_Type;
@@ -185,27 +212,31 @@ typedef struct {
     uint32_t writer; /* consumer mid-message: give up if it dies */
 } condwait;
 
-/* 1: condition holds, 0: slice over, 2: the writer died */
+/* 1: condition holds, 0: slice over, 2: the writer died.
+ * Sleepers set the waiters word to 1 and sleep on the position word (tail
+ * or head); the side that moves the position clears the word and wakes
+ * them all (wake_waiters), so a stream of puts costs one wake per sleep
+ * and none while the other side is awake. */
 static int
 cond_step(void *arg, long long slice)
 {
     condwait *cw = arg;
-    for (int i = 0; i < SPIN; i++) {
+    long long now = gomp_now_ns(), spin_end = now + (slice < SPIN_NS ? slice : SPIN_NS);
+    for (int i = 1;; i++) {
         if (cw->cond(cw->r, cw->carg))
             return 1;
         cpu_relax();
+        if ((i & 31) == 0 && gomp_now_ns() >= spin_end)
+            break;
     }
-    long long end = gomp_now_ns() + slice;
+    long long end = now + slice;
     for (;;) {
-        __atomic_fetch_add(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(cw->waiters, 1, __ATOMIC_SEQ_CST);
         uint32_t s = __atomic_load_n(cw->seq, __ATOMIC_SEQ_CST);
-        if (cw->cond(cw->r, cw->carg)) {
-            __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        if (cw->cond(cw->r, cw->carg))
             return 1;
-        }
         long long left = end - gomp_now_ns();
         int rc = left > 0 ? go_ring_wait(cw->seq, s, left) : 0;
-        __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
         if (rc < 0)
             return rc;
         if (cw->cond(cw->r, cw->carg))
@@ -216,6 +247,14 @@ cond_step(void *arg, long long slice)
             return 0;
         }
     }
+}
+
+static inline void
+wake_waiters(RingObject *r, int waitoff, int wordoff)
+{
+    uint32_t *w = U32(r, waitoff);
+    if (__atomic_load_n(w, __ATOMIC_SEQ_CST) && __atomic_exchange_n(w, 0, __ATOMIC_SEQ_CST))
+        go_ring_wake(U32(r, wordoff), 0x7fffffff);
 }
 
 static int
@@ -231,12 +270,33 @@ cond_wait(RingObject *r, cond_fn cond, void *carg, int seqoff, int waitoff, uint
     return gomp_wait_sliced(cond_step, &cw, left);
 }
 
-static inline void
-bump(RingObject *r, int seqoff, int waitoff)
+
+/* Room from pos on, using the cached head first. */
+static inline uint64_t
+room_from(RingObject *r, uint64_t pos, uint64_t need)
 {
-    __atomic_fetch_add(U32(r, seqoff), 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(U32(r, waitoff), __ATOMIC_SEQ_CST))
-        go_ring_wake(U32(r, seqoff), 0x7fffffff);
+    uint64_t room = r->cap - (pos - r->seen_head);
+    if (room < need) {
+        r->seen_head = LOAD(U64(r, OFF_HEAD));
+        room = r->cap - (pos - r->seen_head);
+    }
+    return room;
+}
+
+/* Whether a frame is published at pos, using the cached tail first. */
+static inline int
+data_at(RingObject *r, uint64_t pos)
+{
+    if (r->seen_tail > pos)
+        return 1;
+    r->seen_tail = LOAD(U64(r, OFF_TAIL));
+    return r->seen_tail > pos;
+}
+
+static inline void
+count_puts(RingObject *r, int64_t n)
+{
+    __atomic_fetch_add(U64(r, OFF_PUTS), (uint64_t)n, __ATOMIC_RELAXED);
 }
 
 static long long
@@ -376,14 +436,15 @@ static int
 has_space(RingObject *r, void *arg)
 {
     spacearg *s = arg;
-    return r->cap - (s->pos - LOAD(U64(r, OFF_HEAD))) >= s->need;
+    return room_from(r, s->pos, s->need) >= s->need;
 }
 
 static inline void
 publish(RingObject *r, uint64_t pos)
 {
+    /* consumers sleep on the tail's low word (see cond_step) */
     __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
-    bump(r, OFF_DATASEQ, OFF_DATAWAIT);
+    wake_waiters(r, OFF_DATAWAIT, OFF_TAIL);
 }
 
 /* Stream a message in frames, waiting for room (producer lock held).
@@ -402,7 +463,7 @@ write_stream(RingObject *r, message *m, long long deadline)
             small = want; /* never true: the header is < MIN_STREAM_CHUNK */
         if (to_end < FRAME_HDR + ALIGN8(small)) {
             spacearg sa = {pos, to_end};
-            int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+            int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
             if (rc <= 0)
                 return rc;
             frame_header(r->data + off, 0, F_WRAP, r->pid);
@@ -414,10 +475,10 @@ write_stream(RingObject *r, message *m, long long deadline)
         /* wait until at least a good chunk fits, then take what fits */
         uint64_t goal = FRAME_HDR + ALIGN8(want < r->cap / 8 ? want : r->cap / 8);
         spacearg sa = {pos, goal};
-        int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
         if (rc <= 0)
             return rc;
-        uint64_t room = r->cap - (pos - LOAD(U64(r, OFF_HEAD))) - FRAME_HDR;
+        uint64_t room = room_from(r, pos, r->cap) - FRAME_HDR;
         uint64_t n = want < room ? want : room & ~(uint64_t)7;
         if (n > want)
             n = want;
@@ -466,14 +527,14 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
             break;
         }
         uint64_t need = single_need(r, pos, m->total);
-        if (need == 0 || r->cap - (pos - LOAD(U64(r, OFF_HEAD))) < need) {
+        if (need == 0 || room_from(r, pos, need) < need) {
             message_release(m);
             break;
         }
         write_single(r, &pos, m);
         message_release(m);
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
     }
     PyMem_Free(m);
     if (pos != start)
@@ -512,11 +573,11 @@ ring_try_put(RingObject *r, PyObject *args)
     Py_DECREF(item);
     uint64_t pos = LOAD(U64(r, OFF_TAIL));
     uint64_t need = single_need(r, pos, m.total);
-    int ok = need != 0 && r->cap - (pos - LOAD(U64(r, OFF_HEAD))) >= need;
+    int ok = need != 0 && room_from(r, pos, need) >= need;
     if (ok) {
         write_single(r, &pos, &m);
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
         publish(r, pos);
     }
     message_release(&m);
@@ -565,19 +626,19 @@ ring_put(RingObject *r, PyObject *args)
     uint64_t need = single_need(r, pos, m.total);
     if (need != 0) {
         spacearg sa = {pos, need};
-        rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
         if (rc > 0) {
             write_single(r, &pos, &m);
             if (count)
-                __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+                count_puts(r, 1);
             publish(r, pos);
         }
     } else {
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
         rc = write_stream(r, &m, deadline);
         if (rc <= 0 && count)
-            __atomic_fetch_sub(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, -1);
     }
     lock_release(U32(r, OFF_PLOCK));
     message_release(&m);
@@ -591,9 +652,9 @@ ring_put(RingObject *r, PyObject *args)
 static int
 slot_free(RingObject *r, void *arg)
 {
-    uint64_t *q = U64(r, OFF_QUEUED);
+    uint64_t *q = U64(r, OFF_PUTS);
     uint64_t v = LOAD(q);
-    while (v < r->maxsize) {
+    while (v - LOAD(U64(r, OFF_GETS)) < r->maxsize) {
         if (__atomic_compare_exchange_n(q, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return 1;
     }
@@ -611,7 +672,7 @@ ring_reserve(RingObject *r, PyObject *args)
     if (!PyArg_ParseTuple(args, "|pO", &block, &timeout) || gomp_parse_timeout(timeout, &ns) < 0)
         return NULL;
     if (r->maxsize == 0) {
-        __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+        count_puts(r, 1);
         Py_RETURN_NONE;
     }
     if (slot_free(r, NULL))
@@ -622,7 +683,7 @@ ring_reserve(RingObject *r, PyObject *args)
     }
     if (gomp_usable() < 0)
         return NULL;
-    int rc = cond_wait(r, slot_free, NULL, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline_of(ns));
+    int rc = cond_wait(r, slot_free, NULL, OFF_HEAD, OFF_SPACEWAIT, 0, deadline_of(ns));
     if (rc < 0)
         return NULL;
     if (rc == 0) {
@@ -639,8 +700,8 @@ ring_unreserve(RingObject *r, PyObject *args)
     unsigned long long n = 1;
     if (!PyArg_ParseTuple(args, "|K", &n))
         return NULL;
-    __atomic_fetch_sub(U64(r, OFF_QUEUED), n, __ATOMIC_RELAXED);
-    bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+    count_puts(r, -(int64_t)n);
+    wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
     Py_RETURN_NONE;
 }
 
@@ -656,6 +717,7 @@ typedef struct {
     uint64_t curoff;
     uint32_t writer;
     int active;
+    PyObject *obj; /* decoded straight from the ring */
 } incoming;
 
 static void
@@ -663,6 +725,7 @@ incoming_clear(incoming *in)
 {
     for (int i = 0; i < in->nparts; i++)
         Py_CLEAR(in->parts[i]);
+    Py_CLEAR(in->obj);
     in->nparts = 0;
     in->active = 0;
 }
@@ -670,7 +733,7 @@ incoming_clear(incoming *in)
 static int
 has_data(RingObject *r, void *arg)
 {
-    return LOAD(U64(r, OFF_TAIL)) != *(uint64_t *)arg;
+    return data_at(r, *(uint64_t *)arg);
 }
 
 static void
@@ -749,12 +812,15 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
     uint64_t pos = LOAD(headp);
     in->nparts = 0;
     in->active = 0;
+    in->obj = NULL;
     for (;;) {
-        if (LOAD(U64(r, OFF_TAIL)) == pos) {
+        if (!data_at(r, pos)) {
             if (!wait && !in->active)
                 return 0;
-            int rc = cond_wait(r, has_data, &pos, OFF_DATASEQ, OFF_DATAWAIT,
-                               in->active ? in->writer : 0, deadline);
+            /* a message begun is finished whatever the timeout (its frames
+             * taken so far would be lost otherwise), unless its writer dies */
+            int rc = cond_wait(r, has_data, &pos, OFF_TAIL, OFF_DATAWAIT,
+                               in->active ? in->writer : 0, in->active ? -1 : deadline);
             if (rc < 0 || rc == 0) {
                 incoming_clear(in);
                 return rc;
@@ -776,10 +842,39 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
             STORE(headp, pos);
             continue;
         }
+        if (FRAME_HDR + ALIGN8((uint64_t)n) > r->cap - off) {
+            /* cannot happen with gomp's writers (frames are published
+             * whole); do not read past the ring if it does */
+            incoming_clear(in);
+            pos = LOAD(U64(r, OFF_TAIL));
+            __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
+            PyErr_SetString(PyExc_RuntimeError, "gomp queue: corrupt frame skipped");
+            return -1;
+        }
         uint64_t next = pos + FRAME_HDR + ALIGN8(n);
         const char *p = f + FRAME_HDR;
         int skip = 0;
-        if (flags & F_FIRST) {
+        int decode_failed = 0;
+        uint32_t np_kind[2] = {0, 0};
+        if (n >= 8)
+            memcpy(np_kind, p, 8);
+        if ((flags & (F_FIRST | F_LAST)) == (F_FIRST | F_LAST) && np_kind[0] == 1 &&
+            np_kind[1] == KIND_MARSHAL && n >= MSG_HDR(1)) {
+            /* a small marshalled object: decoded from the ring, no copy */
+            if (in->active)
+                incoming_clear(in);
+            uint64_t d;
+            memcpy(&d, p + 8, 8);
+            uint64_t len = d >> 1;
+            if (len > n - MSG_HDR(1))
+                skip = 1;
+            else {
+                in->obj = PyMarshal_ReadObjectFromString(p + MSG_HDR(1), (Py_ssize_t)len);
+                in->kind = KIND_READY;
+                in->active = 1;
+                decode_failed = in->obj == NULL;
+            }
+        } else if (flags & F_FIRST) {
             if (in->active) /* its writer died before finishing the last one */
                 incoming_clear(in);
             int rc = incoming_start(in, p, n);
@@ -798,16 +893,16 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
             incoming_copy(in, p, n);
         }
         int done = !skip && (flags & F_LAST);
-        if (flags & F_LAST) { /* delivered, or lost with a dead process */
-            uint64_t *q = U64(r, OFF_QUEUED);
-            uint64_t v = LOAD(q);
-            while (v > 0 && !__atomic_compare_exchange_n(q, &v, v - 1, 0, __ATOMIC_ACQ_REL,
-                                                         __ATOMIC_ACQUIRE))
-                ;
-        }
+        if (flags & F_LAST) /* delivered, or lost with a dead process */
+            __atomic_fetch_add(U64(r, OFF_GETS), 1, __ATOMIC_RELAXED);
         pos = next;
+        /* producers waiting for room sleep on the head's low word */
         __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
-        bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+        wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
+        if (decode_failed) {
+            in->active = 0;
+            return -1;
+        }
         if (done)
             return 1;
     }
@@ -818,7 +913,16 @@ static PyObject *
 incoming_object(incoming *in)
 {
     PyObject *res;
-    if (in->kind != 0) {
+    if (in->obj != NULL) {
+        res = in->obj;
+        in->obj = NULL;
+    } else if (in->kind == KIND_READY) {
+        res = in->parts[0];
+        Py_INCREF(res);
+    } else if (in->kind == KIND_MARSHAL) {
+        res = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(in->parts[0]),
+                                             PyBytes_GET_SIZE(in->parts[0]));
+    } else if (in->kind != KIND_PICKLE) {
         /* a raw bytes / bytearray / memoryview put without pickling */
         res = in->nparts > 1 ? in->parts[1] : NULL;
         if (res == NULL) {
@@ -873,16 +977,58 @@ parse_get(PyObject *args, PyObject *kwds, const char *fmt, char **names, int *bl
     return 0;
 }
 
+/* (block=True, timeout=None) from a vectorcall */
+static int
+parse_block_timeout(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int *block,
+                    PyObject **timeout)
+{
+    *block = 1;
+    *timeout = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "expected at most 2 arguments: block, timeout");
+        return -1;
+    }
+    PyObject *b = nargs > 0 ? args[0] : NULL;
+    if (nargs > 1)
+        *timeout = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(k, "block") == 0 && nargs < 1)
+            b = v;
+        else if (PyUnicode_CompareWithASCIIString(k, "timeout") == 0 && nargs < 2)
+            *timeout = v;
+        else {
+            PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", k);
+            return -1;
+        }
+    }
+    if (b != NULL && (*block = PyObject_IsTrue(b)) < 0)
+        return -1;
+    return 0;
+}
+
+static inline int
+check_open(RingObject *r)
+{
+    if (r->closed_msg != NULL) {
+        PyErr_SetObject(PyExc_ValueError, r->closed_msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* get(block=True, timeout=None) -> object; raises queue.Empty */
 static PyObject *
-ring_get(RingObject *r, PyObject *args, PyObject *kwds)
+ring_get(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *names[] = {"block", "timeout", NULL};
-    int block = 1;
-    long long deadline;
-    if (parse_get(args, kwds, "|pO:get", names, &block, &deadline, NULL) < 0 ||
-        gomp_usable() < 0)
+    int block;
+    PyObject *timeout;
+    long long ns;
+    if (parse_block_timeout(args, nargs, kwnames, &block, &timeout) < 0 || check_open(r) < 0 ||
+        gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
         return NULL;
+    long long deadline = deadline_of(block ? ns : 0);
     uint32_t *cl = U32(r, OFF_CLOCK);
     if (!lock_try(cl, r->pid)) {
         int rc = lock_acquire(r, OFF_CLOCK, deadline);
@@ -905,6 +1051,242 @@ ring_get(RingObject *r, PyObject *args, PyObject *kwds)
     return incoming_object(&in);
 }
 
+static inline int
+is_scalar(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return o == Py_None || t == &PyLong_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
+           t == &PyBool_Type || (t == &PyBytes_Type && PyBytes_GET_SIZE(o) < 4096);
+}
+
+/* Whether marshal gives back exactly obj: core types only, one level of
+ * tuple/list/dict at most (marshal would turn a nested buffer object, a
+ * numpy array say, into bytes, so nothing unknown may hide inside). */
+static int
+marshal_ok(PyObject *o)
+{
+    if (is_scalar(o))
+        return 1;
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyTuple_Type || t == &PyList_Type) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        if (n > 64)
+            return 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!is_scalar(items[i]))
+                return 0;
+        return 1;
+    }
+    if (t == &PyDict_Type && PyDict_GET_SIZE(o) <= 32) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o, &pos, &k, &v))
+            if (!is_scalar(k) || !is_scalar(v))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* encode(obj) -> (kind, (data,)) for what needs no out-of-band buffers and
+ * pickles with the C pickler; None: use the Python encoder. */
+static PyObject *
+queues_encode(PyObject *self, PyObject *obj)
+{
+    PyTypeObject *t = Py_TYPE(obj);
+    PyObject *data;
+    uint32_t kind;
+    if (marshal_ok(obj)) {
+        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        kind = KIND_MARSHAL;
+    } else if (t == &PyMemoryView_Type || t == &PyBytes_Type || t == &PyByteArray_Type ||
+               dumps_fn == NULL) {
+        Py_RETURN_NONE;
+    } else {
+        PyObject *bufs = PyList_New(0);
+        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
+        data = NULL;
+        if (append != NULL) {
+            PyObject *a[3] = {obj, five, append};
+            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
+        }
+        Py_XDECREF(append);
+        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
+            PyErr_Clear();
+            Py_XDECREF(data);
+            Py_XDECREF(bufs);
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(bufs);
+        kind = KIND_PICKLE;
+    }
+    if (data == NULL)
+        return NULL;
+    return Py_BuildValue("(I(N))", (unsigned)kind, data);
+}
+
+/* put(obj, block=True, timeout=None): the common case (an unbounded queue,
+ * nothing waiting in this process's backlog, a small picklable object) is
+ * done here; the rest goes to Queue._slow_put. */
+static PyObject *
+ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "put() missing its object");
+        return NULL;
+    }
+    PyObject *obj = args[0];
+    PyObject *owner = NULL;
+    if (r->owner != NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyWeakref_GetRef(r->owner, &owner) < 0)
+            return NULL;
+#else
+        owner = PyWeakref_GetObject(r->owner);
+        owner = owner == Py_None ? NULL : owner;
+        Py_XINCREF(owner);
+#endif
+    }
+    if (owner == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the queue of this ring is gone");
+        return NULL;
+    }
+    PyTypeObject *t = Py_TYPE(obj);
+    int slow = r->closed_msg != NULL || r->pending || r->maxsize || t == &PyMemoryView_Type ||
+               ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= 32768);
+    PyObject *data = NULL;
+    uint32_t kind = KIND_PICKLE;
+    if (!slow && marshal_ok(obj)) {
+        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        if (data == NULL) {
+            Py_DECREF(owner);
+            return NULL;
+        }
+        kind = KIND_MARSHAL;
+    } else if (!slow) {
+        PyObject *bufs = PyList_New(0);
+        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
+        if (append != NULL) {
+            PyObject *a[3] = {obj, five, append};
+            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
+        }
+        Py_XDECREF(append);
+        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
+            /* out-of-band buffers, or an error the slow path reports */
+            PyErr_Clear();
+            Py_CLEAR(data);
+            slow = 1;
+        }
+        Py_XDECREF(bufs);
+    }
+    if (slow) {
+        PyObject *a[4] = {owner, obj, nargs > 1 ? args[1] : Py_True, nargs > 2 ? args[2] : Py_None};
+        PyObject *res;
+        if (kwnames != NULL || nargs > 3) {
+            PyObject *bound = PyMethod_New(r->slow_put, owner);
+            res = bound ? PyObject_Vectorcall(bound, args, nargs, kwnames) : NULL;
+            Py_XDECREF(bound);
+        } else
+            res = PyObject_Vectorcall(r->slow_put, a, 4, NULL);
+        Py_DECREF(owner);
+        return res;
+    }
+    if (gomp_usable() < 0) {
+        Py_DECREF(data);
+        Py_DECREF(owner);
+        return NULL;
+    }
+    if (r->tasks)
+        __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+    int ok = 0;
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        cpu_relax();
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (got) {
+        message m;
+        m.nparts = 1;
+        m.kind = kind;
+        uint32_t one = 1;
+        memcpy(m.hdr, &one, 4);
+        memcpy(m.hdr + 4, &kind, 4);
+        m.views[0].buf = PyBytes_AS_STRING(data);
+        m.views[0].len = PyBytes_GET_SIZE(data);
+        uint64_t d = (uint64_t)m.views[0].len << 1;
+        memcpy(m.hdr + 8, &d, 8);
+        m.hdrlen = MSG_HDR(1);
+        m.total = m.hdrlen + (uint64_t)m.views[0].len;
+        m.cur = -1;
+        m.curoff = 0;
+        uint64_t pos = LOAD(U64(r, OFF_TAIL));
+        uint64_t need = single_need(r, pos, m.total);
+        ok = need != 0 && room_from(r, pos, need) >= need;
+        if (ok) {
+            write_single(r, &pos, &m);
+            count_puts(r, 1);
+            publish(r, pos);
+        }
+        lock_release(pl);
+    }
+    if (ok) {
+        Py_DECREF(data);
+        Py_DECREF(owner);
+        Py_RETURN_NONE;
+    }
+    /* no room now: into the backlog, counted in qsize already */
+    count_puts(r, 1);
+    PyObject *k = PyLong_FromUnsignedLong(kind);
+    PyObject *a[3] = {owner, data, k};
+    PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
+    Py_XDECREF(k);
+    Py_DECREF(owner);
+    Py_DECREF(data);
+    return res;
+}
+
+/* bind(queue, slow_put, backlog, tasks): attach the per-process queue */
+static PyObject *
+ring_bind(RingObject *r, PyObject *args)
+{
+    PyObject *queue, *slow_put, *backlog;
+    int tasks;
+    if (!PyArg_ParseTuple(args, "OOOp", &queue, &slow_put, &backlog, &tasks))
+        return NULL;
+    PyObject *wr = PyWeakref_NewRef(queue, NULL);
+    if (wr == NULL)
+        return NULL;
+    Py_XSETREF(r->owner, wr);
+    Py_INCREF(slow_put);
+    Py_XSETREF(r->slow_put, slow_put);
+    Py_INCREF(backlog);
+    Py_XSETREF(r->backlog, backlog);
+    r->tasks = tasks;
+    Py_RETURN_NONE;
+}
+
+/* set_closed(message): get/put raise ValueError(message) from now on */
+static PyObject *
+ring_set_closed(RingObject *r, PyObject *msg)
+{
+    Py_INCREF(msg);
+    Py_XSETREF(r->closed_msg, msg);
+    Py_RETURN_NONE;
+}
+
+/* add_pending(n): items entering (n > 0) or leaving this process's backlog */
+static PyObject *
+ring_add_pending(RingObject *r, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    r->pending += n;
+    return PyLong_FromSsize_t(r->pending);
+}
+
 /* get_many(max_items=None, block=True, timeout=None) -> list */
 static PyObject *
 ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
@@ -913,7 +1295,8 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
     int block = 1;
     long long deadline;
     Py_ssize_t max = PY_SSIZE_T_MAX;
-    if (parse_get(args, kwds, "|npO:get_many", names, &block, &deadline, &max) < 0 ||
+    if (check_open(r) < 0 ||
+        parse_get(args, kwds, "|npO:get_many", names, &block, &deadline, &max) < 0 ||
         gomp_usable() < 0)
         return NULL;
     if (max <= 0)
@@ -928,57 +1311,80 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
             return NULL;
         }
     }
-    PyObject *raw = PyList_New(0);
+    /* Messages are taken under the lock; decoded ones (marshal) go to out
+     * at once, pickled ones are unpickled after the lock is released (an
+     * unpickler runs arbitrary code, which must not run under the lock). */
+    PyObject *out = PyList_New(0);
     incoming *in = PyMem_Malloc(sizeof(incoming));
-    if (raw == NULL || in == NULL) {
+    Py_ssize_t *later = NULL, nlater = 0, cap_later = 0;
+    if (out == NULL || in == NULL) {
         lock_release(cl);
-        Py_XDECREF(raw);
+        Py_XDECREF(out);
         PyMem_Free(in);
         return PyErr_NoMemory();
     }
     int rc = 1;
-    /* messages are taken under the lock, unpickled after it is released */
-    while (PyList_GET_SIZE(raw) < max) {
-        rc = read_message(r, in, deadline, PyList_GET_SIZE(raw) == 0);
+    while (PyList_GET_SIZE(out) < max) {
+        rc = read_message(r, in, deadline, PyList_GET_SIZE(out) == 0);
         if (rc <= 0)
             break;
-        PyObject *t = PyTuple_New(in->nparts + 1);
-        if (t == NULL) {
-            incoming_clear(in);
-            rc = -1;
-            break;
+        PyObject *item;
+        if (in->obj != NULL) {
+            item = in->obj;
+            in->obj = NULL;
+        } else {
+            if (nlater == cap_later) {
+                cap_later = cap_later ? 2 * cap_later : 64;
+                Py_ssize_t *nl = PyMem_Realloc(later, sizeof(Py_ssize_t) * cap_later);
+                if (nl == NULL) {
+                    incoming_clear(in);
+                    PyErr_NoMemory();
+                    rc = -1;
+                    break;
+                }
+                later = nl;
+            }
+            item = PyTuple_New(in->nparts + 1);
+            if (item == NULL) {
+                incoming_clear(in);
+                rc = -1;
+                break;
+            }
+            PyTuple_SET_ITEM(item, 0, PyLong_FromUnsignedLong(in->kind));
+            for (int k = 0; k < in->nparts; k++) {
+                PyTuple_SET_ITEM(item, k + 1, in->parts[k]);
+                in->parts[k] = NULL;
+            }
+            in->nparts = 0;
+            later[nlater++] = PyList_GET_SIZE(out);
         }
-        PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(in->kind));
-        for (int i = 0; i < in->nparts; i++) {
-            PyTuple_SET_ITEM(t, i + 1, in->parts[i]);
-            in->parts[i] = NULL;
-        }
-        in->nparts = 0;
-        int e = PyList_Append(raw, t);
-        Py_DECREF(t);
+        int e = PyList_Append(out, item);
+        Py_DECREF(item);
         if (e < 0) {
             rc = -1;
             break;
         }
     }
     lock_release(cl);
-    Py_ssize_t got = PyList_GET_SIZE(raw);
+    Py_ssize_t got = PyList_GET_SIZE(out);
     if (rc < 0 && got == 0) {
         PyMem_Free(in);
-        Py_DECREF(raw);
+        PyMem_Free(later);
+        Py_DECREF(out);
         return NULL;
     }
     if (rc < 0)
         PyErr_Clear(); /* deliver what was taken; a signal will recur */
     if (got == 0) {
         PyMem_Free(in);
-        Py_DECREF(raw);
+        PyMem_Free(later);
+        Py_DECREF(out);
         PyErr_SetNone(empty_exc);
         return NULL;
     }
-    PyObject *out = PyList_New(got);
-    for (Py_ssize_t i = 0; out && i < got; i++) {
-        PyObject *t = PyList_GET_ITEM(raw, i);
+    for (Py_ssize_t i = 0; i < nlater; i++) {
+        PyObject *t = PyList_GET_ITEM(out, later[i]);
+        in->obj = NULL;
         in->kind = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(t, 0));
         in->nparts = (int)PyTuple_GET_SIZE(t) - 1;
         for (int k = 0; k < in->nparts; k++) {
@@ -990,10 +1396,10 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
             Py_CLEAR(out);
             break;
         }
-        PyList_SET_ITEM(out, i, o);
+        PyList_SetItem(out, later[i], o);
     }
     PyMem_Free(in);
-    Py_DECREF(raw);
+    PyMem_Free(later);
     return out;
 }
 
@@ -1002,7 +1408,8 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
 static PyObject *
 ring_qsize(RingObject *r, PyObject *noargs)
 {
-    return PyLong_FromUnsignedLongLong(LOAD(U64(r, OFF_QUEUED)));
+    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    return PyLong_FromUnsignedLongLong(p > g ? p - g : 0);
 }
 
 static PyObject *
@@ -1014,7 +1421,8 @@ ring_empty(RingObject *r, PyObject *noargs)
 static PyObject *
 ring_full(RingObject *r, PyObject *noargs)
 {
-    return PyBool_FromLong(r->maxsize && LOAD(U64(r, OFF_QUEUED)) >= r->maxsize);
+    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    return PyBool_FromLong(r->maxsize && p > g && p - g >= r->maxsize);
 }
 
 /* ---- JoinableQueue's unfinished tasks ---- */
@@ -1129,6 +1537,10 @@ ring_dealloc(RingObject *r)
         PyErr_Restore(t, v, tb);
     }
     r->base = NULL;
+    Py_CLEAR(r->owner);
+    Py_CLEAR(r->slow_put);
+    Py_CLEAR(r->backlog);
+    Py_CLEAR(r->closed_msg);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -1142,7 +1554,12 @@ static PyMethodDef ring_methods[] = {
     {"reserve", (PyCFunction)ring_reserve, METH_VARARGS,
      "reserve(block=True, timeout=None): take a slot; raises queue.Full."},
     {"unreserve", (PyCFunction)ring_unreserve, METH_VARARGS, "unreserve(n=1)"},
-    {"get", (PyCFunction)(void (*)(void))ring_get, METH_VARARGS | METH_KEYWORDS,
+    {"put_obj", (PyCFunction)(void (*)(void))ring_put_obj, METH_FASTCALL | METH_KEYWORDS,
+     "put_obj(obj, block=True, timeout=None): Queue.put."},
+    {"bind", (PyCFunction)ring_bind, METH_VARARGS, NULL},
+    {"set_closed", (PyCFunction)ring_set_closed, METH_O, NULL},
+    {"add_pending", (PyCFunction)ring_add_pending, METH_O, NULL},
+    {"get", (PyCFunction)(void (*)(void))ring_get, METH_FASTCALL | METH_KEYWORDS,
      "get(block=True, timeout=None) -> object; raises queue.Empty."},
     {"get_many", (PyCFunction)(void (*)(void))ring_get_many, METH_VARARGS | METH_KEYWORDS,
      "get_many(max_items=None, block=True, timeout=None) -> list."},
@@ -1194,14 +1611,24 @@ ring_wrap(void *base, long long size, int fd)
     r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
     r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
     r->pid = (uint32_t)getpid();
+    r->seen_head = r->seen_tail = 0;
+    r->owner = r->slow_put = r->backlog = r->closed_msg = NULL;
+    r->pending = 0;
+    r->tasks = 0;
     return (PyObject *)r;
 }
 
 static PyObject *
 queues_setup(PyObject *self, PyObject *args)
 {
-    PyObject *loads, *empty, *full;
-    if (!PyArg_ParseTuple(args, "OOO", &loads, &empty, &full))
+    PyObject *loads, *empty, *full, *dumps;
+    if (!PyArg_ParseTuple(args, "OOOO", &loads, &empty, &full, &dumps))
+        return NULL;
+    Py_INCREF(dumps);
+    Py_XSETREF(dumps_fn, dumps);
+    if (five == NULL && (five = PyLong_FromLong(5)) == NULL)
+        return NULL;
+    if (dumps_kwnames == NULL && (dumps_kwnames = Py_BuildValue("(s)", "buffer_callback")) == NULL)
         return NULL;
     Py_INCREF(loads);
     Py_INCREF(empty);
@@ -1253,7 +1680,9 @@ queues_ring_map(PyObject *self, PyObject *args)
 
 PyMethodDef gomp_queues_methods[] = {
     {"queues_setup", queues_setup, METH_VARARGS,
-     "queues_setup(loads, Empty, Full): what the rings unpickle with and raise."},
+     "queues_setup(loads, Empty, Full, dumps): what the rings pickle with and raise."},
+    {"queues_encode", queues_encode, METH_O,
+     "queues_encode(obj) -> (kind, (data,)), or None when the Python encoder must do it."},
     {"ring_new", queues_ring_new, METH_VARARGS,
      "ring_new(capacity, maxsize) -> Ring: a new queue ring."},
     {"ring_map", queues_ring_map, METH_VARARGS,

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import sys
 import threading
 import weakref
-from queue import Empty, Full
 from typing import Any, Iterable, List, Optional
 
 from . import _core
@@ -37,6 +37,26 @@ from . import context
 from . import util
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
+
+
+def _queue_exceptions() -> "tuple[type, type]":
+    try:
+        from queue import Empty, Full
+        return Empty, Full
+    except ImportError:
+        pass
+    # a module named queue ahead of the stdlib on sys.path (a script called
+    # queue.py, say) hides it: load the stdlib's by its path
+    import importlib.util
+    import sysconfig
+    path = os.path.join(sysconfig.get_paths()["stdlib"], "queue.py")
+    spec = importlib.util.spec_from_file_location("_gomp_stdlib_queue", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod.Empty, mod.Full
+
+
+Empty, Full = _queue_exceptions()
 
 # bytes of shared ring per queue (pages are only used once touched)
 DEFAULT_CAPACITY = 4 << 20
@@ -48,13 +68,15 @@ _PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
 
 _dumps = pickle.dumps
 _ready = False
+_c_encode: Any = None
 
 
 def _go() -> Any:
-    global _ready
+    global _ready, _c_encode
     g = _core.go()
     if not _ready:
-        g.queues_setup(pickle.loads, Empty, Full)
+        g.queues_setup(pickle.loads, Empty, Full, pickle.dumps)
+        _c_encode = g.queues_encode
         _ready = True
     return g
 
@@ -111,7 +133,6 @@ class _Feed:
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.backlog: "collections.deque" = collections.deque()
-        self.pending = 0  # items in the backlog or being written
         self.closing = False
         self.thread: Optional[threading.Thread] = None
 
@@ -142,7 +163,7 @@ def _feeder(ring: Any, feed: _Feed) -> None:
                 traceback.print_exc()
         finally:
             with cond:
-                feed.pending -= len(batch)
+                ring.add_pending(-len(batch))
                 cond.notify_all()
 
 
@@ -179,6 +200,14 @@ class Queue:
         self._jointhread: Any = None
         self._close_fin: Any = None
         self._feed = _Feed()
+        ring = self._ring
+        ring.bind(self, Queue._slow_put, Queue._backlog_pickled, self._tasks)
+        # the common calls go straight to C (saves a Python frame each)
+        cls = type(self)
+        if cls.put is Queue.put:
+            self.put = ring.put_obj
+        if cls.get is Queue.get:
+            self.get = ring.get
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
@@ -199,6 +228,11 @@ class Queue:
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj into the queue. If the queue is bounded and full, block
         (for at most timeout seconds) and then raise queue.Full."""
+        self._ring.put_obj(obj, block, timeout)
+
+    def _slow_put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        # what the C fast path leaves: bounded queues, a non-empty backlog,
+        # raw bytes-likes, out-of-band buffers, pickling errors
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
         kind, parts = _encode(obj)
@@ -207,14 +241,20 @@ class Queue:
             ring.reserve(block, timeout)
             if self._tasks:
                 ring.task_add()
-            if self._feed.pending or not ring.try_put(kind, parts, False):
+            if self._pending() or not ring.try_put(kind, parts, False):
                 self._enqueue(((kind, parts),))
             return
         if self._tasks:
             ring.task_add()
-        if self._feed.pending or not ring.try_put(kind, parts, True):
+        if self._pending() or not ring.try_put(kind, parts, True):
             ring.reserve()
             self._enqueue(((kind, parts),))
+
+    def _backlog_pickled(self, data: bytes, kind: int) -> None:
+        self._enqueue(((kind, (data,)),))
+
+    def _pending(self) -> int:
+        return self._ring.add_pending(0)
 
     def put_nowait(self, obj: Any) -> None:
         """Equivalent to put(obj, False)."""
@@ -227,7 +267,8 @@ class Queue:
         bounded queue this may raise queue.Full after some were put."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
-        items = [_encode(o) for o in objs]
+        enc = _c_encode
+        items = [enc(o) or _encode(o) for o in objs]
         if not items:
             return
         ring = self._ring
@@ -236,13 +277,13 @@ class Queue:
                 ring.reserve(block, timeout)
                 if self._tasks:
                     ring.task_add()
-                if self._feed.pending or not ring.try_put(k, p, False):
+                if self._pending() or not ring.try_put(k, p, False):
                     self._enqueue(((k, p),))
             return
         if self._tasks:
             for _ in items:
                 ring.task_add()
-        done = 0 if self._feed.pending else ring.try_put_many(items, True)
+        done = 0 if self._pending() else ring.try_put_many(items, True)
         if done < len(items):
             rest = items[done:]
             for _ in rest:
@@ -256,7 +297,7 @@ class Queue:
             for kind, parts in items:
                 feed.backlog.append((kind, _detach(parts)))
                 n += 1
-            feed.pending += n
+            self._ring.add_pending(n)
             if feed.thread is None:
                 self._start_thread()
             feed.cond.notify()
@@ -277,8 +318,6 @@ class Queue:
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         """Remove and return an item from the queue. If the queue is empty,
         block (for at most timeout seconds) and then raise queue.Empty."""
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
         return self._ring.get(block, timeout)
 
     def get_nowait(self) -> Any:
@@ -301,7 +340,7 @@ class Queue:
 
     def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise."""
-        return not self._feed.pending and self._ring.empty()
+        return not self._pending() and self._ring.empty()
 
     def full(self) -> bool:
         """Return True if the queue is full, False otherwise."""
@@ -311,6 +350,7 @@ class Queue:
         """Indicate that no more data will be put on this queue by the
         current process. The feeder thread flushes what is buffered."""
         self._closed = True
+        self._ring.set_closed(f"Queue {self!r} is closed")
         close = self._close_fin
         if close is not None:
             self._close_fin = None
@@ -366,12 +406,10 @@ class SimpleQueue(Queue):
 
     def put(self, obj: Any) -> None:  # type: ignore[override]
         """Put an item into the queue."""
-        Queue.put(self, obj)
+        self._ring.put_obj(obj)
 
     def get(self) -> Any:  # type: ignore[override]
         """Remove and return an item from the queue."""
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
         return self._ring.get(True, None)
 
     if sys.version_info >= (3, 9):
