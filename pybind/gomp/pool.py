@@ -31,7 +31,9 @@ import collections
 import itertools
 import os
 import pickle
-import queue
+# the C half of the stdlib's queue module: a script named queue.py next to
+# the user's program hides the stdlib's queue, not this
+from _queue import Empty as _Empty, SimpleQueue as _SimpleQueue
 import signal
 import struct
 import sys
@@ -517,7 +519,7 @@ class Pool:
         def get_results(timeout: Optional[float]) -> list:
             try:
                 return get_many(None, True, timeout)
-            except queue.Empty:
+            except _Empty:
                 return []
         self._get_results = get_results
         self._sup = self._go.supervisor_new()
@@ -806,7 +808,7 @@ class Pool:
         """Remove the messages w has not taken yet from its queue; how many."""
         try:
             return len(w.queue.get_many(block=False))
-        except queue.Empty:
+        except _Empty:
             return 0
 
     def _started(self, wid: int) -> None:
@@ -1009,7 +1011,7 @@ class Pool:
         if self._taskqueue is None:
             with self._lock:
                 if self._taskqueue is None:
-                    self._taskqueue = queue.SimpleQueue()
+                    self._taskqueue = _SimpleQueue()
                     t = threading.Thread(target=self._handle_tasks, name="PoolTaskHandler",
                                          daemon=True)
                     self._threads.append(t)
@@ -1263,17 +1265,17 @@ class ThreadPool(Pool):
 
     def _setup(self) -> None:
         self._sup = None
-        self._outqueue = queue.SimpleQueue()
+        self._outqueue = _SimpleQueue()
 
         def get_results(timeout: Optional[float], q: Any = self._outqueue) -> list:
             try:
                 items = [q.get(True, timeout)]
-            except queue.Empty:
+            except _Empty:
                 return []
             try:
                 while True:
                     items.append(q.get_nowait())
-            except queue.Empty:
+            except _Empty:
                 return items
         self._get_results = get_results
 
@@ -1284,7 +1286,7 @@ class ThreadPool(Pool):
         return item
 
     def _new_worker(self, w: _Worker) -> None:
-        w.queue = queue.SimpleQueue()
+        w.queue = _SimpleQueue()
         t = self.Process(None, target=_thread_worker,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
                                self._initargs))
@@ -1316,7 +1318,7 @@ class ThreadPool(Pool):
             try:
                 while True:
                     w.queue.get_nowait()
-            except queue.Empty:
+            except _Empty:
                 pass
             w.queue.put(None)
 
