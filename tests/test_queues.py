@@ -15,6 +15,7 @@ import time
 import pytest
 
 import gomp
+import gomp.queues
 import _queue_targets as targets
 
 PYBIND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
@@ -218,6 +219,28 @@ def test_many_producers_and_consumers():
             last[tag] = i
 
 
+@pytest.mark.timeout(90)
+def test_mixed_sizes_through_a_small_ring():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    out = gomp.Queue()
+    n = 300
+    procs = [start(targets.produce_mixed, q, t, n) for t in range(3)]
+    procs += [start(targets.consume_mixed, q, out, 300, batch) for batch in (0, 1, 0)]
+    results = [out.get(timeout=80) for _ in range(3)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    items = [x for r in results for x in r]
+    assert len(items) == 900 and len(set(items)) == 900
+    for t, i, size in items:
+        assert size == (0, 100, 5000, 40000, 200000)[i % 5]
+    for r in results:
+        last: dict = {}
+        for t, i, _ in r:
+            assert i > last.get(t, -1)
+            last[t] = i
+
+
 @pytest.mark.timeout(60)
 def test_process_that_exits_delivers_everything():
     q = gomp.queues.Queue(capacity=1 << 16)
@@ -286,6 +309,21 @@ def test_joinable_queue_workers():
 
 
 @pytest.mark.timeout(60)
+def test_bounded_queue_between_processes():
+    q = gomp.Queue(maxsize=3)
+    p = start(targets.produce, q, "t", 500)
+    got = []
+    while len(got) < 500:
+        assert q.qsize() <= 3
+        got.append(q.get(timeout=20))
+        if len(got) % 100 == 0:
+            time.sleep(0.05)  # let the producer fill it up and block
+    assert got == [("t", i) for i in range(500)]
+    p.join(10)
+    assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
 def test_get_wakes_when_another_process_puts():
     q = gomp.Queue()
     p = start(targets.sleep_then_put, q, 0.3, "late")
@@ -335,6 +373,22 @@ def test_consumer_killed_while_holding_the_lock():
     p.join(10)
     q.put("after")
     assert q.get(timeout=5) == "after"
+
+
+@pytest.mark.timeout(60)
+def test_consumer_killed_mid_message():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    ready = gomp.Queue()
+    p = start(targets.get_one, q, ready)
+    ready.get(timeout=20)
+    q.put(b"k" * (400 << 20))  # streams for a while through the small ring
+    time.sleep(0.2)
+    p.kill()  # while it holds the consumer lock and half the message
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL
+    q.put("after")
+    assert q.get(timeout=30) == "after"  # the rest of the message skipped
+    assert q.qsize() == 0
 
 
 @pytest.mark.timeout(60)
