@@ -95,3 +95,7 @@ class LoadFails:
 
 def load_fails(_=None):
     return LoadFails()
+
+
+def echo(x):
+    return x

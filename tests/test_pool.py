@@ -272,3 +272,12 @@ def test_imap_sends_each_item_of_a_slow_iterator_at_once(pool):
     assert it.next(timeout=1) == 1 and it.next(timeout=1) == 4
     assert time.monotonic() - t < 1
     assert list(it) == [9]
+
+
+def test_large_arguments_and_results(pool):
+    big = b"x" * (20 << 20)
+    assert pool.apply(T.echo, (big,)) == big
+    blobs = [bytes([i]) * (3 << 20) for i in range(6)]
+    rs = [pool.apply_async(T.echo, (b,)) for b in blobs]
+    assert [r.get(30) for r in rs] == blobs
+    assert pool.map(len, blobs, chunksize=2) == [3 << 20] * 6
