@@ -757,10 +757,15 @@ class Pool:
             est = self._est
             try:
                 old = est.get(func)
-                # quick to rise, slow to fall: a function that is sometimes
-                # slow is not batched
-                est[func] = per_task if old is None or per_task > old else \
-                    0.9 * old + 0.1 * per_task
+                # quick to rise (a function that turns slow soon stops being
+                # batched), but not on one sample: a worker that lost its
+                # CPU for a while would otherwise stop all batching
+                if old is None:
+                    est[func] = per_task
+                elif per_task > old:
+                    est[func] = min(per_task, 4 * old)
+                else:
+                    est[func] = 0.7 * old + 0.3 * per_task
             except TypeError:
                 pass
             if len(est) > 4096:
