@@ -58,6 +58,7 @@ job_counter = itertools.count()
 
 # kinds of task: func(*args, **kwds); list(map(func, chunk)); starmap
 _APPLY, _MAP, _STARMAP = 0, 1, 2
+_NO_KWDS: dict = {}  # shared by imap's tasks; only ever unpacked
 
 # records on the result queue that do not come from a worker
 _DIED, _STOP = -1, -2
@@ -437,6 +438,25 @@ class IMapIterator:
                 self._cache.pop(self._job, None)
                 self._pool = None
 
+    def _set_many(self, items: list) -> None:
+        """_set() for several results, waking the reader once."""
+        with self._cond:
+            n = len(self._items)
+            for i, obj in items:
+                if self._index == i:
+                    self._items.append(obj)
+                    self._index += 1
+                    while self._index in self._unsorted:
+                        self._items.append(self._unsorted.pop(self._index))
+                        self._index += 1
+                else:
+                    self._unsorted[i] = obj
+            if len(self._items) > n:
+                self._cond.notify(len(self._items) - n)
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
+
     def _set_length(self, length: int) -> None:
         with self._cond:
             self._length = length
@@ -448,6 +468,15 @@ class IMapIterator:
 
 class IMapUnorderedIterator(IMapIterator):
     """The iterator returned by ``Pool.imap_unordered()``."""
+
+    def _set_many(self, items: list) -> None:
+        with self._cond:
+            self._items.extend(obj for _i, obj in items)
+            self._index += len(items)
+            self._cond.notify(len(items))
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
 
     def _set(self, i: int, obj: tuple) -> None:
         with self._cond:
@@ -726,14 +755,25 @@ class Pool:
                             # the results cannot be loaded here
                             self._fail(tasks, body)
                             continue
+                        streams: Optional[dict] = None
                         for job, i, ok, value in body:
                             obj = cache.get(job)
-                            if obj is not None:
-                                try:
-                                    obj._set(i, (ok, value))
-                                except Exception:
-                                    traceback.print_exc()
-                        body = value = tasks = None
+                            if obj is None:
+                                continue
+                            if isinstance(obj, IMapIterator):
+                                # its reader is woken once per message
+                                if streams is None:
+                                    streams = {}
+                                streams.setdefault(obj, []).append((i, (ok, value)))
+                                continue
+                            try:
+                                obj._set(i, (ok, value))
+                            except Exception:
+                                traceback.print_exc()
+                        if streams:
+                            for obj, items in streams.items():
+                                obj._set_many(items)
+                        body = value = tasks = streams = None
                     elif wid == _DIED:
                         self._lost(*body)
                     else:
@@ -1052,7 +1092,7 @@ class Pool:
                             x = next(it)
                         except StopIteration:
                             break
-                        tasks.append((job, n, _APPLY, func, (x,), {}))
+                        tasks.append((job, n, _APPLY, func, (x,), _NO_KWDS))
                     else:
                         chunk = tuple(itertools.islice(it, chunksize))
                         if not chunk:
