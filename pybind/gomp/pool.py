@@ -1,19 +1,32 @@
 """Process pools: the stdlib's ``multiprocessing.pool`` API.
 
-Each worker has its own task queue and all share one result queue; both
-are the queues area's shared-memory rings, so a task or a result is one
-copy into shared memory and one out, with no pipe, lock or feeder thread on
-the way. The parent decides which worker gets which task (the least loaded
-one, keeping a few tasks queued per worker so that short tasks never wait
-for a round trip), so it always knows what each worker holds.
+Transport. Each worker has its own task queue and all share one result
+queue; both are the queues area's shared-memory rings (one copy into shared
+memory and one out; no pipe, lock or feeder thread on the way when there is
+room). A record on the result queue starts with the sending worker's id, so
+even results that cannot be loaded in the parent fail the right tasks.
 
-Worker supervision is done by the Go core (gomp/pool.go): it watches every
-worker's exit sentinel, and the moment a worker ends the pool learns of it
+Scheduling, in the parent. The parent chooses which worker gets which task:
+the least loaded one, which holds at most two messages (the one it runs and
+the next, so it never waits for the parent between two). Tasks that arrive
+while every worker is busy wait in the parent and leave together: a message
+is a run of calls of one function, as many as take about half a millisecond
+by what that function has taken so far, and a single call while that is not
+known, so a long task never holds back short ones in its own message. A
+message queued behind one that runs longer than 2 ms is taken back out of
+its ring and given to an idle worker. All of this is done in the threads
+that submit tasks and in the result handler; nothing on the per-task path
+calls into Go.
+
+Supervision, in Go. The Go core (gomp/pool.go) watches every worker's exit
+sentinel in an epoll set, and the moment a worker ends the pool learns of it
 through the result stream, after the last result that worker sent. The
 tasks that worker had taken fail with :class:`WorkerLostError` (``map``
 raises it, ``get()`` raises it, ``error_callback`` receives it), the tasks
 still queued for it go to other workers, and a replacement starts; the
-stdlib's pool hangs instead.
+stdlib's pool hangs instead. Workers that keep dying before they start (a
+failing initializer) make the pool fail its tasks instead of respawning
+them forever.
 
 Other differences from the stdlib, where it is undefined or hangs:
 
@@ -36,7 +49,6 @@ import pickle
 from _queue import Empty as _Empty, SimpleQueue as _SimpleQueue
 import signal
 import struct
-import sys
 import threading
 import time
 import traceback
@@ -525,7 +537,6 @@ class Pool:
         self._wid = itertools.count(1)
         self._est: dict = {}  # function -> seconds per call, about
         self._taskqueue: Any = None
-        self._closed_cond = threading.Condition(self._lock)
         self._setup()
         try:
             for _ in range(processes):
