@@ -201,3 +201,16 @@ def test_pool_tour_example():
     assert lines[14:] == ["We lacked patience and got a multiprocessing.TimeoutError",
                           "For the moment, the pool remains available for more work",
                           "Now the pool is closed and no longer available"]
+
+
+def test_leaving_with_does_not_wait_for_a_slow_iterable():
+    def forever():
+        yield 1
+        time.sleep(8)
+        yield 2
+    t = time.monotonic()
+    with gomp.Pool(1) as p:
+        it = p.imap(T.square, forever())
+        assert next(it) == 1
+    p.join()
+    assert time.monotonic() - t < 5

@@ -727,6 +727,8 @@ class Pool:
     def _submit(self, job: Any, tasks: list) -> None:
         """Queue tasks and send what workers have room for."""
         with self._lock:
+            if self._state == TERMINATE:
+                return  # what was outstanding has been failed already
             if self._broken is not None and not any(not w.dead for w in self._workers.values()):
                 self._fail(tasks, self._broken)
                 return
@@ -1202,7 +1204,9 @@ class Pool:
             pass
         me = threading.current_thread()
         for t in self._threads:
-            if t is not me and t.is_alive():
+            # the task handler may be waiting for a slow iterable's next
+            # item: it stops by itself once it has it
+            if t is not me and t.is_alive() and t.name != "PoolTaskHandler":
                 t.join(5)
         # what never came back fails instead of waiting forever
         err = ProcessError("the pool was terminated before this task finished")
@@ -1256,8 +1260,10 @@ class Pool:
         elif self._state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
         for t in self._threads:
-            if t is not threading.current_thread():
-                t.join()
+            if t is threading.current_thread() or (
+                    self._state == TERMINATE and t.name == "PoolTaskHandler"):
+                continue
+            t.join()
         for w in list(self._workers.values()):
             if w.process is not None:
                 w.process.join()
