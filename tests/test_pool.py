@@ -281,3 +281,25 @@ def test_large_arguments_and_results(pool):
     rs = [pool.apply_async(T.echo, (b,)) for b in blobs]
     assert [r.get(30) for r in rs] == blobs
     assert pool.map(len, blobs, chunksize=2) == [3 << 20] * 6
+
+
+def test_pools_leave_no_descriptors_behind():
+    import gc
+    import os
+
+    def count():
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    with gomp.Pool(2) as p:
+        p.map(T.square, range(4))
+    before = count()
+    for _ in range(3):
+        with gomp.Pool(2) as p:
+            p.map(T.square, range(4))
+        p = gomp.Pool(2)
+        p.map(T.square, range(4))
+        p.close()
+        p.join()
+    del p
+    assert count() <= before

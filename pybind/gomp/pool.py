@@ -53,6 +53,7 @@ import threading
 import time
 import traceback
 import types
+import weakref
 from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from . import context
@@ -589,6 +590,9 @@ class Pool:
                                self._initargs, self._maxtasksperchild))
         p.name = p.name.replace("Process", "PoolWorker")
         p.start()
+        # a Popen keeps its child's descriptors until closed: close them
+        # when the pool lets go of the worker's process object
+        weakref.finalize(p, _close_popen, p._popen)
         w.process = p
         w.pid = p.pid
         self._go.supervisor_watch(self._sup, p.sentinel, w.wid)
@@ -1269,6 +1273,11 @@ class Pool:
                 w.process.join()
         if self._state == CLOSE:
             self._close_transport()
+            # all is shut down: nothing for exit to do, and nothing that
+            # keeps this pool alive
+            fin = getattr(self, "_finalizer", None)
+            if fin is not None:
+                fin.cancel()
 
     def __enter__(self) -> "Pool":
         self._check_running()
@@ -1284,6 +1293,13 @@ class Pool:
                           ResourceWarning, source=self)
 
     __class_getitem__ = classmethod(types.GenericAlias)
+
+
+def _close_popen(popen: Any) -> None:
+    try:
+        popen.close()
+    except Exception:
+        pass
 
 
 def _fail_all(obj: Any, err: BaseException) -> None:
