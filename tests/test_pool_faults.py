@@ -214,3 +214,17 @@ def test_leaving_with_does_not_wait_for_a_slow_iterable():
         assert next(it) == 1
     p.join()
     assert time.monotonic() - t < 5
+
+
+def test_pools_left_running_end_quietly_at_exit():
+    r = run_script("""
+        import atexit, gomp, _pool_targets as T
+        first = gomp.Pool(2)
+        atexit.register(first.terminate)
+        first.map(T.square, range(3))
+        left = gomp.Pool(2)
+        left.apply_async(T.sleep_then, (30,))
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout == "ok\\n"
+    assert r.stderr == "", r.stderr

@@ -592,7 +592,8 @@ class Pool:
         p.start()
         # a Popen keeps its child's descriptors until closed: close them
         # when the pool lets go of the worker's process object
-        weakref.finalize(p, _close_popen, p._popen)
+        # (not at exit: the pool's own finalizer still needs them then)
+        weakref.finalize(p, _close_popen, p._popen).atexit = False
         w.process = p
         w.pid = p.pid
         self._go.supervisor_watch(self._sup, p.sentinel, w.wid)
