@@ -226,5 +226,5 @@ def test_pools_left_running_end_quietly_at_exit():
         left.apply_async(T.sleep_then, (30,))
         print("ok")
     """)
-    assert r.returncode == 0 and r.stdout == "ok\\n"
+    assert r.returncode == 0 and r.stdout == "ok\n"
     assert r.stderr == "", r.stderr
