@@ -23,6 +23,8 @@ static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
     gomp_connection_symbols,
     gomp_sync_symbols,
+    gomp_queues_symbols,
+    gomp_pool_symbols,
     NULL,
 };
 
@@ -212,6 +214,8 @@ static PyMethodDef *method_tables[] = {
     gomp_process_methods,
     gomp_connection_methods,
     gomp_sync_methods,
+    gomp_queues_methods,
+    gomp_pool_methods,
     NULL,
 };
 

@@ -1,11 +1,1426 @@
-"""Process pools (not in gomp yet)."""
-from ._missing import missing_class
+"""Process pools: the stdlib's ``multiprocessing.pool`` API.
+
+Transport. Each worker has its own task queue and all share one result
+queue; both are the queues area's shared-memory rings (one copy into shared
+memory and one out; no pipe, lock or feeder thread on the way when there is
+room). A record on the result queue starts with the sending worker's id, so
+even results that cannot be loaded in the parent fail the right tasks.
+
+Scheduling, in the parent. The parent chooses which worker gets which task:
+the least loaded one, which holds at most two messages (the one it runs and
+the next, so it never waits for the parent between two). Tasks that arrive
+while every worker is busy wait in the parent and leave together: a message
+is a run of calls of one function, as many as take about half a millisecond
+by what that function has taken so far, and a single call while that is not
+known, so a long task never holds back short ones in its own message. A
+message queued behind one that runs longer than 2 ms is taken back out of
+its ring and given to an idle worker. All of this is done in the threads
+that submit tasks and in the result handler; nothing on the per-task path
+calls into Go.
+
+Supervision, in Go. The Go core (gomp/pool.go) watches every worker's exit
+sentinel in an epoll set, and the moment a worker ends the pool learns of it
+through the result stream, after the last result that worker sent. The
+tasks that worker had taken fail with :class:`WorkerLostError` (``map``
+raises it, ``get()`` raises it, ``error_callback`` receives it), the tasks
+still queued for it go to other workers, and a replacement starts; the
+stdlib's pool hangs instead. Workers that keep dying before they start (a
+failing initializer) make the pool fail its tasks instead of respawning
+them forever.
+
+Other differences from the stdlib, where it is undefined or hangs:
+
+* lambdas, closures and functions of an interactive ``__main__`` can be
+  used as tasks (they travel by value);
+* ``terminate()`` (and leaving a ``with`` block) kills the workers at once
+  and fails the results still outstanding instead of leaving ``get()``
+  waiting forever;
+* workers ignore SIGINT: Ctrl-C interrupts the parent, which terminates
+  them when it leaves the ``with`` block.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import pickle
+# the C half of the stdlib's queue module: a script named queue.py next to
+# the user's program hides the stdlib's queue, not this
+from _queue import Empty as _Empty, SimpleQueue as _SimpleQueue
+import signal
+import struct
+import threading
+import time
+import traceback
+import types
+import weakref
+from typing import Any, Callable, Iterable, Iterator, List, Optional
+
+from . import context
+from . import util
+from .context import ProcessError, TimeoutError
 
 __all__ = ["Pool", "ThreadPool"]
 
-Pool = missing_class("pool.Pool")
-ThreadPool = missing_class("pool.ThreadPool")
-AsyncResult = missing_class("pool.AsyncResult")
-ApplyResult = AsyncResult
-MapResult = missing_class("pool.MapResult")
-IMapIterator = missing_class("pool.IMapIterator")
+INIT = "INIT"
+RUN = "RUN"
+CLOSE = "CLOSE"
+TERMINATE = "TERMINATE"
+
+job_counter = itertools.count()
+
+# kinds of task: func(*args, **kwds); list(map(func, chunk)); starmap
+_APPLY, _MAP, _STARMAP = 0, 1, 2
+_NO_KWDS: dict = {}  # shared by imap's tasks; only ever unpacked
+
+# records on the result queue that do not come from a worker
+_DIED, _STOP = -1, -2
+
+# messages a worker holds: the one it runs and the next, so that it never
+# waits for the parent between two
+_INFLIGHT = 2
+# tasks that wait are sent together, about this much work per message
+_MESSAGE_WORK = 0.0005
+_MAX_BATCH = 256
+
+
+def mapstar(args: Any) -> list:
+    return list(map(*args))
+
+
+def starmapstar(args: Any) -> list:
+    return list(itertools.starmap(args[0], args[1]))
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, as text; set as
+    the ``__cause__`` of the exception re-raised in the parent."""
+
+    def __init__(self, tb: str) -> None:
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class ExceptionWithTraceback:
+    """An exception with its traceback, pickled so that the receiver gets
+    the exception with a RemoteTraceback as its cause."""
+
+    def __init__(self, exc: BaseException, tb: Any) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        self.exc = exc
+        self.tb = '\n"""\n%s"""' % text
+
+    def __reduce__(self) -> Any:
+        return rebuild_exc, (self.exc, self.tb)
+
+
+def rebuild_exc(exc: BaseException, tb: str) -> BaseException:
+    exc.__cause__ = RemoteTraceback(tb)
+    return exc
+
+
+class MaybeEncodingError(Exception):
+    """Wraps possible unpickleable errors, so they can be
+    safely sent through the socket."""
+
+    def __init__(self, exc: Any, value: Any) -> None:
+        self.exc = repr(exc)
+        self.value = repr(value)
+        super().__init__(self.exc, self.value)
+
+    def __str__(self) -> str:
+        return "Error sending result: '%s'. Reason: '%s'" % (self.value, self.exc)
+
+    def __repr__(self) -> str:
+        return "<%s: %s>" % (self.__class__.__name__, self)
+
+
+class WorkerLostError(ProcessError):
+    """A pool worker ended (killed, crashed or exited) while it held the
+    task; ``pid`` and ``exitcode`` say which worker and how it ended."""
+
+    def __init__(self, pid: Optional[int], exitcode: Optional[int]) -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+        super().__init__(pid, exitcode)
+
+    def __str__(self) -> str:
+        how = "exit code %s" % self.exitcode
+        if isinstance(self.exitcode, int) and self.exitcode < 0:
+            try:
+                how += " (%s)" % signal.Signals(-self.exitcode).name
+            except ValueError:
+                pass
+        return "pool worker (pid %s) ended with %s while running this task" % (self.pid, how)
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.pid, self.exitcode)
+
+
+# ---------------------------------------------------------------- pickling
+
+_HIGHEST = pickle.HIGHEST_PROTOCOL
+
+
+def _dumps(obj: Any) -> bytes:
+    """Pickle obj for a worker: the C pickler when what it writes can be
+    loaded there, else gomp's ForkingPickler (by value where needed)."""
+    from . import reduction
+    try:
+        data = pickle.dumps(obj, _HIGHEST)
+    except Exception:
+        pass
+    else:
+        # a __main__ the worker cannot import: its functions must travel by value
+        if b"__main__" not in data or reduction._main_is_importable():
+            return data
+    return bytes(reduction.ForkingPickler.dumps(obj, _HIGHEST))
+
+
+# ------------------------------------------------------------ worker side
+
+def _run(tasks: Iterable[tuple], wrap: bool) -> list:
+    """Run a message's tasks; [(job, i, success, value), ...]."""
+    out = []
+    for job, i, kind, func, args, kwds in tasks:
+        try:
+            if kind == _APPLY:
+                value = func(*args, **kwds)
+            elif kind == _MAP:
+                value = list(map(func, args))
+            else:
+                value = list(itertools.starmap(func, args))
+            out.append((job, i, True, value))
+        except Exception as e:
+            if wrap:
+                e = ExceptionWithTraceback(e, e.__traceback__)  # type: ignore[assignment]
+            out.append((job, i, False, e))
+        func = args = kwds = None
+    return out
+
+
+# a record on the result queue: this header, then a pickle. The header
+# says which worker it is from even when the pickle cannot be loaded.
+_HEADER = struct.Struct("<id")
+
+
+def _record(wid: int, elapsed: float, body: bytes = b"") -> memoryview:
+    return memoryview(_HEADER.pack(wid, elapsed) + body)
+
+
+def _encode_results(results: list) -> bytes:
+    try:
+        return _dumps(results)
+    except Exception:
+        fixed = []
+        for job, i, ok, value in results:
+            try:
+                _dumps(value)
+            except Exception as e:
+                ok, value = False, MaybeEncodingError(e, value)
+            fixed.append((job, i, ok, value))
+        return _dumps(fixed)
+
+
+def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
+            initargs: tuple, maxtasks: Optional[int]) -> None:
+    """The loop of a pool worker process."""
+    # the parent handles Ctrl-C and ends its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+    get, put, loads, clock = inqueue.get, outqueue.put, pickle.loads, time.perf_counter
+    put(_record(wid, 0.0))  # started: an empty record
+    completed = 0
+    while maxtasks is None or completed < maxtasks:
+        data = get()
+        tasks = loads(data)
+        del data
+        if tasks is None:
+            break
+        t0 = clock()
+        completed += len(tasks)
+        results = _run(tasks, True)
+        tasks = None
+        body = _encode_results(results)
+        put(_record(wid, clock() - t0, body))
+        body = None
+        results = None
+    util.debug("worker exiting after %d tasks" % completed)
+
+
+# ------------------------------------------------------------ parent side
+
+class _Worker:
+    """The parent's view of one worker: its queue and what it holds."""
+
+    __slots__ = ("wid", "process", "queue", "inflight", "sent", "dead", "pid", "last",
+                 "started")
+
+    def __init__(self, wid: int) -> None:
+        self.wid = wid
+        self.process: Any = None
+        self.queue: Any = None
+        # messages sent and not answered, oldest first: (data, refs)
+        self.inflight: "collections.deque" = collections.deque()
+        self.sent = 0
+        self.dead = False
+        self.pid: Optional[int] = None
+        self.last = 0.0  # when it last started a message (about)
+        self.started = False  # it ran the initializer and waits for tasks
+
+
+_waitlock = threading.Lock()
+
+
+class ApplyResult:
+    """The result of ``Pool.apply_async()``."""
+
+    def __init__(self, pool: "Pool", callback: Optional[Callable],
+                 error_callback: Optional[Callable]) -> None:
+        self._pool: Any = pool
+        self._ready = False
+        self._waiters: Optional[list] = None
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._callback = callback
+        self._error_callback = error_callback
+        self._cache[self._job] = self
+
+    def ready(self) -> bool:
+        """Return whether the call has completed."""
+        return self._ready
+
+    def successful(self) -> bool:
+        """Return whether the call completed without raising an exception.
+        Raises ValueError if the result is not ready."""
+        if not self._ready:
+            raise ValueError("{0!r} not ready".format(self))
+        return self._success
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Wait until the result is available or until timeout seconds pass."""
+        if self._ready:
+            return
+        with _waitlock:
+            if self._ready:
+                return
+            lock = threading.Lock()
+            lock.acquire()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(lock)
+        if timeout is None:
+            lock.acquire()
+        elif timeout > 0:
+            lock.acquire(True, timeout)
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """Return the result when it arrives. If timeout is not None and the
+        result does not arrive within timeout seconds then
+        multiprocessing.TimeoutError is raised. If the remote call raised an
+        exception then that exception will be reraised by get()."""
+        self.wait(timeout)
+        if not self._ready:
+            raise TimeoutError
+        if self._success:
+            return self._value
+        raise self._value
+
+    def _notify(self) -> None:
+        with _waitlock:
+            self._ready = True
+            waiters, self._waiters = self._waiters, None
+        if waiters:
+            for lock in waiters:
+                lock.release()
+
+    def _set(self, i: int, obj: tuple) -> None:
+        self._success, self._value = obj
+        if self._callback and self._success:
+            self._callback(self._value)
+        if self._error_callback and not self._success:
+            self._error_callback(self._value)
+        self._notify()
+        self._cache.pop(self._job, None)
+        self._pool = None
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+AsyncResult = ApplyResult
+
+
+class MapResult(ApplyResult):
+    """The result of ``Pool.map_async()`` and ``Pool.starmap_async()``."""
+
+    def __init__(self, pool: "Pool", chunksize: int, length: int,
+                 callback: Optional[Callable], error_callback: Optional[Callable]) -> None:
+        ApplyResult.__init__(self, pool, callback, error_callback=error_callback)
+        self._success = True
+        self._value: Any = [None] * length
+        self._chunksize = chunksize
+        if chunksize <= 0:
+            self._number_left = 0
+            self._notify()
+            self._cache.pop(self._job, None)
+        else:
+            self._number_left = length // chunksize + bool(length % chunksize)
+
+    def _set(self, i: int, success_result: tuple) -> None:
+        self._number_left -= 1
+        success, result = success_result
+        if success and self._success:
+            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+            if self._number_left == 0:
+                if self._callback:
+                    self._callback(self._value)
+                self._cache.pop(self._job, None)
+                self._notify()
+                self._pool = None
+        else:
+            if not success and self._success:
+                # only the first exception is kept
+                self._success = False
+                self._value = result
+            if self._number_left == 0:
+                # ready only once every chunk has come back
+                if self._error_callback:
+                    self._error_callback(self._value)
+                self._cache.pop(self._job, None)
+                self._notify()
+                self._pool = None
+
+
+class IMapIterator:
+    """The iterator returned by ``Pool.imap()``."""
+
+    def __init__(self, pool: "Pool") -> None:
+        self._pool: Any = pool
+        self._cond = threading.Condition(threading.Lock())
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._items: "collections.deque" = collections.deque()
+        self._index = 0
+        self._length: Optional[int] = None
+        self._unsorted: dict = {}
+        self._cache[self._job] = self
+
+    def __iter__(self) -> "IMapIterator":
+        return self
+
+    def next(self, timeout: Optional[float] = None) -> Any:
+        """Return the next result, waiting at most timeout seconds for it
+        (multiprocessing.TimeoutError when it does not come)."""
+        with self._cond:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                if self._index == self._length:
+                    self._pool = None
+                    raise StopIteration from None
+                self._cond.wait(timeout)
+                try:
+                    item = self._items.popleft()
+                except IndexError:
+                    if self._index == self._length:
+                        self._pool = None
+                        raise StopIteration from None
+                    raise TimeoutError from None
+        success, value = item
+        if success:
+            return value
+        raise value
+
+    __next__ = next
+
+    def _set(self, i: int, obj: tuple) -> None:
+        with self._cond:
+            if self._index == i:
+                self._items.append(obj)
+                self._index += 1
+                while self._index in self._unsorted:
+                    self._items.append(self._unsorted.pop(self._index))
+                    self._index += 1
+                self._cond.notify()
+            else:
+                self._unsorted[i] = obj
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+    def _set_many(self, items: list) -> None:
+        """_set() for several results, waking the reader once."""
+        with self._cond:
+            n = len(self._items)
+            for i, obj in items:
+                if self._index == i:
+                    self._items.append(obj)
+                    self._index += 1
+                    while self._index in self._unsorted:
+                        self._items.append(self._unsorted.pop(self._index))
+                        self._index += 1
+                else:
+                    self._unsorted[i] = obj
+            if len(self._items) > n:
+                self._cond.notify(len(self._items) - n)
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+    def _set_length(self, length: int) -> None:
+        with self._cond:
+            self._length = length
+            if self._index == self._length:
+                self._cond.notify()
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+
+class IMapUnorderedIterator(IMapIterator):
+    """The iterator returned by ``Pool.imap_unordered()``."""
+
+    def _set_many(self, items: list) -> None:
+        with self._cond:
+            self._items.extend(obj for _i, obj in items)
+            self._index += len(items)
+            self._cond.notify(len(items))
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+    def _set(self, i: int, obj: tuple) -> None:
+        with self._cond:
+            self._items.append(obj)
+            self._index += 1
+            self._cond.notify()
+            if self._index == self._length:
+                self._cache.pop(self._job, None)
+                self._pool = None
+
+
+class Pool:
+    """Class which supports an async version of applying functions to arguments."""
+
+    _wrap_exception = True
+
+    @staticmethod
+    def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:
+        return ctx.Process(*args, **kwds)
+
+    def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
+                 initargs: Iterable[Any] = (), maxtasksperchild: Optional[int] = None,
+                 context: Any = None) -> None:
+        # what __del__ and terminate() look at exists before anything can fail
+        self._pool: List[Any] = []
+        self._state = INIT
+        self._threads: List[threading.Thread] = []
+        self._workers: "dict[int, _Worker]" = {}
+        self._ctx = context or _default_context()
+        self._cache: dict = {}
+        self._maxtasksperchild = maxtasksperchild
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None:
+            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
+                raise ValueError("maxtasksperchild must be a positive int or None")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._processes = processes
+        self._lock = threading.RLock()
+        self._pending: "collections.deque" = collections.deque()
+        self._wid = itertools.count(1)
+        self._est: dict = {}  # function -> seconds per call, about
+        self._taskqueue: Any = None
+        self._setup()
+        try:
+            for _ in range(processes):
+                self._add_worker()
+        except Exception:
+            self._terminate_now()
+            raise
+        self._state = RUN
+        self._start_threads()
+        self._finalizer = util.Finalize(self, self._terminate_now, exitpriority=15)
+
+    # -- the transport (ThreadPool overrides these)
+
+    def _setup(self) -> None:
+        from . import _core, queues
+        self._go = _core.go()
+        self._outqueue = queues.Queue()
+        get_many = self._outqueue.get_many
+
+        def get_results(timeout: Optional[float]) -> list:
+            try:
+                return get_many(None, True, timeout)
+            except _Empty:
+                return []
+        self._get_results = get_results
+        self._sup = self._go.supervisor_new()
+        self._stop_r, self._stop_w = os.pipe()
+        self._go.supervisor_watch(self._sup, self._stop_r, 0)
+
+    def _encode(self, tasks: list) -> Any:
+        return _dumps(tasks)
+
+    def _decode(self, item: Any) -> tuple:
+        """A result record -> (wid, elapsed, body): body is the results,
+        None when the worker says it started, the arguments of a record
+        from the parent, or the exception raised loading the results."""
+        wid, elapsed = _HEADER.unpack_from(item)
+        if len(item) == _HEADER.size:
+            return wid, elapsed, None
+        try:
+            return wid, elapsed, pickle.loads(memoryview(item)[_HEADER.size:])
+        except Exception as e:
+            return wid, elapsed, e
+
+    def _new_worker(self, w: _Worker) -> None:
+        from . import queues
+        w.queue = queues.Queue()
+        p = self.Process(self._ctx, target=_worker, daemon=True,
+                         args=(w.wid, w.queue, self._outqueue, self._initializer,
+                               self._initargs, self._maxtasksperchild))
+        p.name = p.name.replace("Process", "PoolWorker")
+        p.start()
+        # a Popen keeps its child's descriptors until closed: close them
+        # when the pool lets go of the worker's process object
+        # (not at exit: the pool's own finalizer still needs them then)
+        weakref.finalize(p, _close_popen, p._popen).atexit = False
+        w.process = p
+        w.pid = p.pid
+        self._go.supervisor_watch(self._sup, p.sentinel, w.wid)
+
+    def _send(self, w: _Worker, data: Any) -> None:
+        w.queue.put(memoryview(data))
+
+    def _post(self, kind: int, *args: Any) -> None:
+        self._outqueue.put(_record(kind, 0.0, pickle.dumps(args)))
+
+    # -- workers
+
+    def _add_worker(self) -> _Worker:
+        w = _Worker(next(self._wid))
+        self._new_worker(w)
+        with self._lock:
+            self._workers[w.wid] = w
+            self._pool.append(w.process)
+            self._feed(w)
+        return w
+
+    def _start_threads(self) -> None:
+        t = threading.Thread(target=self._handle_results, name="PoolResultHandler", daemon=True)
+        self._threads.append(t)
+        t.start()
+        if self._sup is not None:
+            t = threading.Thread(target=self._handle_workers, name="PoolWorkerHandler",
+                                 daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _handle_workers(self) -> None:
+        """Wait (in Go) for workers to end; report each in the result
+        stream and start its replacement."""
+        wait = self._go.supervisor_wait
+        while True:
+            try:
+                ended = wait(self._sup, None)
+            except Exception:
+                if self._state == TERMINATE:
+                    return
+                raise
+            for wid in ended:
+                if wid == 0:
+                    return
+                with self._lock:
+                    w = self._workers.get(wid)
+                    if w is None or w.dead:
+                        continue
+                    w.dead = True
+                try:
+                    self._go.supervisor_unwatch(self._sup, w.process.sentinel)
+                except (OSError, ValueError):
+                    pass
+                code = w.process.exitcode
+                # after the last result the worker sent; the result
+                # handler fails what it held and replaces it
+                self._post(_DIED, wid, w.pid, code)
+
+    # -- dispatch
+
+    def _pick(self) -> Optional[_Worker]:
+        """The least loaded worker that may take another message (lock held)."""
+        best = None
+        maxtasks = self._maxtasksperchild
+        for w in self._workers.values():
+            n = len(w.inflight)
+            if w.dead or n >= _INFLIGHT or (maxtasks is not None and w.sent >= maxtasks):
+                continue
+            if best is None or n < len(best.inflight):
+                best = w
+                if n == 0:
+                    break
+        return best
+
+    def _pump(self) -> None:
+        """Send what waits to workers that have room (lock held). Tasks that
+        pile up while every worker is busy leave together, as one message."""
+        pending = self._pending
+        while pending:
+            w = self._pick()
+            if w is None:
+                return
+            self._send_batch(w)
+
+    def _feed(self, w: _Worker) -> None:
+        """Give w what waits, up to its share (lock held)."""
+        maxtasks = self._maxtasksperchild
+        while self._pending and not w.dead and len(w.inflight) < _INFLIGHT and (
+                maxtasks is None or w.sent < maxtasks):
+            self._send_batch(w)
+
+    def _send_batch(self, w: _Worker) -> None:
+        """Send w the next tasks as one message: a run of calls of one
+        function, as many as take about _MESSAGE_WORK by what that function
+        took so far (one while it is unknown, so that a long task never
+        holds back short ones in the same message)."""
+        pending = self._pending
+        first = pending.popleft()
+        func = first[3]
+        try:
+            est = self._est.get(func)
+        except TypeError:  # unhashable callable
+            est = None
+        n = 1 if est is None else min(_MAX_BATCH, int(_MESSAGE_WORK / (est + 1e-7)))
+        if self._maxtasksperchild is not None:
+            n = min(n, self._maxtasksperchild - w.sent)
+        tasks = [first]
+        while len(tasks) < n and pending and pending[0][3] is func:
+            tasks.append(pending.popleft())
+        try:
+            data = self._encode(tasks)
+        except Exception:
+            tasks = self._drop_unpicklable(tasks)
+            if not tasks:
+                return
+            data = self._encode(tasks)
+        if not w.inflight:
+            w.last = time.monotonic()
+        w.inflight.append((data, tasks))
+        w.sent += len(tasks)
+        self._send(w, data)
+
+    def _drop_unpicklable(self, tasks: list) -> list:
+        """Fail the tasks that cannot be pickled; the others."""
+        good = []
+        for t in tasks:
+            try:
+                self._encode([t])
+            except Exception as e:
+                self._fail([t], e)
+            else:
+                good.append(t)
+        return good
+
+    def _submit(self, job: Any, tasks: list) -> None:
+        """Queue tasks and send what workers have room for."""
+        with self._lock:
+            if self._state == TERMINATE:
+                return  # what was outstanding has been failed already
+            if self._broken is not None and not any(not w.dead for w in self._workers.values()):
+                self._fail(tasks, self._broken)
+                return
+            self._pending.extend(tasks)
+            self._pump()
+
+    # -- results
+
+    def _handle_results(self) -> None:
+        cache = self._cache
+        decode = self._decode
+        get = self._get_results
+        while True:
+            try:
+                with self._lock:
+                    timeout = 0.02 if self._queued_behind() else None
+                batch = get(timeout)
+                if not batch:
+                    with self._lock:
+                        self._steal()
+                    continue
+            except Exception:
+                if self._state == TERMINATE:
+                    return
+                util.info("pool result handler: %s" % traceback.format_exc())
+                time.sleep(0.01)
+                continue
+            for item in batch:
+                try:
+                    wid, elapsed, body = decode(item)
+                    item = None
+                    if wid >= 0 and body is None:
+                        self._started(wid)
+                    elif wid >= 0:
+                        tasks = self._done(wid, elapsed)
+                        if isinstance(body, BaseException):
+                            # the results cannot be loaded here
+                            self._fail(tasks, body)
+                            continue
+                        streams: Optional[dict] = None
+                        for job, i, ok, value in body:
+                            obj = cache.get(job)
+                            if obj is None:
+                                continue
+                            if isinstance(obj, IMapIterator):
+                                # its reader is woken once per message
+                                if streams is None:
+                                    streams = {}
+                                streams.setdefault(obj, []).append((i, (ok, value)))
+                                continue
+                            try:
+                                obj._set(i, (ok, value))
+                            except Exception:
+                                traceback.print_exc()
+                        if streams:
+                            for obj, items in streams.items():
+                                obj._set_many(items)
+                        body = value = tasks = streams = None
+                    elif wid == _DIED:
+                        self._lost(*body)
+                    else:
+                        return
+                except Exception:
+                    # this thread must go on, or every result waits forever
+                    traceback.print_exc()
+            if self._state == CLOSE and not cache:
+                self._finish()
+
+    def _done(self, wid: int, elapsed: float) -> list:
+        """A message of wid's came back; returns its tasks."""
+        with self._lock:
+            w = self._workers.get(wid)
+            if w is None or not w.inflight:
+                return []
+            tasks = w.inflight.popleft()[1]
+            w.last = time.monotonic()
+            per_task = elapsed / len(tasks)
+            func = tasks[0][3]
+            est = self._est
+            try:
+                old = est.get(func)
+                # quick to rise (a function that turns slow soon stops being
+                # batched), but not on one sample: a worker that lost its
+                # CPU for a while would otherwise stop all batching
+                if old is None:
+                    est[func] = per_task
+                elif per_task > old:
+                    est[func] = min(per_task, 4 * old)
+                else:
+                    est[func] = 0.7 * old + 0.3 * per_task
+            except TypeError:
+                pass
+            if len(est) > 4096:
+                est.clear()
+            if self._pending:
+                self._feed(w)
+            elif not w.inflight:
+                self._steal()
+            return tasks
+
+    def _queued_behind(self) -> bool:
+        """Whether some worker has messages waiting behind the one it runs
+        (which may be a long one)."""
+        for w in self._workers.values():
+            if len(w.inflight) > 1 and not w.dead:
+                return True
+        return False
+
+    def _steal(self) -> None:
+        """Take back the messages queued behind a long-running one and give
+        them to idle workers (lock held)."""
+        maxtasks = self._maxtasksperchild
+        idle = [w for w in self._workers.values() if not w.dead and not w.inflight
+                and (maxtasks is None or w.sent < maxtasks)]
+        if not idle or self._pending:
+            return
+        now = time.monotonic()
+        # messages are sized to take well under this: one that runs longer
+        # holds back the ones behind it
+        patience = 0.002
+        for v in self._workers.values():
+            if v.dead or len(v.inflight) < 2 or now - v.last < patience:
+                continue
+            k = min(self._take_back(v), len(v.inflight))
+            for _ in range(k):
+                _data, tasks = v.inflight.pop()
+                v.sent -= len(tasks)
+                self._pending.extendleft(reversed(tasks))  # back in their order
+        for w in idle:
+            if not self._pending:
+                break
+            self._feed(w)
+
+    def _take_back(self, w: _Worker) -> int:
+        """Remove the messages w has not taken yet from its queue; how many."""
+        try:
+            return len(w.queue.get_many(block=False))
+        except _Empty:
+            return 0
+
+    def _started(self, wid: int) -> None:
+        with self._lock:
+            w = self._workers.get(wid)
+            if w is not None:
+                w.started = True
+                self._start_failures = 0
+
+    _start_failures = 0
+    _broken: Optional[BaseException] = None
+
+    def _lost(self, wid: int, pid: Optional[int], exitcode: Optional[int]) -> None:
+        """A worker ended: fail what it had taken, re-send the rest, and
+        start another unless workers keep dying before they start."""
+        self._forget(wid, pid, exitcode)
+        with self._lock:
+            if not (self._state == RUN or (self._state == CLOSE and self._cache)):
+                return
+            if self._broken is None:
+                if len(self._workers) >= self._processes:
+                    return
+                try:
+                    self._add_worker()
+                    return
+                except Exception as e:
+                    self._broken = ProcessError("cannot start a pool worker: %r" % (e,))
+            if any(not w.dead for w in self._workers.values()):
+                return
+            # no worker left, and none can be started: nothing will run
+            pending = list(self._pending)
+            self._pending.clear()
+            err = self._broken
+        self._fail(pending, err)
+        for obj in list(self._cache.values()):
+            _fail_all(obj, err)
+
+    def _fail(self, tasks: list, err: BaseException) -> None:
+        for t in tasks:
+            job, i = t[0], t[1]
+            obj = self._cache.get(job)
+            if obj is not None:
+                try:
+                    obj._set(i, (False, err))
+                except Exception:
+                    traceback.print_exc()
+
+    def _forget(self, wid: int, pid: Optional[int], exitcode: Optional[int]) -> None:
+        with self._lock:
+            w = self._workers.pop(wid, None)
+            if w is None:
+                return
+            if not w.started:
+                self._start_failures += 1
+                if self._start_failures >= self._processes + 2 and self._broken is None:
+                    self._broken = ProcessError(
+                        "pool workers keep ending before they start (the last, pid %s, "
+                        "with exit code %s): see their output; is the initializer "
+                        "failing?" % (pid, exitcode))
+            try:
+                self._pool.remove(w.process)
+            except ValueError:
+                pass
+            untaken = self._untaken(w)
+            held = list(w.inflight)
+            w.inflight.clear()
+            taken, rest = held[:len(held) - untaken], held[len(held) - untaken:]
+            if self._state != TERMINATE:
+                # untaken tasks go first, in their order
+                for _data, tasks in reversed(rest):
+                    self._pending.extendleft(reversed(tasks))
+                self._pump()
+        self._discard_queue(w)
+        err = WorkerLostError(pid, exitcode)
+        for _data, tasks in taken:
+            self._fail(tasks, err)
+        if w.process is not None and self._sup is not None:
+            try:
+                w.process.join(0)
+                if w.process.exitcode is not None:
+                    w.process.close()
+            except Exception:
+                pass
+
+    def _untaken(self, w: _Worker) -> int:
+        try:
+            return min(len(w.inflight), w.queue.qsize())
+        except Exception:
+            return 0
+
+    def _discard_queue(self, w: _Worker) -> None:
+        q = w.queue
+        if q is None:
+            return
+        # unblock this process's feeder thread, if it had a backlog
+        deadline = time.monotonic() + 1.0
+        try:
+            while q.qsize() > 0 and time.monotonic() < deadline:
+                try:
+                    q.get_many(timeout=0.05)
+                except Exception:
+                    pass
+            q.cancel_join_thread()
+            q.close()
+        except Exception:
+            pass
+
+    # -- the public API
+
+    def _check_running(self) -> None:
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def apply(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {}) -> Any:
+        """Equivalent of `func(*args, **kwds)`.
+        Pool must be running."""
+        return self.apply_async(func, args, kwds).get()
+
+    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None) -> list:
+        """Apply `func` to each element in `iterable`, collecting the results
+        in a list that is returned."""
+        return self._map_async(func, iterable, _MAP, chunksize).get()
+
+    def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
+                chunksize: Optional[int] = None) -> list:
+        """Like `map()` method but the elements of the `iterable` are expected to
+        be iterables as well and will be unpacked as arguments. Hence
+        `func` and (a, b) becomes func(a, b)."""
+        return self._map_async(func, iterable, _STARMAP, chunksize).get()
+
+    def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
+                      chunksize: Optional[int] = None, callback: Optional[Callable] = None,
+                      error_callback: Optional[Callable] = None) -> MapResult:
+        """Asynchronous version of `starmap()` method."""
+        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback)
+
+    def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
+                    callback: Optional[Callable] = None,
+                    error_callback: Optional[Callable] = None) -> ApplyResult:
+        """Asynchronous version of `apply()` method."""
+        self._check_running()
+        result = ApplyResult(self, callback, error_callback)
+        self._submit(result, [(result._job, 0, _APPLY, func, tuple(args), dict(kwds))])
+        return result
+
+    def map_async(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
+                  callback: Optional[Callable] = None,
+                  error_callback: Optional[Callable] = None) -> MapResult:
+        """Asynchronous version of `map()` method."""
+        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback)
+
+    def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
+                   chunksize: Optional[int] = None, callback: Optional[Callable] = None,
+                   error_callback: Optional[Callable] = None) -> MapResult:
+        self._check_running()
+        if not hasattr(iterable, "__len__"):
+            iterable = list(iterable)
+        if chunksize is None:
+            chunksize, extra = divmod(len(iterable), len(self._pool or [0]) * 4)  # type: ignore
+            if extra:
+                chunksize += 1
+        if len(iterable) == 0:  # type: ignore[arg-type]
+            chunksize = 0
+        result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
+                           error_callback=error_callback)
+        if chunksize > 0:
+            job = result._job
+            if type(iterable) in (range, list, tuple):
+                # a slice of a range is a range: a few bytes to send, not a
+                # tuple of every number in it
+                n = len(iterable)  # type: ignore[arg-type]
+                tasks = [(job, i, kind, func, iterable[start:start + chunksize], None)  # type: ignore
+                         for i, start in enumerate(range(0, n, chunksize))]
+            else:
+                it = iter(iterable)
+                tasks = []
+                for i in itertools.count():
+                    chunk = tuple(itertools.islice(it, chunksize))
+                    if not chunk:
+                        break
+                    tasks.append((job, i, kind, func, chunk, None))
+            self._submit(result, tasks)
+        return result
+
+    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
+        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`."""
+        return self._imap(IMapIterator, func, iterable, chunksize)
+
+    def imap_unordered(self, func: Callable, iterable: Iterable[Any],
+                       chunksize: int = 1) -> Iterator[Any]:
+        """Like `imap()` method but ordering of results is arbitrary."""
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+
+    def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
+              chunksize: int) -> Iterator[Any]:
+        self._check_running()
+        if chunksize < 1:
+            raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
+        result = cls(self)
+        if self._taskqueue is None:
+            with self._lock:
+                if self._taskqueue is None:
+                    self._taskqueue = _SimpleQueue()
+                    t = threading.Thread(target=self._handle_tasks, name="PoolTaskHandler",
+                                         daemon=True)
+                    self._threads.append(t)
+                    t.start()
+        self._taskqueue.put((result, func, iterable, chunksize))
+        if chunksize == 1:
+            return result
+        return (item for chunk in result for item in chunk)
+
+    def _handle_tasks(self) -> None:
+        """Feed the tasks of imap() and imap_unordered() from their
+        iterables, which may be lazy or long."""
+        tq = self._taskqueue
+        while True:
+            entry = tq.get()
+            if entry is None or self._state == TERMINATE:
+                return
+            result, func, iterable, chunksize = entry
+            job = result._job
+            n = 0
+            tasks: list = []
+            clock = time.perf_counter
+            # a container's tasks are submitted in groups; an iterator's
+            # leave one by one, as they come, since its next item may be
+            # long in coming
+            group = 64 if hasattr(iterable, "__len__") else 1
+            try:
+                it = iter(iterable)
+                since = clock()
+                while self._state != TERMINATE:
+                    if chunksize == 1:
+                        try:
+                            x = next(it)
+                        except StopIteration:
+                            break
+                        tasks.append((job, n, _APPLY, func, (x,), _NO_KWDS))
+                    else:
+                        chunk = tuple(itertools.islice(it, chunksize))
+                        if not chunk:
+                            break
+                        tasks.append((job, n, _MAP, func, chunk, None))
+                    n += 1
+                    if len(tasks) >= group or clock() - since > 0.0005:
+                        self._submit(result, tasks)
+                        tasks = []
+                        since = clock()
+            except Exception as e:
+                if tasks:
+                    self._submit(result, tasks)
+                    tasks = []
+                result._set(n, (False, e))
+                n += 1
+            if tasks:
+                self._submit(result, tasks)
+                tasks = []
+            result._set_length(n)
+            entry = result = iterable = None
+
+    def __reduce__(self) -> Any:
+        raise NotImplementedError(
+            "pool objects cannot be passed between processes or pickled")
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        return (f"<{cls.__module__}.{cls.__qualname__} "
+                f"state={self._state} "
+                f"pool_size={len(self._pool)}>")
+
+    def close(self) -> None:
+        """Prevent any more tasks from being submitted to the pool. Once
+        all the tasks have been completed the worker processes will exit."""
+        util.debug("closing pool")
+        with self._lock:
+            if self._state != RUN:
+                return
+            self._state = CLOSE
+            if self._taskqueue is not None:
+                self._taskqueue.put(None)
+            empty = not self._cache
+        if empty:
+            self._finish()
+
+    def _finish(self) -> None:
+        """After close(), once every result is in: let the workers go."""
+        with self._lock:
+            if self._state != CLOSE or self._finishing:
+                return
+            self._finishing = True
+            for w in self._workers.values():
+                if not w.dead:
+                    try:
+                        self._send(w, self._encode(None))
+                    except Exception:
+                        pass
+        self._stop_handler()
+        self._post(_STOP)
+
+    _finishing = False
+
+    def _stop_handler(self) -> None:
+        w = getattr(self, "_stop_w", None)
+        if w is not None:
+            self._stop_w = None
+            try:
+                os.close(w)
+            except OSError:
+                pass
+
+    def terminate(self) -> None:
+        """Stop the worker processes immediately without completing
+        outstanding work."""
+        util.debug("terminating pool")
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin()
+        else:
+            self._terminate_now()
+
+    def _terminate_now(self) -> None:
+        with self._lock:
+            if self._state == TERMINATE:
+                return
+            self._state = TERMINATE
+            if self._taskqueue is not None:
+                self._taskqueue.put(None)
+            self._pending.clear()
+        self._stop_handler()
+        self._kill_workers()
+        try:
+            self._post(_STOP)
+        except Exception:
+            pass
+        me = threading.current_thread()
+        for t in self._threads:
+            # the task handler may be waiting for a slow iterable's next
+            # item: it stops by itself once it has it
+            if t is not me and t.is_alive() and t.name != "PoolTaskHandler":
+                t.join(5)
+        # what never came back fails instead of waiting forever
+        err = ProcessError("the pool was terminated before this task finished")
+        for obj in list(self._cache.values()):
+            _fail_all(obj, err)
+        self._cache.clear()
+        self._close_transport()
+
+    def _kill_workers(self) -> None:
+        procs = [w.process for w in list(self._workers.values()) if w.process is not None]
+        for p in procs:
+            try:
+                if p.exitcode is None:
+                    p.terminate()
+            except Exception:
+                pass
+        deadline = time.monotonic() + 1.0
+        for p in procs:
+            try:
+                p.join(max(0.0, deadline - time.monotonic()))
+                if p.exitcode is None:
+                    p.kill()
+                    p.join(5)
+            except Exception:
+                pass
+
+    def _close_transport(self) -> None:
+        for w in list(self._workers.values()):
+            if w.queue is not None:
+                try:
+                    w.queue.cancel_join_thread()
+                    w.queue.close()
+                except Exception:
+                    pass
+        sup = getattr(self, "_sup", None)
+        if sup is not None:
+            self._sup = None
+            for fd in (sup, getattr(self, "_stop_r", None)):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+    def join(self) -> None:
+        """Wait for the worker processes to exit. One must call close() or
+        terminate() before using join()."""
+        util.debug("joining pool")
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        elif self._state not in (CLOSE, TERMINATE):
+            raise ValueError("In unknown state")
+        for t in self._threads:
+            if t is threading.current_thread() or (
+                    self._state == TERMINATE and t.name == "PoolTaskHandler"):
+                continue
+            t.join()
+        for w in list(self._workers.values()):
+            if w.process is not None:
+                w.process.join()
+        if self._state == CLOSE:
+            self._close_transport()
+            # all is shut down: nothing for exit to do, and nothing that
+            # keeps this pool alive
+            fin = getattr(self, "_finalizer", None)
+            if fin is not None:
+                fin.cancel()
+
+    def __enter__(self) -> "Pool":
+        self._check_running()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.terminate()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) == RUN:
+            import warnings
+            warnings.warn(f"unclosed running multiprocessing pool {self!r}",
+                          ResourceWarning, source=self)
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+def _close_popen(popen: Any) -> None:
+    try:
+        popen.close()
+    except Exception:
+        pass
+
+
+def _fail_all(obj: Any, err: BaseException) -> None:
+    """Make a pending result fail with err, whatever it waits for."""
+    try:
+        if isinstance(obj, IMapIterator):
+            with obj._cond:
+                obj._items.append((False, err))
+                obj._index += 1
+                obj._length = obj._index
+                obj._cond.notify_all()
+            obj._cache.pop(obj._job, None)
+        elif isinstance(obj, MapResult):
+            while obj._number_left > 0 and not obj._ready:
+                obj._set(0, (False, err))
+        else:
+            obj._set(0, (False, err))
+    except Exception:
+        traceback.print_exc()
+
+
+def _default_context() -> Any:
+    return context._default_context.get_context()
+
+
+# ---------------------------------------------------------------- threads
+
+class ThreadPool(Pool):
+    """A pool of threads with the Pool API (multiprocessing.pool.ThreadPool)."""
+
+    _wrap_exception = False
+
+    @staticmethod
+    def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:
+        from .dummy import Process
+        return Process(*args, **kwds)
+
+    def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
+                 initargs: Iterable[Any] = ()) -> None:
+        Pool.__init__(self, processes, initializer, initargs)
+
+    def _setup(self) -> None:
+        self._sup = None
+        self._outqueue = _SimpleQueue()
+
+        def get_results(timeout: Optional[float], q: Any = self._outqueue) -> list:
+            try:
+                items = [q.get(True, timeout)]
+            except _Empty:
+                return []
+            try:
+                while True:
+                    items.append(q.get_nowait())
+            except _Empty:
+                return items
+        self._get_results = get_results
+
+    def _encode(self, tasks: Any) -> Any:
+        return tasks
+
+    def _decode(self, item: Any) -> Any:
+        return item
+
+    def _new_worker(self, w: _Worker) -> None:
+        w.queue = _SimpleQueue()
+        t = self.Process(None, target=_thread_worker,
+                         args=(w.wid, w.queue, self._outqueue, self._initializer,
+                               self._initargs))
+        t.daemon = True
+        t.name = "PoolWorker-%d" % w.wid
+        t.start()
+        w.process = t
+
+    def _send(self, w: _Worker, data: Any) -> None:
+        w.queue.put(data)
+
+    def _post(self, kind: int, *args: Any) -> None:
+        self._outqueue.put((kind, 0.0, args))
+
+    def _untaken(self, w: _Worker) -> int:
+        return 0
+
+    def _take_back(self, w: _Worker) -> int:
+        # a thread's queue cannot be emptied atomically against its worker
+        return 0
+
+    def _discard_queue(self, w: _Worker) -> None:
+        pass
+
+    def _kill_workers(self) -> None:
+        # threads cannot be killed: they stop after the task they run, and
+        # run nothing of what was queued for them
+        for w in list(self._workers.values()):
+            try:
+                while True:
+                    w.queue.get_nowait()
+            except _Empty:
+                pass
+            w.queue.put(None)
+
+    def _close_transport(self) -> None:
+        pass
+
+    def join(self) -> None:
+        """Wait for the worker threads to exit. One must call close() or
+        terminate() before using join()."""
+        Pool.join(self)
+
+
+def _thread_worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
+                   initargs: tuple) -> None:
+    if initializer is not None:
+        initializer(*initargs)
+    clock = time.perf_counter
+    while True:
+        tasks = inqueue.get()
+        if tasks is None:
+            break
+        t0 = clock()
+        results = _run(tasks, False)
+        tasks = None
+        outqueue.put((wid, clock() - t0, results))
+        results = None

@@ -51,6 +51,11 @@ def modules_to_preload() -> "list[str]":
     prefixes = _library_prefixes()
     names = set()
     for name, mod in list(sys.modules.items()):
+        if name.startswith(__package__ + "."):
+            # gomp's own modules (pool, queues...): a child unpickling its
+            # arguments imports them; none starts a thread or loads Go
+            names.add(name)
+            continue
         if "." in name or name in ("__main__", "__mp_main__"):
             continue
         path = getattr(mod, "__file__", None)

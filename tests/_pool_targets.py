@@ -1,0 +1,101 @@
+"""Functions the pool tests run in workers (importable by reference)."""
+import os
+import signal
+import time
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def kw(a, b=0, *, c=0):
+    return (a, b, c)
+
+
+def fail(x):
+    raise ValueError("bad %r" % (x,))
+
+
+def fail_on(x, bad):
+    if x == bad:
+        raise KeyError(x)
+    return x
+
+
+def sleep_then(t, value=None):
+    time.sleep(t)
+    return value
+
+
+def getpid(_=None):
+    return os.getpid()
+
+
+def die(how="kill"):
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    os._exit(int(how))
+
+
+def die_if(x, bad):
+    if x == bad:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def unpicklable_result(_=None):
+    import threading
+    return threading.Lock()  # locks cannot be pickled
+
+
+_state = {}
+
+
+def init(value, q=None):
+    _state["value"] = value
+    if q is not None:
+        q.put(("init", os.getpid()))
+
+
+def get_state(_=None):
+    return _state.get("value")
+
+
+def init_fails():
+    raise RuntimeError("initializer fails")
+
+
+def gen(n, fail_at=None):
+    for i in range(n):
+        if i == fail_at:
+            raise OSError("iterable fails at %d" % i)
+        yield i
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle Unpicklable")
+
+
+def _refuse_to_load():
+    raise RuntimeError("this result cannot be loaded")
+
+
+class LoadFails:
+    def __reduce__(self):
+        return _refuse_to_load, ()
+
+
+def load_fails(_=None):
+    return LoadFails()
+
+
+def echo(x):
+    return x
