@@ -355,3 +355,29 @@ def test_exec_start_path(monkeypatch, tmp_path):
     q.terminate()
     q.join(10)
     assert q.exitcode == -signal.SIGTERM
+
+
+def test_dropped_process_objects_do_not_leak_descriptors(ctx):
+    import gc
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    for _ in range(3):  # warm up: zygote, Go runtime
+        run_target(ctx, _targets.noop)
+    gc.collect()
+    before = open_fds()
+    for _ in range(20):
+        p = run_target(ctx, _targets.noop)
+        assert p.exitcode == 0
+        del p
+    gc.collect()
+    assert open_fds() <= before
+
+
+def test_signals_after_close_of_popen_are_ignored(ctx):
+    p = run_target(ctx, _targets.noop)
+    popen = p._popen
+    p.close()
+    popen.terminate()  # a closed pidfd: nothing to signal, no EBADF
+    popen.kill()

@@ -98,6 +98,7 @@ class Popen:
                 continue
             # the sentinel: the status pipe of a zygote's child, else the pidfd
             self.sentinel = self._status_fd if self._status_fd >= 0 else self._pidfd
+            self._close_when_dropped()
             return
 
     def _start_by_exec(self, payload: Any) -> None:
@@ -114,6 +115,7 @@ class Popen:
             os.close(r)
         self._status_fd = -1
         self.sentinel = self._pidfd
+        self._close_when_dropped()
         try:
             head = len(child_fds).to_bytes(4, "little") + len(payload).to_bytes(4, "little")
             head += b"".join(fd.to_bytes(4, "little") for fd in child_fds)
@@ -122,6 +124,10 @@ class Popen:
                 f.write(payload)
         except BrokenPipeError:
             pass  # the child died early: poll() tells how
+
+    def _close_when_dropped(self) -> None:
+        # a Popen dropped without close() must not leak its descriptors
+        self.finalizer = util.Finalize(self, _close_fds, ([self._pidfd, self._status_fd],))
 
     def poll(self, flag: int = os.WNOHANG) -> Optional[int]:
         """The exit code, or None if the child runs (flag=0 waits)."""
@@ -162,7 +168,7 @@ class Popen:
         return self.returncode
 
     def _send_signal(self, sig: int) -> None:
-        if self.returncode is None:
+        if self.returncode is None and self._pidfd >= 0:
             try:
                 _core.go().signal(self._pidfd, sig)
             except ProcessLookupError:
@@ -178,12 +184,15 @@ class Popen:
         self._send_signal(signal.SIGKILL)
 
     def close(self) -> None:
-        for name in ("_status_fd", "_pidfd"):
-            fd = getattr(self, name, -1)
-            setattr(self, name, -1)
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.sentinel = -1
+        if self.finalizer is not None:
+            self.finalizer()
+        self._status_fd = self._pidfd = self.sentinel = -1
+
+
+def _close_fds(fds: "list[int]") -> None:
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
