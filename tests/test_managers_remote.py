@@ -136,7 +136,7 @@ def test_proxy_in_child_with_custom_manager(mymanager):
 @pytest.mark.timeout(30)
 def test_socket_transport(mymanager, monkeypatch):
     # what a client on another machine uses: no shared-memory pipe
-    monkeypatch.setattr(managers, "_is_local_address", lambda address: False)
+    monkeypatch.setattr(managers, "_want_pipe", lambda address: False)
     import threading
     out = []
 
@@ -153,6 +153,27 @@ def test_socket_transport(mymanager, monkeypatch):
     t.start()
     t.join(20)
     assert out == ["Connection", 2, 3]
+
+
+@pytest.mark.timeout(30)
+def test_falls_back_to_socket_when_pipe_cannot_be_opened(mymanager, monkeypatch):
+    from gomp import connection
+
+    def refuse(self):
+        raise OSError("no way to reach the manager's descriptors")
+    monkeypatch.setattr(connection._SharedFds, "detach", refuse)
+    import threading
+    out = []
+
+    def run():
+        c = mymanager.Counter(1)
+        out.append(type(c._tls.connection).__name__)
+        out.append(c.incr())
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(20)
+    assert out == ["Connection", 2]
 
 
 SERVER = textwrap.dedent("""
@@ -188,6 +209,8 @@ def test_server_by_address_from_other_interpreters():
         m.connect()
         d = m.shared()
         d["from_test"] = 21
+        # a client on the server's machine talks over shared memory
+        assert type(d._tls.connection).__name__ == "PipeConnection"
         r = subprocess.run([sys.executable, "-c", CLIENT, str(port)], env=_env(),
                            capture_output=True, text=True, timeout=30)
         assert r.stdout.strip() == "ok", r.stderr

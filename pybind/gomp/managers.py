@@ -14,10 +14,12 @@ method calls and for the bookkeeping (creation, reference counts) alike.
 from __future__ import annotations
 
 import array
+import ipaddress
 import os
 import pickle
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -204,9 +206,16 @@ class Server:
             except OSError:
                 if self.listener._socket is None:
                     return
+                time.sleep(0.01)  # out of descriptors, say: do not spin
                 continue
-            s.setblocking(True)
+            try:
+                local = _same_host(s)
+                s.setblocking(True)
+            except OSError:
+                s.close()
+                continue
             c = connection.Connection(s.detach())
+            c._local = local  # type: ignore[attr-defined]
             threading.Thread(target=self.handle_request, args=(c,), daemon=True).start()
 
     def handle_request(self, conn: Any) -> None:
@@ -331,7 +340,7 @@ class Server:
         the conversation to a shared-memory pipe. Returns the connection to
         go on serving."""
         threading.current_thread().name = name or threading.current_thread().name
-        if not want_pipe or not isinstance(c, connection.Connection):
+        if not want_pipe or not getattr(c, "_local", False):
             c.send(("#RETURN", None))
             return c
         try:
@@ -456,6 +465,16 @@ class Server:
 Server.public.append("decref_many")
 
 
+def _same_host(sock: Any) -> bool:
+    """Whether the peer of an accepted socket runs on this machine (it can
+    then share memory with the server)."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return True
+    peer = sock.getpeername()[0]
+    return peer == sock.getsockname()[0] or ipaddress.ip_address(
+        peer.split("%")[0]).is_loopback
+
+
 def _default_address(address: Any) -> Any:
     """A manager with no address listens on a Unix socket in the abstract
     namespace: nothing to remove from the file system if it is killed."""
@@ -486,13 +505,10 @@ _pending_decrefs: "list[tuple]" = []
 _busy = threading.local()
 
 
-def _is_local_address(address: Any) -> bool:
-    family = connection.address_type(address)
-    if family == "AF_UNIX":
-        return True
-    host = address[0]
-    return host in ("localhost", "127.0.0.1", "::1", "", "0.0.0.0", "::") or \
-        str(host).startswith("127.")
+def _want_pipe(address: Any) -> bool:
+    """Whether to ask the manager for a shared-memory pipe (it offers one
+    only to a client on its own machine)."""
+    return True
 
 
 def _tls_for(address: Any) -> Any:
@@ -513,20 +529,26 @@ def _open_connection(address: Any, authkey: bytes, serializer: str) -> Any:
     name = process.current_process().name
     if threading.current_thread().name != "MainThread":
         name += "|" + threading.current_thread().name
-    want_pipe = serializer == "pickle" and _is_local_address(address)
+    want_pipe = serializer == "pickle" and _want_pipe(address)
     try:
         conn.send((None, "accept_connection", (name, want_pipe), {}))
-        kind, result = conn.recv()
+        try:
+            kind, result = conn.recv()
+        except (OSError, RuntimeError) as e:
+            # the reply carried a pipe end whose descriptors could not be
+            # fetched from the manager (say, another network namespace):
+            # the conversation stays on the socket
+            util.debug("manager: no shared-memory pipe (%s)", e)
+            conn.send(False)
+            return conn
         if kind != "#RETURN":
             raise convert_to_error(kind, result)
         if result is None:
             return conn
+        conn.send(True)
     except BaseException:
         conn.close()
         raise
-    # a pipe end, which unpickling opened; or an error if its descriptors
-    # could not be fetched from the manager (another network namespace)
-    conn.send(True)
     conn.close()
     return result
 
