@@ -1336,16 +1336,24 @@ class _SharedMemoryTracker:
 
     def register_segment(self, segment_name: str) -> None:
         """Adds the supplied shared memory block name to tracker."""
+        # the stdlib's resource tracker (a process of its own) unlinks the
+        # segment should this process be killed
+        from multiprocessing import resource_tracker
+        resource_tracker.register(_tracker_name(segment_name), "shared_memory")
         self.segment_names.append(segment_name)
 
     def destroy_segment(self, segment_name: str) -> None:
         """Calls unlink() on the shared memory block with the supplied name
         and removes it from the list of blocks being tracked."""
         from . import shared_memory
+        from multiprocessing import resource_tracker
         self.segment_names.remove(segment_name)
-        segment = shared_memory.SharedMemory(segment_name)
-        segment.close()
-        segment.unlink()
+        try:
+            segment = shared_memory.SharedMemory(segment_name)
+            segment.close()
+            segment.unlink()
+        finally:
+            resource_tracker.unregister(_tracker_name(segment_name), "shared_memory")
 
     def unlink(self) -> None:
         """Calls destroy_segment() on all tracked shared memory blocks."""
@@ -1353,7 +1361,7 @@ class _SharedMemoryTracker:
             try:
                 self.destroy_segment(segment_name)
             except FileNotFoundError:
-                pass
+                pass  # unlinked by a client already
 
     def __del__(self) -> None:
         try:
@@ -1438,6 +1446,7 @@ class SharedMemoryManager(BaseManager):
         except BaseException:
             sms.unlink()
             raise
+        _hand_over(sms)
         return sms
 
     def ShareableList(self, sequence: Optional[Iterable[Any]]) -> Any:
@@ -1450,4 +1459,23 @@ class SharedMemoryManager(BaseManager):
         except BaseException:
             sl.shm.unlink()
             raise
+        _hand_over(sl.shm)
         return sl
+
+
+def _tracker_name(segment_name: str) -> str:
+    return segment_name if segment_name.startswith("/") else "/" + segment_name
+
+
+def _hand_over(segment: Any) -> None:
+    """The manager now answers for the segment (it unlinks it at shutdown,
+    and its resource tracker does if it dies): this process's tracker
+    forgets it, or it would report it leaked at exit."""
+    if getattr(segment, "_tracked", False):
+        from multiprocessing import resource_tracker
+        try:
+            resource_tracker.unregister(_tracker_name(segment.name), "shared_memory")
+        except Exception:
+            return
+        segment._tracked = False
+
