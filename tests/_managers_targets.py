@@ -133,3 +133,12 @@ def set_flag(path):
 def use_counter_proxy(c, n):
     for _ in range(n):
         c.incr()
+
+
+def call_received(conn, n):
+    """What a pool worker does: take a pickled callable (a proxy's bound
+    method) from a pipe and call it."""
+    fn = conn.recv()
+    for i in range(n):
+        fn(i)
+    conn.send("done")

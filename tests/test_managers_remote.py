@@ -320,3 +320,40 @@ def test_ctrl_c_interrupts_a_blocked_call():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.timeout(30)
+def test_bound_method_of_proxy_sent_to_running_process():
+    # the way Pool.map(queue_proxy.put, ...) reaches its workers: pickled
+    # into an already running process, which takes its own reference
+    m = gomp.Manager()
+    try:
+        q = m.Queue()
+        a, b = gomp.Pipe()
+        p = gomp.Process(target=T.call_received, args=(b, 5))
+        p.start()
+        a.send(q.put)
+        assert a.recv() == "done"
+        p.join(10)
+        assert p.exitcode == 0
+        assert [q.get(timeout=5) for _ in range(5)] == [0, 1, 2, 3, 4]
+        # the child's reference went away with it
+        before = m._number_of_objects()
+        del q
+        assert m._number_of_objects() == before - 1
+    finally:
+        m.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_xmlrpclib_serializer():
+    m = managers.SyncManager(serializer="xmlrpclib")
+    m.start()
+    try:
+        d = m.dict()
+        d["a"] = 1
+        assert d["a"] == 1 and len(d) == 1
+        with pytest.raises(managers.RemoteError, match="KeyError"):
+            d["missing"]
+    finally:
+        m.shutdown()

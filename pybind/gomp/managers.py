@@ -100,11 +100,13 @@ class RemoteTraceback(Exception):
 def convert_to_error(kind: str, result: Any) -> BaseException:
     """The exception that a reply of the given kind stands for."""
     if kind == "#ERROR":
-        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str):
+        if isinstance(result, (tuple, list)) and len(result) == 2 and \
+                isinstance(result[1], str):
             exc, tb = result
             if isinstance(exc, BaseException):
                 exc.__cause__ = RemoteTraceback('\n"""\n%s"""' % tb)
                 return exc
+            return RemoteError(tb)  # the serializer could not carry the exception
         return result
     if kind in ("#TRACEBACK", "#UNSERIALIZABLE"):
         if not isinstance(result, str):
@@ -626,6 +628,11 @@ def _flush_decrefs() -> None:
             _call(address, authkey, serializer, None, "decref_many", (idents,))
         except Exception as e:
             util.debug("... decref failed %s", e)
+
+
+# releases still waiting when the process exits go out before the managers
+# it started shut down (exit priority 0)
+util.Finalize(None, _flush_decrefs, exitpriority=5)
 
 
 # ---------------------------------------------------------------------------
