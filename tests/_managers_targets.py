@@ -86,6 +86,9 @@ class Counter:
         time.sleep(seconds)
         return seconds
 
+    def big(self):
+        return b"x" * (32 << 20)
+
     def _private(self):
         return "private"
 
@@ -116,11 +119,22 @@ class MyManager(BaseManager):
     pass
 
 
+class _Threads:
+    def count(self):
+        import threading
+        return threading.active_count()
+
+
+def threads():
+    return _Threads()
+
+
 MyManager.register("Counter", Counter)
 MyManager.register("CounterP", Counter, proxytype=CounterProxy)
 MyManager.register("CounterExposed", Counter, exposed=("incr", "_private"))
 MyManager.register("shared", get_shared, proxytype=DictProxy)
 MyManager.register("counters", Counter, method_to_typeid={"sibling": "CounterRef"})
+MyManager.register("threads", threads)
 # the type of what sibling() returns: no callable, the object is the result
 MyManager.register("CounterRef", create_method=False)
 
@@ -142,3 +156,15 @@ def call_received(conn, n):
     for i in range(n):
         fn(i)
     conn.send("done")
+
+
+def fetch_forever(counter, started):
+    started.incr()
+    while True:
+        counter.big()
+
+
+def idle_after_call(counter, started):
+    counter.incr()
+    started.incr()
+    time.sleep(60)

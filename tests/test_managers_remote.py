@@ -357,3 +357,32 @@ def test_xmlrpclib_serializer():
             d["missing"]
     finally:
         m.shutdown()
+
+
+def _wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("target", ["idle_after_call", "fetch_forever"])
+def test_killed_client_frees_its_server_thread(mymanager, target):
+    # killed while the server waits for its next request, and while the
+    # server is writing a large reply it no longer reads
+    threads = mymanager.threads()
+    counter = mymanager.Counter()
+    started = mymanager.Counter()
+    before = threads.count()
+    p = gomp.Process(target=getattr(T, target), args=(counter, started))
+    p.start()
+    assert _wait_for(lambda: started.value() == 1)
+    assert threads.count() == before + 1  # the child's connection
+    time.sleep(0.2)
+    p.kill()
+    p.join(10)
+    assert _wait_for(lambda: threads.count() == before), threads.count()
+    assert counter.incr() >= 1
