@@ -336,3 +336,14 @@ def test_context_manager_and_shutdown():
     with pytest.raises(gomp.ProcessError):
         with m:
             pass
+
+
+@pytest.mark.timeout(30)
+def test_proxy_returned_by_a_method_in_child(manager):
+    d = manager.dict(a=1, b=2)
+    out = manager.list()
+    p = gomp.Process(target=T.iterate_dict, args=(d, out))
+    p.start()
+    p.join(10)
+    assert p.exitcode == 0
+    assert list(out) == ["a", "b"]

@@ -314,7 +314,7 @@ def test_ctrl_c_interrupts_a_blocked_call():
         assert proc.stdout.readline().strip() == "interrupted"
         assert time.monotonic() - t < 2
         out, err = proc.communicate(timeout=30)
-        assert out.strip() == "manager alive 1", err
+        assert out.strip() == "manager alive 1", (proc.returncode, err)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:

@@ -246,7 +246,6 @@ class Server:
         controls = self._controls
         stop = self.stop_event
         while not stop.is_set():
-            methodname = None
             try:
                 request = recv()
             except (EOFError, OSError):
