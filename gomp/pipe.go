@@ -26,6 +26,12 @@ import (
 //     reader asked for it (Fileno), so that select/poll on an end reports a
 //     waiting message without costing a system call per message otherwise.
 //
+// The segment's header counts the open copies of each end (side 0 reads
+// ring 0); an end pickled for another process is counted when pickled
+// (Reserve), so that a copy on its way keeps the end open. A send to an end
+// whose count is 0 fails at once; a copy in a process that died is not
+// uncounted, and is detected by the socket's hang-up when a side waits.
+//
 // A message is an 8-byte little-endian header (payload length in the low
 // 56 bits, number of descriptors sent on the socket in the high 8) followed
 // by the payload. Payloads larger than the ring stream through it.
@@ -50,6 +56,8 @@ const (
 	offSignaled       = 16 // uint32, the eventfd holds a count
 	offHead           = 64 // uint64, written by the reader
 	offWriterSleeping = 72 // uint32, the writer sleeps on head's low word
+
+	offOpen = 16 // uint32 per side in the segment header: open copies
 )
 
 // ErrPeerClosed is returned when every copy of the other end is closed.
@@ -152,25 +160,66 @@ func eventWrite(fd int) {
 
 var multiCPU = runtime.NumCPU() > 1
 
+// spinner adapts how long a side spins before it sleeps. Spinning pays when
+// the other side runs on another CPU and answers within microseconds; when
+// both share one CPU (a busy machine) it only delays the other side, so a
+// spin that runs out halves the budget, and below a minimum the side
+// sleeps at once, trying a full spin again once in a while.
+type spinner struct {
+	budget atomic.Int64 // nanoseconds
+	tries  atomic.Uint32
+}
+
+const (
+	spinMin   = 2 * time.Microsecond
+	spinProbe = 64 // waits between two full spins once spinning stopped paying
+)
+
+func (s *spinner) spin(ready func() bool) bool {
+	if !multiCPU {
+		return false
+	}
+	budget := time.Duration(s.budget.Load())
+	if budget < spinMin {
+		if s.tries.Add(1)%spinProbe != 0 {
+			return false
+		}
+		budget = spinFor
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		if i >= 256 {
+			// past the first microseconds, give the CPU away between
+			// checks: if the other side waits for this CPU it runs now
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+		if ready() {
+			b := 2 * budget
+			if b > spinFor {
+				b = spinFor
+			}
+			s.budget.Store(int64(b))
+			return true
+		}
+		if (i%64 == 63 || i >= 256) && time.Since(start) > budget {
+			s.budget.Store(int64(budget / 2))
+			return false
+		}
+	}
+}
+
 // wait blocks until ready() holds, for at most slice. It spins briefly,
 // then announces itself in sleeping and sleeps on word while its value is
 // unchanged. alive is checked before sleeping. It returns whether ready()
 // holds.
 func wait(ready func() bool, sleeping *uint32, word *uint32, slice time.Duration,
-	alive func() error) (bool, error) {
+	alive func() error, spin *spinner) (bool, error) {
 	if ready() {
 		return true, nil
 	}
 	start := time.Now()
-	if multiCPU && slice != 0 {
-		for i := 0; ; i++ {
-			if ready() {
-				return true, nil
-			}
-			if i%64 == 63 && time.Since(start) > spinFor {
-				break
-			}
-		}
+	if slice != 0 && spin.spin(ready) {
+		return true, nil
 	}
 	for {
 		atomic.StoreUint32(sleeping, 1)
@@ -228,8 +277,39 @@ type PipeEnd struct {
 	out    *ring
 	epfd   int
 
-	// a receive in progress: descriptors announced by the header
-	pendingFDs []int
+	open, peerOpen *uint32 // open copies of this end and of the other
+
+	recvSpin, sendSpin spinner
+}
+
+// Reserve counts one more open copy of this end, for a copy that is being
+// sent to another process (see OpenPipeEnd).
+func (e *PipeEnd) Reserve() error {
+	if err := e.acquire(); err != nil {
+		return err
+	}
+	defer e.release()
+	atomic.AddUint32(e.open, 1)
+	return nil
+}
+
+// Layout describes the mapped segment for code that copies small messages
+// in and out of the rings itself (the C fast path): the address of the
+// mapping, the ring size, the rings read and written (-1: none), their
+// eventfds, and the offsets of the two open counts.
+func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen int) {
+	base = uintptr(unsafe.Pointer(&e.seg.Mem[0]))
+	ringSize = binary.LittleEndian.Uint64(e.seg.Mem[8:])
+	in, out, evIn, evOut = e.files.In, e.files.Out, -1, -1
+	if in >= 0 {
+		evIn = e.files.Events[in]
+	}
+	if out >= 0 {
+		evOut = e.files.Events[out]
+	}
+	open = int(uintptr(unsafe.Pointer(e.open)) - base)
+	peerOpen = int(uintptr(unsafe.Pointer(e.peerOpen)) - base)
+	return
 }
 
 // NewPipe creates a pipe. With duplex both ends read and write; otherwise
@@ -250,6 +330,8 @@ func NewPipe(duplex bool, ringSize int) (*PipeEnd, *PipeEnd, error) {
 	binary.LittleEndian.PutUint32(seg.Mem[0:], pipeMagic)
 	binary.LittleEndian.PutUint32(seg.Mem[4:], uint32(nrings))
 	binary.LittleEndian.PutUint64(seg.Mem[8:], uint64(ringSize))
+	*seg.Word(offOpen) = 1
+	*seg.Word(offOpen + 4) = 1
 	fds := []int{}
 	fail := func(err error) (*PipeEnd, *PipeEnd, error) {
 		for _, fd := range fds {
@@ -305,7 +387,8 @@ func NewPipe(duplex bool, ringSize int) (*PipeEnd, *PipeEnd, error) {
 }
 
 // OpenPipeEnd opens an end from descriptors received from another process;
-// the end owns them from now on (also when it fails).
+// the end owns them from now on (also when it fails). The copy was counted
+// open by Reserve when it was pickled.
 func OpenPipeEnd(f PipeFiles) (*PipeEnd, error) {
 	closeAll := func() {
 		for _, fd := range []int{f.Mem, f.Sock, f.Events[0], f.Events[1]} {
@@ -338,7 +421,14 @@ func OpenPipeEnd(f PipeFiles) (*PipeEnd, error) {
 
 func openEnd(seg *Segment, f PipeFiles) *PipeEnd {
 	size := binary.LittleEndian.Uint64(seg.Mem[8:])
-	e := &PipeEnd{files: f, seg: seg, epfd: -1}
+	side := f.In
+	if side < 0 {
+		side = 1 // the write end of a one-way pipe
+	}
+	e := &PipeEnd{files: f, seg: seg, epfd: -1,
+		open: seg.Word(offOpen + 4*side), peerOpen: seg.Word(offOpen + 4*(1-side))}
+	e.recvSpin.budget.Store(int64(spinFor))
+	e.sendSpin.budget.Store(int64(spinFor))
 	if f.In >= 0 {
 		e.in = newRing(seg, f.In, size, f.Events[f.In])
 	}
@@ -401,6 +491,9 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 	total := msgHeader + len(msg)
 	if *progress == 0 {
 		// a send to a closed peer fails at once, as a write to a pipe does
+		if atomic.LoadUint32(e.peerOpen) == 0 {
+			return false, unix.EPIPE
+		}
 		if err := e.peerAlive(); err != nil {
 			return false, unix.EPIPE
 		}
@@ -460,7 +553,7 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		}
 		ok, err := wait(func() bool {
 			return r.size-(atomic.LoadUint64(r.tail)-atomic.LoadUint64(r.head)) >= need
-		}, r.writerSleeping, low(r.head), left, alive)
+		}, r.writerSleeping, low(r.head), left, alive, &e.sendSpin)
 		if err != nil {
 			return false, err
 		}
@@ -483,7 +576,7 @@ func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, erro
 		return false, 0, nil, unix.EBADF
 	}
 	ok, err := wait(func() bool { return r.used() >= msgHeader }, r.readerSleeping, low(r.tail),
-		slice, e.peerAlive)
+		slice, e.peerAlive, &e.recvSpin)
 	if err != nil || !ok {
 		return false, 0, nil, err
 	}
@@ -575,7 +668,7 @@ func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (
 			need = r.size / 4
 		}
 		ok, err := wait(func() bool { return r.used() >= need }, r.readerSleeping, low(r.tail),
-			left, e.peerAlive)
+			left, e.peerAlive, &e.recvSpin)
 		if err != nil {
 			return false, err
 		}
@@ -615,7 +708,7 @@ func (e *PipeEnd) PollStep(slice time.Duration) (bool, error) {
 		return false, unix.EBADF
 	}
 	ok, err := wait(func() bool { return r.used() > 0 }, r.readerSleeping, low(r.tail), slice,
-		e.peerAlive)
+		e.peerAlive, &e.recvSpin)
 	if err == ErrPeerClosed {
 		return true, nil
 	}
@@ -673,6 +766,7 @@ func (e *PipeEnd) Close() error {
 		return nil
 	}
 	e.closed = true
+	atomic.AddUint32(e.open, ^uint32(0))
 	// hang up first, then wake the peer so that it sees the hang-up
 	err := unix.Close(e.files.Sock)
 	for _, r := range []*ring{e.in, e.out} {

@@ -241,6 +241,9 @@ func dupFiles(t *testing.T, f PipeFiles) PipeFiles {
 func TestPipeReopenedEndKeepsThePeerAlive(t *testing.T) {
 	a, b := newTestPipe(t, true, 0)
 	// as when an end is passed to another process: a second copy
+	if err := b.Reserve(); err != nil {
+		t.Fatal(err)
+	}
 	b2, err := OpenPipeEnd(dupFiles(t, b.Files()))
 	if err != nil {
 		t.Fatal(err)

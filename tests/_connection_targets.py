@@ -58,3 +58,8 @@ def send_huge_then_hang(conn, size):
 def write_raw_to(fd_conn, data):
     fd_conn.send_bytes(data)
     fd_conn.close()
+
+
+def serve_one_echo(conn):
+    """Echo objects on a socket connection handed over at start."""
+    echo(conn)

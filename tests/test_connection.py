@@ -21,7 +21,8 @@ from gomp.context import BufferTooShort
 
 import _connection_targets as T
 
-PYTHONPATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
+# where gomp is imported from, for the scripts run in subprocesses
+PYTHONPATH = os.path.dirname(os.path.dirname(os.path.abspath(gomp.__file__)))
 
 
 @pytest.fixture(params=[True, False], ids=["duplex", "simplex"])
@@ -462,3 +463,68 @@ def test_plain_pickle_gives_a_working_copy():
     b2.close()
     with pytest.raises(EOFError):
         a.recv()
+
+
+def test_small_and_large_messages_interleaved():
+    # small ones are copied by the C fast path, large ones stream through Go
+    a, b = gomp.Pipe()
+    sizes = [10, 300_000, 5, 2_500_000, 0, 100_000, 1, 1 << 20, 3]
+    payloads = [os.urandom(n) for n in sizes]
+
+    def sender():
+        for p in payloads:
+            a.send_bytes(p)
+        a.send(payloads)
+
+    t = threading.Thread(target=sender)
+    t.start()
+    buf = bytearray(max(sizes) + 1)
+    for i, p in enumerate(payloads):
+        if i % 2:
+            n = b.recv_bytes_into(buf, 1)
+            assert buf[1:1 + n] == p
+        else:
+            assert b.recv_bytes() == p
+    assert b.recv() == payloads
+    t.join()
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_leaks():
+    # the first use loads Go and starts the sharer, which keep descriptors
+    a, b = gomp.Pipe()
+    pickle.loads(pickle.dumps(b)).close()
+    a.close()
+    b.close()
+    before = _open_fds()
+    for i in range(300):
+        a, b = gomp.Pipe(duplex=bool(i % 2))
+        if i % 3 == 0:
+            a.fileno()
+        if i % 5 == 0:
+            c = pickle.loads(pickle.dumps(b))  # a copy through the sharer
+            c.close()
+        b.close()
+        a.close()
+    # the sharer's thread closes what it handed out; give it a moment
+    deadline = time.monotonic() + 5
+    while _open_fds() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_fds() <= before
+
+
+def test_connections_passed_in_a_message_leave_no_descriptors():
+    a, b = gomp.Pipe()
+    x, y = gomp.Pipe()
+    before = _open_fds()
+    for _ in range(50):
+        a.send([x, y])
+        x2, y2 = b.recv()
+        x2.send("through the copy")
+        assert y.recv() == "through the copy"
+        x2.close()
+        y2.close()
+    assert _open_fds() == before

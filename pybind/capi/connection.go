@@ -8,7 +8,6 @@ import "C"
 import (
 	"errors"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -16,17 +15,29 @@ import (
 	"gomp.dev/gomp/gomp"
 )
 
-// Pipe ends opened in this process, by handle.
+// Pipe ends opened in this process, by handle. Handles of closed ends are
+// used again, so that they stay small (the C side indexes a table by them).
 var (
-	pipeEnds   sync.Map // C.int -> *gomp.PipeEnd
-	pipeNextID atomic.Int32
+	pipeEnds  sync.Map // C.int -> *gomp.PipeEnd
+	pipeMu    sync.Mutex
+	pipeFree  []C.int
+	pipeCount C.int
 )
 
 // pipeEOF is what a receive returns at the end of the stream.
 const pipeEOF = -C.int(syscall.ECONNRESET)
 
 func pipeAdd(e *gomp.PipeEnd) C.int {
-	h := C.int(pipeNextID.Add(1))
+	pipeMu.Lock()
+	var h C.int
+	if n := len(pipeFree); n > 0 {
+		h = pipeFree[n-1]
+		pipeFree = pipeFree[:n-1]
+	} else {
+		pipeCount++
+		h = pipeCount
+	}
+	pipeMu.Unlock()
 	pipeEnds.Store(h, e)
 	return h
 }
@@ -106,7 +117,11 @@ func GompPipeClose(h C.int) C.int {
 	if !ok {
 		return -C.int(syscall.EBADF)
 	}
-	if err := v.(*gomp.PipeEnd).Close(); err != nil {
+	err := v.(*gomp.PipeEnd).Close()
+	pipeMu.Lock()
+	pipeFree = append(pipeFree, h)
+	pipeMu.Unlock()
+	if err != nil {
 		return errno(err)
 	}
 	return 0
@@ -200,4 +215,36 @@ func GompPipeFileno(h C.int) C.int {
 		return errno(err)
 	}
 	return C.int(fd)
+}
+
+// GompPipeReserve counts a copy of the end that is being pickled.
+//
+//export GompPipeReserve
+func GompPipeReserve(h C.int) C.int {
+	e := pipeGet(h)
+	if e == nil {
+		return -C.int(syscall.EBADF)
+	}
+	if err := e.Reserve(); err != nil {
+		return errno(err)
+	}
+	return 0
+}
+
+// GompPipeLayout fills out with: mapping address, ring size, in ring, out
+// ring, in eventfd, out eventfd, offset of this end's open count, offset of
+// the other end's (see gomp.PipeEnd.Layout).
+//
+//export GompPipeLayout
+func GompPipeLayout(h C.int, out *C.longlong) C.int {
+	e := pipeGet(h)
+	if e == nil {
+		return -C.int(syscall.EBADF)
+	}
+	base, size, in, o, evIn, evOut, open, peerOpen := e.Layout()
+	res := unsafe.Slice(out, 8)
+	res[0], res[1] = C.longlong(base), C.longlong(size)
+	res[2], res[3], res[4], res[5] = C.longlong(in), C.longlong(o), C.longlong(evIn), C.longlong(evOut)
+	res[6], res[7] = C.longlong(open), C.longlong(peerOpen)
+	return 0
 }

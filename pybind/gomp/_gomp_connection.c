@@ -1,13 +1,22 @@
 /* _gomp, connection area: the shared-memory pipe of gomp/pipe.go.
  *
- * Every send and receive runs as steps through gomp_wait_sliced, with the
- * GIL released, so a blocked call lets other threads run and Ctrl-C
- * interrupts it. The end of the stream comes back from Go as -ECONNRESET
- * and is raised as EOFError.
+ * Fast path: a message that fits in the ring (and carries no descriptors)
+ * is copied in or out here, with the GIL held and without calling Go, on
+ * the memory Go mapped; the ring protocol is gomp/pipe.go's (same fields,
+ * same order of atomic operations, futex wake-ups and eventfd signals).
+ * Everything else - waiting, large messages, descriptors, a closed peer -
+ * goes to Go in steps through gomp_wait_sliced, with the GIL released, so
+ * a blocked call lets other threads run and Ctrl-C interrupts it. The end
+ * of the stream comes back from Go as -ECONNRESET and is raised as
+ * EOFError.
  */
 #include "_gomp.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,6 +29,8 @@ static int (*go_pipe_recv_header_step)(int, long long, long long *, int *, int *
 static int (*go_pipe_recv_body_step)(int, char *, size_t, long long *, long long);
 static int (*go_pipe_poll_step)(int, long long);
 static int (*go_pipe_fileno)(int);
+static int (*go_pipe_reserve)(int);
+static int (*go_pipe_layout)(int, long long *);
 
 gomp_symbol gomp_connection_symbols[] = {
     {"GompPipeNew", (void **)&go_pipe_new},
@@ -31,10 +42,202 @@ gomp_symbol gomp_connection_symbols[] = {
     {"GompPipeRecvBodyStep", (void **)&go_pipe_recv_body_step},
     {"GompPipePollStep", (void **)&go_pipe_poll_step},
     {"GompPipeFileno", (void **)&go_pipe_fileno},
+    {"GompPipeReserve", (void **)&go_pipe_reserve},
+    {"GompPipeLayout", (void **)&go_pipe_layout},
     {NULL, NULL},
 };
 
 #define PIPE_EOF (-ECONNRESET)
+
+/* ---- the fast path ---- */
+
+/* ring control block, as in gomp/pipe.go */
+#define RING_TAIL(c) ((uint64_t *)((c) + 0))
+#define RING_READER_SLEEPING(c) ((uint32_t *)((c) + 8))
+#define RING_WANT_FD(c) ((uint32_t *)((c) + 12))
+#define RING_SIGNALED(c) ((uint32_t *)((c) + 16))
+#define RING_HEAD(c) ((uint64_t *)((c) + 64))
+#define RING_WRITER_SLEEPING(c) ((uint32_t *)((c) + 72))
+#define MSG_HEADER 8
+#define MSG_LEN_MASK ((1ULL << 56) - 1)
+/* larger messages go through Go, which copies them with the GIL released */
+#define FAST_MAX (256 * 1024)
+
+typedef struct {
+    char *in_ctl, *in_data;   /* ring this end reads, or NULL */
+    char *out_ctl, *out_data; /* ring this end writes, or NULL */
+    uint64_t size;
+    int in_ev, out_ev;
+    uint32_t *peer_open;
+} pipe_view;
+
+/* by handle (Go reuses the handles of closed ends, so this stays small);
+ * only touched with the GIL held */
+static pipe_view **views;
+static int nviews;
+
+static int
+view_add(int h)
+{
+    long long l[8];
+    int rc = go_pipe_layout(h, l);
+    if (rc < 0) {
+        gomp_errno_error(rc);
+        return -1;
+    }
+    if (h >= nviews) {
+        int n = h + 16;
+        pipe_view **nv = PyMem_Realloc(views, n * sizeof(*views));
+        if (nv == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(nv + nviews, 0, (n - nviews) * sizeof(*views));
+        views = nv;
+        nviews = n;
+    }
+    pipe_view *v = PyMem_Calloc(1, sizeof(*v));
+    if (v == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    char *base = (char *)(uintptr_t)l[0];
+    v->size = (uint64_t)l[1];
+    if (l[2] >= 0) {
+        v->in_ctl = base + 64 + l[2] * 256;
+        v->in_data = base + 4096 + l[2] * v->size;
+    }
+    if (l[3] >= 0) {
+        v->out_ctl = base + 64 + l[3] * 256;
+        v->out_data = base + 4096 + l[3] * v->size;
+    }
+    v->in_ev = (int)l[4];
+    v->out_ev = (int)l[5];
+    v->peer_open = (uint32_t *)(base + l[7]);
+    PyMem_Free(views[h]);
+    views[h] = v;
+    return 0;
+}
+
+static void
+view_drop(int h)
+{
+    if (h >= 0 && h < nviews) {
+        PyMem_Free(views[h]);
+        views[h] = NULL;
+    }
+}
+
+static pipe_view *
+view_get(int h)
+{
+    return h >= 0 && h < nviews ? views[h] : NULL;
+}
+
+static void
+futex_wake_all(void *addr)
+{
+    /* the low 32 bits of a 64-bit position (little-endian), as in Go */
+    syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void
+event_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof(one));
+    (void)r;
+}
+
+static void
+ring_put(char *data, uint64_t size, uint64_t pos, const char *src, uint64_t n)
+{
+    uint64_t off = pos % size, first = size - off < n ? size - off : n;
+    memcpy(data + off, src, first);
+    memcpy(data, src + first, n - first);
+}
+
+static void
+ring_get(const char *data, uint64_t size, uint64_t pos, char *dst, uint64_t n)
+{
+    uint64_t off = pos % size, first = size - off < n ? size - off : n;
+    memcpy(dst, data + off, first);
+    memcpy(dst + first, data, n - first);
+}
+
+/* 1 when the message was written; 0 when it must go through Go. */
+static int
+fast_send(pipe_view *v, const char *buf, uint64_t n)
+{
+    char *c = v->out_ctl;
+    if (c == NULL || n > FAST_MAX || __atomic_load_n(v->peer_open, __ATOMIC_SEQ_CST) == 0)
+        return 0;
+    uint64_t tail = __atomic_load_n(RING_TAIL(c), __ATOMIC_RELAXED);
+    uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_ACQUIRE);
+    if (v->size - (tail - head) < MSG_HEADER + n)
+        return 0;
+    uint64_t hdr = n; /* little-endian on every platform gomp runs on */
+    ring_put(v->out_data, v->size, tail, (const char *)&hdr, MSG_HEADER);
+    ring_put(v->out_data, v->size, tail + MSG_HEADER, buf, n);
+    __atomic_store_n(RING_TAIL(c), tail + MSG_HEADER + n, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(RING_READER_SLEEPING(c), __ATOMIC_SEQ_CST))
+        futex_wake_all(RING_TAIL(c));
+    uint32_t zero = 0;
+    if (__atomic_load_n(RING_WANT_FD(c), __ATOMIC_SEQ_CST) &&
+        __atomic_compare_exchange_n(RING_SIGNALED(c), &zero, 1, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST))
+        event_signal(v->out_ev);
+    return 1;
+}
+
+static uint64_t
+ring_used(char *c)
+{
+    return __atomic_load_n(RING_TAIL(c), __ATOMIC_SEQ_CST) -
+           __atomic_load_n(RING_HEAD(c), __ATOMIC_SEQ_CST);
+}
+
+/* The next message, when it is whole in the ring, small, without
+ * descriptors and within maxlength (-1: any): a new bytes object. NULL
+ * without an exception when it must go through Go. */
+static PyObject *
+fast_recv(pipe_view *v, long long maxlength)
+{
+    char *c = v->in_ctl;
+    if (c == NULL)
+        return NULL;
+    uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_RELAXED);
+    uint64_t used = __atomic_load_n(RING_TAIL(c), __ATOMIC_ACQUIRE) - head;
+    if (used < MSG_HEADER)
+        return NULL;
+    uint64_t hdr;
+    ring_get(v->in_data, v->size, head, (char *)&hdr, MSG_HEADER);
+    uint64_t n = hdr & MSG_LEN_MASK;
+    if ((hdr >> 56) != 0 || used < MSG_HEADER + n || n > FAST_MAX ||
+        (maxlength >= 0 && n > (uint64_t)maxlength))
+        return NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (data == NULL) {
+        PyErr_Clear(); /* let Go skip it and report */
+        return NULL;
+    }
+    ring_get(v->in_data, v->size, head + MSG_HEADER, PyBytes_AS_STRING(data), n);
+    __atomic_store_n(RING_HEAD(c), head + MSG_HEADER + n, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(RING_WRITER_SLEEPING(c), __ATOMIC_SEQ_CST))
+        futex_wake_all(RING_HEAD(c));
+    if (__atomic_load_n(RING_SIGNALED(c), __ATOMIC_SEQ_CST) && ring_used(c) == 0) {
+        /* empty again: clear the eventfd (see ring.drain in Go) */
+        __atomic_store_n(RING_SIGNALED(c), 0, __ATOMIC_SEQ_CST);
+        uint64_t cnt;
+        ssize_t r = read(v->in_ev, &cnt, sizeof(cnt));
+        (void)r;
+        if (ring_used(c) != 0) {
+            __atomic_store_n(RING_SIGNALED(c), 1, __ATOMIC_SEQ_CST);
+            event_signal(v->in_ev);
+        }
+    }
+    return data;
+}
 
 typedef struct {
     int handle;
@@ -108,6 +311,12 @@ conn_pipe_new(PyObject *self, PyObject *args)
     int rc = go_pipe_new(duplex, ring, out);
     if (rc < 0)
         return gomp_errno_error(rc);
+    if (view_add(out[0]) < 0 || view_add(out[1]) < 0) {
+        view_drop(out[0]);
+        go_pipe_close(out[0]);
+        go_pipe_close(out[1]);
+        return NULL;
+    }
     return Py_BuildValue("ii", out[0], out[1]);
 }
 
@@ -121,6 +330,10 @@ conn_pipe_open(PyObject *self, PyObject *args)
     int rc = go_pipe_open(f);
     if (rc < 0)
         return gomp_errno_error(rc);
+    if (view_add(rc) < 0) {
+        go_pipe_close(rc);
+        return NULL;
+    }
     return PyLong_FromLong(rc);
 }
 
@@ -142,6 +355,8 @@ conn_pipe_close(PyObject *self, PyObject *args)
     int h, rc;
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
+    /* no fast path may use the mapping from now on (we hold the GIL) */
+    view_drop(h);
     /* waits for operations of other threads on this end to leave Go */
     Py_BEGIN_ALLOW_THREADS
     rc = go_pipe_close(h);
@@ -160,11 +375,22 @@ conn_pipe_send(PyObject *self, PyObject *args)
     PyObject *fdseq = Py_None;
     if (!PyArg_ParseTuple(args, "iy*|O", &h, &view, &fdseq))
         return NULL;
+    if (gomp_usable() < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    pipe_view *pv = view_get(h);
+    if (pv != NULL && (fdseq == Py_None || PyObject_Length(fdseq) == 0) &&
+        fast_send(pv, view.buf, (uint64_t)view.len)) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    PyErr_Clear();
     pipe_op op = {0};
     op.handle = h;
     op.buf = view.buf;
     op.n = (size_t)view.len;
-    if (gomp_usable() < 0 ||
+    if (
         (fdseq != Py_None && gomp_int_array(fdseq, &op.fds, &op.nfds) < 0)) {
         PyBuffer_Release(&view);
         return NULL;
@@ -237,6 +463,14 @@ conn_pipe_recv(PyObject *self, PyObject *args)
     long long maxlength = -1;
     if (!PyArg_ParseTuple(args, "i|L", &h, &maxlength) || gomp_usable() < 0)
         return NULL;
+    pipe_view *pv = view_get(h);
+    if (pv != NULL) {
+        PyObject *data = fast_recv(pv, maxlength);
+        if (data != NULL) {
+            PyObject *res = Py_BuildValue("(N[])", data);
+            return res;
+        }
+    }
     pipe_op op = {0};
     op.handle = h;
     if (finish(&op, gomp_wait_sliced(header_step, &op, -1)) < 0)
@@ -334,6 +568,9 @@ conn_pipe_poll(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "i|O", &h, &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
         gomp_usable() < 0)
         return NULL;
+    pipe_view *pv = view_get(h);
+    if (pv != NULL && pv->in_ctl != NULL && ring_used(pv->in_ctl) > 0)
+        Py_RETURN_TRUE;
     pipe_op op = {0};
     op.handle = h;
     int rc = gomp_wait_sliced(poll_step, &op, ns);
@@ -354,7 +591,21 @@ conn_pipe_fileno(PyObject *self, PyObject *args)
     return PyLong_FromLong(rc);
 }
 
+static PyObject *
+conn_pipe_reserve(PyObject *self, PyObject *args)
+{
+    int h;
+    if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
+        return NULL;
+    int rc = go_pipe_reserve(h);
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    Py_RETURN_NONE;
+}
+
 PyMethodDef gomp_connection_methods[] = {
+    {"pipe_reserve", conn_pipe_reserve, METH_VARARGS,
+     "pipe_reserve(handle): count a copy of the end being pickled for another process."},
     {"pipe_new", conn_pipe_new, METH_VARARGS,
      "pipe_new(duplex[, ring_size]) -> (handle, handle): a shared-memory pipe."},
     {"pipe_open", conn_pipe_open, METH_VARARGS,

@@ -375,6 +375,25 @@ class PipeConnection(Connection):
     def _send(self, buf: Any) -> None:
         _go().pipe_send(self._handle, buf)
 
+    def send(self, obj: Any) -> None:
+        """Send a (picklable) object"""
+        if self._handle is None:
+            raise OSError("handle is closed")
+        if not self._writable:
+            raise OSError("connection is read-only")
+        if type(obj) in _PLAIN_SCALARS:
+            _go().pipe_send(self._handle, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        else:
+            self._send_obj(obj)
+
+    def recv(self) -> Any:
+        """Receive a (picklable) object"""
+        if self._handle is None:
+            raise OSError("handle is closed")
+        if not self._readable:
+            raise OSError("connection is write-only")
+        return self._recv_obj()
+
     def _send_obj(self, obj: Any) -> None:
         fds: "list[int]" = []
         outer = getattr(_tls, "outgoing", None)
@@ -439,9 +458,13 @@ def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
 
 def _reduce_pipe_connection(conn: PipeConnection) -> Any:
     conn._check_closed()
-    files = _go().pipe_files(conn._handle)
+    g = _go()
+    files = g.pipe_files(conn._handle)
     fds = [fd for fd in files[:4] if fd >= 0]
     layout = tuple(files[4:])
+    # the copy counts as open from now on: the other end's sends do not
+    # fail while it travels (see gomp/pipe.go)
+    g.pipe_reserve(conn._handle)
     from .context import get_spawning_popen
     popen = get_spawning_popen()
     if popen is not None:
@@ -520,6 +543,7 @@ def _rebuild_passed_connection(i: int, readable: bool, writable: bool) -> Connec
 
 
 reduction.register(Connection, _reduce_connection)
+reduce_connection, rebuild_connection = _reduce_connection, _rebuild_connection
 
 
 class _SharedFds:
@@ -689,23 +713,10 @@ def _is_abstract_socket_namespace(address: Any) -> bool:
     raise TypeError(f"address type of {address!r} unrecognized")
 
 
-class Listener:
-    """Returns a listener object.
+class SocketListener:
+    """A bound, listening socket whose accept() returns Connections."""
 
-    This is a wrapper for a bound socket which is 'listening' for
-    connections, or for a Windows named pipe."""
-
-    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
-                 authkey: Optional[bytes] = None) -> None:
-        family = family or (address and address_type(address)) or default_family
-        address = address or arbitrary_address(family)
-        _validate_family(family)
-        if authkey is not None and not isinstance(authkey, bytes):
-            raise TypeError("authkey should be a byte string")
-        self._family = family
-        self._authkey = authkey
-        self._last_accepted: Any = None
-        self._unlink: Optional[str] = None
+    def __init__(self, address: Any, family: str, backlog: int = 1) -> None:
         sock = socket.socket(getattr(socket, family))
         try:
             if os.name == "posix" and family != "AF_UNIX":
@@ -717,42 +728,30 @@ class Listener:
             sock.close()
             raise
         self._socket: Optional[socket.socket] = sock
+        self._family = family
         self._address = sock.getsockname()
+        self._last_accepted: Any = None
+        self._unlink: Optional[str] = None
         if family == "AF_UNIX" and not _is_abstract_socket_namespace(address):
             self._unlink = address
 
     def accept(self) -> Connection:
-        """Accept a connection on the bound socket or named pipe of `self`.
-
-        Returns a `Connection` object."""
-        if self._socket is None:
-            raise OSError("listener is closed")
+        # poll in slices so that Ctrl-C interrupts a waiting accept(), and
+        # a close() from another thread ends it
         while True:
-            try:
-                s, self._last_accepted = self._accept()
-                break
-            except InterruptedError:
+            sock = self._socket
+            if sock is None:
+                raise OSError("listener is closed")
+            if not _wait_fd(sock.fileno(), select.POLLIN, _SLICE):
                 continue
-        s.setblocking(True)
-        c = Connection(s.detach())
-        if self._authkey is not None:
             try:
-                _handshake(c, self._authkey, server=True)
-            except BaseException:
-                c.close()
-                raise
-        return c
-
-    def _accept(self) -> Any:
-        sock = self._socket
-        assert sock is not None
-        # poll in slices so that Ctrl-C interrupts a waiting accept()
-        while not _wait_fd(sock.fileno(), select.POLLIN, None):
-            pass
-        return sock.accept()
+                s, self._last_accepted = sock.accept()
+            except (InterruptedError, BlockingIOError):
+                continue
+            s.setblocking(True)
+            return Connection(s.detach())
 
     def close(self) -> None:
-        """Close the bound socket or named pipe of `self`."""
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
@@ -763,13 +762,53 @@ class Listener:
                     pass
                 self._unlink = None
 
+
+class Listener:
+    """Returns a listener object.
+
+    This is a wrapper for a bound socket which is 'listening' for
+    connections, or for a Windows named pipe."""
+
+    def __init__(self, address: Any = None, family: Optional[str] = None, backlog: int = 1,
+                 authkey: Optional[bytes] = None) -> None:
+        family = family or (address and address_type(address)) or default_family
+        address = address or arbitrary_address(family)
+        _validate_family(family)
+        self._listener: Optional[SocketListener] = SocketListener(address, family, backlog)
+        if authkey is not None and not isinstance(authkey, bytes):
+            self.close()
+            raise TypeError("authkey should be a byte string")
+        self._authkey = authkey
+
+    def accept(self) -> Connection:
+        """Accept a connection on the bound socket or named pipe of `self`.
+
+        Returns a `Connection` object."""
+        if self._listener is None:
+            raise OSError("listener is closed")
+        c = self._listener.accept()
+        if self._authkey is not None:
+            try:
+                _handshake(c, self._authkey, server=True)
+            except BaseException:
+                c.close()
+                raise
+        return c
+
+    def close(self) -> None:
+        """Close the bound socket or named pipe of `self`."""
+        listener = self._listener
+        if listener is not None:
+            self._listener = None
+            listener.close()
+
     @property
     def address(self) -> Any:
-        return self._address
+        return self._listener._address if self._listener is not None else None
 
     @property
     def last_accepted(self) -> Any:
-        return self._last_accepted
+        return self._listener._last_accepted if self._listener is not None else None
 
     def __enter__(self) -> "Listener":
         return self
@@ -783,6 +822,23 @@ def Client(address: Any, family: Optional[str] = None,
     """Returns a connection to the address of a `Listener`"""
     family = family or address_type(address)
     _validate_family(family)
+    c = SocketClient(address)
+    if authkey is not None:
+        if not isinstance(authkey, bytes):
+            c.close()
+            raise TypeError("authkey should be a byte string")
+        try:
+            _handshake(c, authkey, server=False)
+        except BaseException:
+            c.close()
+            raise
+    return c
+
+
+def SocketClient(address: Any) -> Connection:
+    """Return a connection object connected to the socket given by
+    `address`"""
+    family = address_type(address)
     s = socket.socket(getattr(socket, family))
     try:
         s.setblocking(True)
@@ -798,20 +854,10 @@ def Client(address: Any, family: Optional[str] = None,
                 if e.errno != errno.EAGAIN or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        c = Connection(s.detach())
+        return Connection(s.detach())
     except BaseException:
         s.close()
         raise
-    if authkey is not None:
-        if not isinstance(authkey, bytes):
-            c.close()
-            raise TypeError("authkey should be a byte string")
-        try:
-            _handshake(c, authkey, server=False)
-        except BaseException:
-            c.close()
-            raise
-    return c
 
 
 def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
@@ -842,9 +888,9 @@ def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
 # protocol (HMAC-MD5, no prefix), which both sides still accept.
 
 MESSAGE_LENGTH = 40
-_CHALLENGE = b"#CHALLENGE#"
-_WELCOME = b"#WELCOME#"
-_FAILURE = b"#FAILURE#"
+_CHALLENGE = CHALLENGE = b"#CHALLENGE#"
+_WELCOME = WELCOME = b"#WELCOME#"
+_FAILURE = FAILURE = b"#FAILURE#"
 _LEGACY_LENGTHS = (20, 16)
 _ALLOWED_DIGESTS = frozenset({b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"})
 _MAX_DIGEST_LEN = max(len(d) for d in _ALLOWED_DIGESTS)
