@@ -40,18 +40,21 @@ __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryMana
 # pickling of types a manager often returns
 
 
-def _reduce_array(a: array.array) -> Any:
+def reduce_array(a: array.array) -> Any:
     return array.array, (a.typecode, a.tobytes())
 
 
-def _rebuild_as_list(obj: Any) -> Any:
+def rebuild_as_list(obj: Any) -> Any:
     return list, (list(obj),)
 
 
-ForkingPickler.register(array.array, _reduce_array)
+ForkingPickler.register(array.array, reduce_array)
 for _view in (type({}.items()), type({}.keys()), type({}.values())):
-    ForkingPickler.register(_view, _rebuild_as_list)
+    ForkingPickler.register(_view, rebuild_as_list)
 del _view
+
+# SharedMemoryManager needs gomp.shared_memory, imported when first used
+HAS_SHMEM = True
 
 
 # ---------------------------------------------------------------------------
@@ -201,23 +204,29 @@ class Server:
             sys.exit(0)
 
     def accepter(self) -> None:
-        sock = self.listener._socket
+        try:
+            self._accept_forever()
+        except BaseException:
+            # a server that cannot accept is of no use: stop it, so that its
+            # clients see it gone instead of waiting on it
+            self.stop_event.set()
+            raise
+
+    def _accept_forever(self) -> None:
+        listener = self.listener
         while not self.stop_event.is_set():
             try:
-                s, _ = sock.accept()  # type: ignore[union-attr]
+                c = listener.accept()
             except OSError:
-                if self.listener._socket is None:
-                    return
+                if listener.address is None:
+                    return  # closed
                 time.sleep(0.01)  # out of descriptors, say: do not spin
                 continue
             try:
-                local = _same_host(s)
-                s.setblocking(True)
+                c._local = _same_host(c.fileno(), listener.last_accepted)
             except OSError:
-                s.close()
+                c.close()
                 continue
-            c = connection.Connection(s.detach())
-            c._local = local  # type: ignore[attr-defined]
             threading.Thread(target=self.handle_request, args=(c,), daemon=True).start()
 
     def handle_request(self, conn: Any) -> None:
@@ -466,14 +475,18 @@ class Server:
 Server.public.append("decref_many")
 
 
-def _same_host(sock: Any) -> bool:
+def _same_host(fd: int, peer: Any) -> bool:
     """Whether the peer of an accepted socket runs on this machine (it can
     then share memory with the server)."""
-    if sock.family == getattr(socket, "AF_UNIX", None):
-        return True
-    peer = sock.getpeername()[0]
-    return peer == sock.getsockname()[0] or ipaddress.ip_address(
-        peer.split("%")[0]).is_loopback
+    if not isinstance(peer, tuple):
+        return True  # a Unix socket
+    sock = socket.socket(fileno=fd)
+    try:
+        local = sock.getsockname()[0]
+    finally:
+        sock.detach()
+    host = str(peer[0])
+    return host == local or ipaddress.ip_address(host.split("%")[0]).is_loopback
 
 
 def _default_address(address: Any) -> Any:
@@ -510,6 +523,16 @@ def _want_pipe(address: Any) -> bool:
     """Whether to ask the manager for a shared-memory pipe (it offers one
     only to a client on its own machine)."""
     return True
+
+
+class ProcessLocalSet(set):
+    """A set that a child process gets empty."""
+
+    def __init__(self) -> None:
+        util.register_after_fork(self, lambda obj: obj.clear())
+
+    def __reduce__(self) -> Any:
+        return type(self), ()
 
 
 def _tls_for(address: Any) -> Any:
