@@ -558,7 +558,7 @@ def _open_connection(address: Any, authkey: bytes, serializer: str) -> Any:
         conn.send((None, "accept_connection", (name, want_pipe), {}))
         try:
             kind, result = conn.recv()
-        except (OSError, RuntimeError) as e:
+        except Exception as e:
             # the reply carried a pipe end whose descriptors could not be
             # fetched from the manager (say, another network namespace):
             # the conversation stays on the socket
