@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import ipaddress
 import os
-import pickle
 import queue
 import signal
 import socket
