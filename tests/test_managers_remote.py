@@ -390,3 +390,27 @@ def test_killed_client_frees_its_server_thread(mymanager, target):
     p.join(10)
     assert _wait_for(lambda: threads.count() == before), threads.count()
     assert counter.incr() >= 1
+
+
+def test_get_server_and_start_on_started_manager(mymanager):
+    with pytest.raises(gomp.ProcessError):
+        mymanager.get_server()
+    with pytest.raises(gomp.ProcessError):
+        mymanager.start()
+
+
+def test_connect_to_nothing_raises():
+    m = T.MyManager(address=("127.0.0.1", 1), authkey=b"k")
+    with pytest.raises(OSError):
+        m.connect()
+
+
+@pytest.mark.timeout(30)
+def test_registered_lambda_reaches_the_server():
+    # the registry travels to the manager's process pickled by value
+    class LambdaManager(managers.BaseManager):
+        pass
+    LambdaManager.register("squares", lambda n: [i * i for i in range(n)],
+                           proxytype=managers.ListProxy)
+    with LambdaManager() as m:
+        assert m.squares(4)[:] == [0, 1, 4, 9]
