@@ -40,7 +40,7 @@ const (
 	pipeMagic     = 0x676f6d70 // "gomp"
 	pipeHeaderLen = 4096
 	// DefaultRingSize is the capacity of each direction's ring.
-	DefaultRingSize = 1 << 20
+	DefaultRingSize = 256 << 10
 	msgHeader       = 8
 	maxMsgLen       = 1<<56 - 1
 	// how long a waiting side spins before it sleeps
@@ -50,12 +50,14 @@ const (
 // Ring field offsets inside the segment; ring i's control block starts at
 // 64 + i*256, the writer's and the reader's fields on separate cache lines.
 const (
-	offTail           = 0  // uint64, written by the writer
-	offReaderSleeping = 8  // uint32, the reader sleeps on tail's low word
-	offWantFD         = 12 // uint32, the reader wants the eventfd written
-	offSignaled       = 16 // uint32, the eventfd holds a count
-	offHead           = 64 // uint64, written by the reader
-	offWriterSleeping = 72 // uint32, the writer sleeps on head's low word
+	offTail           = 0   // uint64, written by the writer
+	offReaderSleeping = 8   // uint32, the reader sleeps on tail's low word
+	offWantFD         = 12  // uint32, the reader wants the eventfd written
+	offSignaled       = 16  // uint32, the eventfd holds a count
+	offHead           = 64  // uint64, written by the reader
+	offWriterSleeping = 72  // uint32, the writer sleeps on head's low word
+	offWriterLock     = 128 // uint32, thread id of the writer of a message, 0: none
+	offLockWaiters    = 132 // uint32, a writer sleeps on the lock
 
 	offOpen = 16 // uint32 per side in the segment header: open copies
 )
@@ -66,6 +68,7 @@ var ErrPeerClosed = errors.New("gomp: the other end of the pipe is closed")
 type ring struct {
 	tail, head                                       *uint64
 	readerSleeping, wantFD, signaled, writerSleeping *uint32
+	lock, lockWaiters                                *uint32
 	data                                             []byte
 	size                                             uint64
 	eventFD                                          int
@@ -81,6 +84,8 @@ func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
 		wantFD:         w(offWantFD),
 		signaled:       w(offSignaled),
 		writerSleeping: w(offWriterSleeping),
+		lock:           w(offWriterLock),
+		lockWaiters:    w(offLockWaiters),
 		data:           seg.Mem[pipeHeaderLen+i*int(size) : pipeHeaderLen+(i+1)*int(size)],
 		size:           size,
 		eventFD:        eventFD,
@@ -152,6 +157,48 @@ func (r *ring) arm() {
 	}
 }
 
+// lockWriter makes the calling thread the ring's only writer until
+// unlockWriter, waiting at most slice: several threads or processes may
+// send on copies of one end, and each message must go in whole. A lock
+// held by a thread that no longer exists is taken over. It reports
+// whether the thread holds the lock.
+func (r *ring) lockWriter(slice time.Duration) bool {
+	tid := uint32(unix.Gettid())
+	start := time.Now()
+	for {
+		cur := atomic.LoadUint32(r.lock)
+		if cur == tid {
+			return true // held since an earlier step of this send
+		}
+		if cur == 0 || unix.Kill(int(cur), 0) == unix.ESRCH {
+			if atomic.CompareAndSwapUint32(r.lock, cur, tid) {
+				return true
+			}
+			continue
+		}
+		left := slice - time.Since(start)
+		if slice >= 0 && left <= 0 {
+			return false
+		}
+		if slice < 0 {
+			left = -1
+		}
+		atomic.StoreUint32(r.lockWaiters, 1)
+		FutexWait(r.lock, cur, left)
+	}
+}
+
+// unlockWriter releases the lock if the calling thread holds it.
+func (r *ring) unlockWriter() {
+	if !atomic.CompareAndSwapUint32(r.lock, uint32(unix.Gettid()), 0) {
+		return
+	}
+	if atomic.LoadUint32(r.lockWaiters) != 0 {
+		atomic.StoreUint32(r.lockWaiters, 0)
+		FutexWake(r.lock, 1<<30)
+	}
+}
+
 func eventWrite(fd int) {
 	var one [8]byte
 	binary.LittleEndian.PutUint64(one[:], 1)
@@ -160,49 +207,42 @@ func eventWrite(fd int) {
 
 var multiCPU = runtime.NumCPU() > 1
 
-// spinner adapts how long a side spins before it sleeps. Spinning pays when
-// the other side runs on another CPU and answers within microseconds; when
-// both share one CPU (a busy machine) it only delays the other side, so a
-// spin that runs out halves the budget, and below a minimum the side
-// sleeps at once, trying a full spin again once in a while.
+// spinner decides whether a side spins before it sleeps. Spinning pays
+// when the other side answers within microseconds; the spin yields the CPU
+// between checks after its first microsecond, so that the other side runs
+// even when both share one CPU. When spins keep running out (the other
+// side is slow, or the machine busy) the side sleeps at once, and tries a
+// spin again once in a while.
 type spinner struct {
-	budget atomic.Int64 // nanoseconds
-	tries  atomic.Uint32
+	failures atomic.Uint32 // spins in a row that ran out
+	skipped  atomic.Uint32
 }
 
 const (
-	spinMin   = 2 * time.Microsecond
-	spinProbe = 64 // waits between two full spins once spinning stopped paying
+	spinGiveUp = 8  // spins in a row that run out before spinning stops
+	spinProbe  = 64 // waits between two spins once it stopped
 )
 
 func (s *spinner) spin(ready func() bool) bool {
 	if !multiCPU {
 		return false
 	}
-	budget := time.Duration(s.budget.Load())
-	if budget < spinMin {
-		if s.tries.Add(1)%spinProbe != 0 {
-			return false
-		}
-		budget = spinFor
+	if s.failures.Load() >= spinGiveUp && s.skipped.Add(1)%spinProbe != 0 {
+		return false
 	}
 	start := time.Now()
 	for i := 0; ; i++ {
 		if i >= 256 {
-			// past the first microseconds, give the CPU away between
-			// checks: if the other side waits for this CPU it runs now
+			// give the CPU away between checks: if the other side waits
+			// for this CPU it runs now
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		}
 		if ready() {
-			b := 2 * budget
-			if b > spinFor {
-				b = spinFor
-			}
-			s.budget.Store(int64(b))
+			s.failures.Store(0)
 			return true
 		}
-		if (i%64 == 63 || i >= 256) && time.Since(start) > budget {
-			s.budget.Store(int64(budget / 2))
+		if (i%64 == 63 || i >= 256) && time.Since(start) > spinFor {
+			s.failures.Add(1)
 			return false
 		}
 	}
@@ -296,8 +336,9 @@ func (e *PipeEnd) Reserve() error {
 // Layout describes the mapped segment for code that copies small messages
 // in and out of the rings itself (the C fast path): the address of the
 // mapping, the ring size, the rings read and written (-1: none), their
-// eventfds, and the offsets of the two open counts.
-func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen int) {
+// eventfds, the offsets of the two open counts, and the socket.
+func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen,
+	sock int) {
 	base = uintptr(unsafe.Pointer(&e.seg.Mem[0]))
 	ringSize = binary.LittleEndian.Uint64(e.seg.Mem[8:])
 	in, out, evIn, evOut = e.files.In, e.files.Out, -1, -1
@@ -309,6 +350,7 @@ func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut,
 	}
 	open = int(uintptr(unsafe.Pointer(e.open)) - base)
 	peerOpen = int(uintptr(unsafe.Pointer(e.peerOpen)) - base)
+	sock = e.files.Sock
 	return
 }
 
@@ -427,8 +469,6 @@ func openEnd(seg *Segment, f PipeFiles) *PipeEnd {
 	}
 	e := &PipeEnd{files: f, seg: seg, epfd: -1,
 		open: seg.Word(offOpen + 4*side), peerOpen: seg.Word(offOpen + 4*(1-side))}
-	e.recvSpin.budget.Store(int64(spinFor))
-	e.sendSpin.budget.Store(int64(spinFor))
 	if f.In >= 0 {
 		e.in = newRing(seg, f.In, size, f.Events[f.In])
 	}
@@ -474,8 +514,12 @@ func (e *PipeEnd) peerAlive() error {
 
 // SendStep writes msg (preceded by its header) from offset *progress of the
 // framed message, waiting at most slice for room. It reports whether the
-// whole message is written. fds, when *progress is 0, are sent on the
-// socket first and announced in the header.
+// whole message is written. A send starts with *progress 0: the thread
+// takes the ring's writer lock (held until the message is whole, or
+// SendAbort), and fds are sent on the socket and announced in the header;
+// *progress is -1 while the header is still to be written. The lock
+// belongs to the OS thread: every step of one send must run on the same
+// thread (as a C caller's do; a goroutine calls runtime.LockOSThread).
 func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Duration) (bool, error) {
 	if err := e.acquire(); err != nil {
 		return false, err
@@ -490,19 +534,24 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 	}
 	total := msgHeader + len(msg)
 	if *progress == 0 {
-		// a send to a closed peer fails at once, as a write to a pipe does
-		if atomic.LoadUint32(e.peerOpen) == 0 {
-			return false, unix.EPIPE
+		if !r.lockWriter(slice) {
+			return false, nil
 		}
-		if err := e.peerAlive(); err != nil {
+		// a send to a closed peer fails at once, as a write to a pipe does
+		if atomic.LoadUint32(e.peerOpen) == 0 || e.peerAlive() != nil {
+			r.unlockWriter()
 			return false, unix.EPIPE
 		}
 		if len(fds) > 0 {
 			rights := unix.UnixRights(fds...)
 			if err := unix.Sendmsg(e.files.Sock, []byte{0}, rights, nil, 0); err != nil {
+				r.unlockWriter()
 				return false, err
 			}
 		}
+		// -1: the lock is held (and the descriptors sent), the header is
+		// still to be written
+		*progress = -1
 	}
 	alive := func() error {
 		if err := e.peerAlive(); err != nil {
@@ -512,28 +561,33 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 	}
 	deadline := time.Now().Add(slice)
 	for {
+		headerDue := *progress < 0
+		written := *progress
+		if headerDue {
+			written = 0
+		}
 		tail := atomic.LoadUint64(r.tail)
 		free := r.size - (tail - atomic.LoadUint64(r.head))
-		if *progress == 0 && free >= msgHeader || *progress > 0 && free > 0 {
-			n := uint64(total - *progress)
+		if headerDue && free >= msgHeader || !headerDue && free > 0 {
+			n := uint64(total - written)
 			if n > free {
 				n = free
 			}
 			pos := tail
 			done := uint64(0)
-			if *progress == 0 {
+			if headerDue {
 				var hdr [msgHeader]byte
 				binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<56)
 				r.put(pos, hdr[:])
 				pos += msgHeader
 				done = msgHeader
 			}
-			body := msg[*progress+int(done)-msgHeader:]
-			k := n - done
-			r.put(pos, body[:k])
+			body := msg[written+int(done)-msgHeader:]
+			r.put(pos, body[:n-done])
 			r.publish(tail + n)
-			*progress += int(n)
+			*progress = written + int(n)
 			if *progress == total {
+				r.unlockWriter()
 				return true, nil
 			}
 			continue
@@ -547,7 +601,7 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		// wait for a good share of the ring to be free, not for one byte:
 		// a large message then moves in big copies, not in a ping-pong of
 		// small ones
-		need := uint64(total - *progress)
+		need := uint64(total - written)
 		if need > r.size/4 {
 			need = r.size / 4
 		}
@@ -555,11 +609,24 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 			return r.size-(atomic.LoadUint64(r.tail)-atomic.LoadUint64(r.head)) >= need
 		}, r.writerSleeping, low(r.head), left, alive, &e.sendSpin)
 		if err != nil {
+			r.unlockWriter()
 			return false, err
 		}
 		if !ok {
 			return false, nil
 		}
+	}
+}
+
+// SendAbort gives up a send that SendStep did not finish (interrupted):
+// the calling thread releases the ring, leaving the message cut short.
+func (e *PipeEnd) SendAbort() {
+	if e.acquire() != nil {
+		return
+	}
+	defer e.release()
+	if e.out != nil {
+		e.out.unlockWriter()
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"math/rand"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,9 @@ const testSlice = 20 * time.Millisecond
 
 func send(t *testing.T, e *PipeEnd, msg []byte, fds ...int) error {
 	t.Helper()
+	// the writer lock belongs to the thread that takes it
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	p := 0
 	for {
 		done, err := e.SendStep(msg, fds, &p, testSlice)
@@ -93,6 +98,45 @@ func TestPipeMessagesOfManySizes(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPipeWritersDoNotInterleave(t *testing.T) {
+	a, b := newTestPipe(t, true, 8192)
+	const writers, each = 4, 200
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				// some messages are larger than the ring: they take
+				// several steps, holding the lock in between
+				n := 1 + (i*7919)%20000
+				msg := bytes.Repeat([]byte{byte(w)}, n)
+				if err := send(t, a, msg); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	counts := make([]int, writers)
+	for i := 0; i < writers*each; i++ {
+		got, _, err := recv(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || bytes.Count(got, got[:1]) != len(got) || int(got[0]) >= writers {
+			t.Fatalf("message %d is a mix of writers' bytes", i)
+		}
+		counts[got[0]]++
+	}
+	wg.Wait()
+	for w, c := range counts {
+		if c != each {
+			t.Fatalf("writer %d: %d messages arrived, want %d", w, c, each)
+		}
 	}
 }
 

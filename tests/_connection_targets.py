@@ -63,3 +63,11 @@ def write_raw_to(fd_conn, data):
 def serve_one_echo(conn):
     """Echo objects on a socket connection handed over at start."""
     echo(conn)
+
+
+def send_tagged(conn, tag, count):
+    """Send count messages made only of the byte tag, of varied sizes (some
+    larger than the ring), then one object."""
+    for i in range(count):
+        conn.send_bytes(bytes([tag]) * (1 + (i * 7919) % 300_000 if i % 10 == 0 else 1 + i % 50))
+    conn.send(("done", tag))

@@ -528,3 +528,61 @@ def test_connections_passed_in_a_message_leave_no_descriptors():
         x2.close()
         y2.close()
     assert _open_fds() == before
+
+
+@pytest.mark.timeout(60)
+def test_send_to_a_killed_peer_fails_soon():
+    # a killed process never closes its end; its socket tells
+    a, b = gomp.Pipe()
+    p = gomp.Process(target=T.echo, args=(b,))
+    p.start()
+    b.close()
+    a.send(1)
+    assert a.recv() == 1
+    p.kill()
+    p.join(10)
+    time.sleep(0.05)
+    with pytest.raises(BrokenPipeError):
+        for _ in range(100):
+            a.send("into the void")
+            time.sleep(0.001)
+
+
+@pytest.mark.timeout(120)
+def test_several_processes_write_to_one_end():
+    # each message arrives whole, even with writers in several processes
+    r, w = gomp.Pipe(duplex=False)
+    procs = [gomp.Process(target=T.send_tagged, args=(w, tag, 200)) for tag in range(4)]
+    for p in procs:
+        p.start()
+    w.close()
+    counts = {}
+    done = 0
+    while done < len(procs):
+        data = r.recv_bytes()
+        if data[:1] == b"\x80":  # a pickle: the closing object
+            assert pickle.loads(data)[0] == "done"
+            done += 1
+            continue
+        assert data.count(data[:1]) == len(data), "a message mixes two writers' bytes"
+        counts[data[0]] = counts.get(data[0], 0) + 1
+    assert counts == {tag: 200 for tag in range(4)}
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_several_threads_write_to_one_end():
+    r, w = gomp.Pipe(duplex=False)
+    threads = [threading.Thread(target=T.send_tagged, args=(w, tag, 300)) for tag in range(4)]
+    for t in threads:
+        t.start()
+    seen = 0
+    while seen < 4 * 301:
+        data = r.recv_bytes()
+        seen += 1
+        if data[:1] != b"\x80":
+            assert data.count(data[:1]) == len(data)
+    for t in threads:
+        t.join()

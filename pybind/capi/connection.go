@@ -233,7 +233,7 @@ func GompPipeReserve(h C.int) C.int {
 
 // GompPipeLayout fills out with: mapping address, ring size, in ring, out
 // ring, in eventfd, out eventfd, offset of this end's open count, offset of
-// the other end's (see gomp.PipeEnd.Layout).
+// the other end's, socket (see gomp.PipeEnd.Layout).
 //
 //export GompPipeLayout
 func GompPipeLayout(h C.int, out *C.longlong) C.int {
@@ -241,10 +241,19 @@ func GompPipeLayout(h C.int, out *C.longlong) C.int {
 	if e == nil {
 		return -C.int(syscall.EBADF)
 	}
-	base, size, in, o, evIn, evOut, open, peerOpen := e.Layout()
-	res := unsafe.Slice(out, 8)
+	base, size, in, o, evIn, evOut, open, peerOpen, sock := e.Layout()
+	res := unsafe.Slice(out, 9)
 	res[0], res[1] = C.longlong(base), C.longlong(size)
 	res[2], res[3], res[4], res[5] = C.longlong(in), C.longlong(o), C.longlong(evIn), C.longlong(evOut)
-	res[6], res[7] = C.longlong(open), C.longlong(peerOpen)
+	res[6], res[7], res[8] = C.longlong(open), C.longlong(peerOpen), C.longlong(sock)
 	return 0
+}
+
+// GompPipeSendAbort releases a send that was interrupted between steps.
+//
+//export GompPipeSendAbort
+func GompPipeSendAbort(h C.int) {
+	if e := pipeGet(h); e != nil {
+		e.SendAbort()
+	}
 }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -31,6 +32,7 @@ static int (*go_pipe_poll_step)(int, long long);
 static int (*go_pipe_fileno)(int);
 static int (*go_pipe_reserve)(int);
 static int (*go_pipe_layout)(int, long long *);
+static void (*go_pipe_send_abort)(int);
 
 gomp_symbol gomp_connection_symbols[] = {
     {"GompPipeNew", (void **)&go_pipe_new},
@@ -44,6 +46,7 @@ gomp_symbol gomp_connection_symbols[] = {
     {"GompPipeFileno", (void **)&go_pipe_fileno},
     {"GompPipeReserve", (void **)&go_pipe_reserve},
     {"GompPipeLayout", (void **)&go_pipe_layout},
+    {"GompPipeSendAbort", (void **)&go_pipe_send_abort},
     {NULL, NULL},
 };
 
@@ -58,10 +61,12 @@ gomp_symbol gomp_connection_symbols[] = {
 #define RING_SIGNALED(c) ((uint32_t *)((c) + 16))
 #define RING_HEAD(c) ((uint64_t *)((c) + 64))
 #define RING_WRITER_SLEEPING(c) ((uint32_t *)((c) + 72))
+#define RING_WRITER_LOCK(c) ((uint32_t *)((c) + 128))
+#define RING_LOCK_WAITERS(c) ((uint32_t *)((c) + 132))
 #define MSG_HEADER 8
 #define MSG_LEN_MASK ((1ULL << 56) - 1)
 /* larger messages go through Go, which copies them with the GIL released */
-#define FAST_MAX (256 * 1024)
+#define FAST_MAX (64 * 1024)
 
 typedef struct {
     char *in_ctl, *in_data;   /* ring this end reads, or NULL */
@@ -69,7 +74,14 @@ typedef struct {
     uint64_t size;
     int in_ev, out_ev;
     uint32_t *peer_open;
+    int sock;
+    long long alive_checked; /* when the socket last showed the peer alive */
 } pipe_view;
+
+/* A fast send looks at the socket at most this often: a peer that died
+ * (and so never closed its end) is noticed within this time, without a
+ * system call per message. */
+#define ALIVE_CHECK_NS (10 * 1000 * 1000LL)
 
 /* by handle (Go reuses the handles of closed ends, so this stays small);
  * only touched with the GIL held */
@@ -79,7 +91,7 @@ static int nviews;
 static int
 view_add(int h)
 {
-    long long l[8];
+    long long l[9];
     int rc = go_pipe_layout(h, l);
     if (rc < 0) {
         gomp_errno_error(rc);
@@ -114,6 +126,7 @@ view_add(int h)
     v->in_ev = (int)l[4];
     v->out_ev = (int)l[5];
     v->peer_open = (uint32_t *)(base + l[7]);
+    v->sock = (int)l[8];
     PyMem_Free(views[h]);
     views[h] = v;
     return 0;
@@ -165,6 +178,30 @@ ring_get(const char *data, uint64_t size, uint64_t pos, char *dst, uint64_t n)
     memcpy(dst + first, data, n - first);
 }
 
+static __thread uint32_t thread_id;
+
+/* the writer lock of gomp/pipe.go (ring.lockWriter): one message at a time
+ * from the threads and processes that share an end */
+static int
+try_lock_writer(char *c)
+{
+    if (thread_id == 0)
+        thread_id = (uint32_t)syscall(SYS_gettid);
+    uint32_t free_ = 0;
+    return __atomic_compare_exchange_n(RING_WRITER_LOCK(c), &free_, thread_id, 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static void
+unlock_writer(char *c)
+{
+    __atomic_store_n(RING_WRITER_LOCK(c), 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(RING_LOCK_WAITERS(c), __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(RING_LOCK_WAITERS(c), 0, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, RING_WRITER_LOCK(c), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
 /* 1 when the message was written; 0 when it must go through Go. */
 static int
 fast_send(pipe_view *v, const char *buf, uint64_t n)
@@ -172,10 +209,21 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
     char *c = v->out_ctl;
     if (c == NULL || n > FAST_MAX || __atomic_load_n(v->peer_open, __ATOMIC_SEQ_CST) == 0)
         return 0;
+    long long now = gomp_now_ns();
+    if (now - v->alive_checked > ALIVE_CHECK_NS) {
+        struct pollfd p = {v->sock, POLLIN | POLLRDHUP, 0};
+        if (poll(&p, 1, 0) != 0)
+            return 0; /* hung up, or descriptors pending: Go decides */
+        v->alive_checked = now;
+    }
+    if (!try_lock_writer(c))
+        return 0; /* another writer: Go waits for it */
     uint64_t tail = __atomic_load_n(RING_TAIL(c), __ATOMIC_RELAXED);
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_ACQUIRE);
-    if (v->size - (tail - head) < MSG_HEADER + n)
+    if (v->size - (tail - head) < MSG_HEADER + n) {
+        unlock_writer(c);
         return 0;
+    }
     uint64_t hdr = n; /* little-endian on every platform gomp runs on */
     ring_put(v->out_data, v->size, tail, (const char *)&hdr, MSG_HEADER);
     ring_put(v->out_data, v->size, tail + MSG_HEADER, buf, n);
@@ -187,6 +235,7 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
         __atomic_compare_exchange_n(RING_SIGNALED(c), &zero, 1, 0, __ATOMIC_SEQ_CST,
                                     __ATOMIC_SEQ_CST))
         event_signal(v->out_ev);
+    unlock_writer(c);
     return 1;
 }
 
@@ -396,6 +445,8 @@ conn_pipe_send(PyObject *self, PyObject *args)
         return NULL;
     }
     int rc = finish(&op, gomp_wait_sliced(send_step, &op, -1));
+    if (rc < 0)
+        go_pipe_send_abort(h); /* interrupted (Ctrl-C) or failed */
     PyBuffer_Release(&view);
     PyMem_Free(op.fds);
     if (rc < 0)

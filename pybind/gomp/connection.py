@@ -9,16 +9,12 @@ may be the stdlib's.
 from __future__ import annotations
 
 import errno
-import hmac
-import io
 import itertools
 import os
 import pickle
 import select
 import socket
 import struct
-import sys
-import tempfile
 import threading
 import time
 from typing import Any, Iterable, List, Optional, Tuple
@@ -675,14 +671,14 @@ def arbitrary_address(family: str) -> Any:
     if family == "AF_INET6":
         return ("::1", 0)
     if family == "AF_UNIX":
+        import tempfile
         return tempfile.mktemp(prefix="listener-", dir=_tempdir())
     raise ValueError("unrecognized family")
 
 
 def _tempdir() -> str:
     from . import util
-    get = getattr(util, "get_temp_dir", None)
-    return get() if get is not None else tempfile.gettempdir()
+    return util.get_temp_dir()
 
 
 def _validate_family(family: str) -> None:
@@ -908,6 +904,7 @@ def _digest_and_payload(message: bytes) -> Tuple[str, bytes]:
 
 
 def _response(authkey: bytes, message: bytes) -> bytes:
+    import hmac
     name = _digest_and_payload(message)[0]
     if not name:
         try:
@@ -920,6 +917,7 @@ def _response(authkey: bytes, message: bytes) -> bytes:
 
 
 def _verify(authkey: bytes, message: bytes, response: bytes) -> None:
+    import hmac
     name, mac = _digest_and_payload(response)
     name = name or "md5"
     try:
