@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import ipaddress
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -250,6 +251,8 @@ class Server:
         """Handle requests from the proxies in a particular process/thread"""
         recv = conn.recv
         send = conn.send
+        send_bytes = conn.send_bytes
+        plain_wire = self.serializer == "pickle"
         id_to_obj = self.id_to_obj
         controls = self._controls
         stop = self.stop_event
@@ -271,6 +274,7 @@ class Server:
                                 conn = newconn
                                 recv = conn.recv
                                 send = conn.send
+                                send_bytes = conn.send_bytes
                             continue
                         func = controls.get(methodname)
                         if func is None:
@@ -304,7 +308,10 @@ class Server:
                     msg = ("#TRACEBACK", _format_exc())
             try:
                 try:
-                    send(msg)
+                    if plain_wire and type(msg[1]) in _FLAT_TYPES:
+                        send_bytes(_plain_dumps(msg))
+                    else:
+                        send(msg)
                 except (EOFError, BrokenPipeError, ConnectionError):
                     raise
                 except Exception:
@@ -596,6 +603,21 @@ def _drop_connection(address: Any) -> None:
             conn.close()
         except Exception:
             pass
+
+
+# what the plain pickler writes exactly as the ForkingPickler does
+_FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def _flat(args: tuple) -> bool:
+    for a in args:
+        if type(a) not in _FLAT_TYPES:
+            return False
+    return True
+
+
+def _plain_dumps(obj: Any) -> bytes:
+    return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
 
 
 def _roundtrip(conn: Any, request: tuple, address: Any) -> Tuple[str, Any]:
@@ -898,6 +920,7 @@ class BaseProxy:
         self._address = token.address
         self._manager = manager
         self._serializer = serializer
+        self._plain_wire = serializer == "pickle"
         self._Client = listener_client[serializer][1]
         # True only for a proxy unpickled inside the manager's own process
         # (a managed object holding another): it owns no reference
@@ -932,7 +955,18 @@ class BaseProxy:
             conn = self._connection()
         _busy.on = True
         try:
-            kind, result = _roundtrip(conn, (self._id, methodname, args, kwds), self._address)
+            if self._plain_wire and not kwds and _flat(args):
+                # the common call: scalars only, which the plain pickler
+                # writes as the ForkingPickler would, sent as ready bytes
+                try:
+                    conn.send_bytes(_plain_dumps((self._id, methodname, args, kwds)))
+                    kind, result = conn.recv()
+                except BaseException:
+                    _drop_connection(self._address)
+                    raise
+            else:
+                kind, result = _roundtrip(conn, (self._id, methodname, args, kwds),
+                                          self._address)
         finally:
             _busy.on = False
         if kind == "#RETURN":
