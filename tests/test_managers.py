@@ -347,3 +347,15 @@ def test_proxy_returned_by_a_method_in_child(manager):
     p.join(10)
     assert p.exitcode == 0
     assert list(out) == ["a", "b"]
+
+
+@pytest.mark.timeout(60)
+def test_managed_pool():
+    import operator
+    with gomp.Manager() as m:
+        pool = m.Pool(2)
+        try:
+            assert pool.map(operator.neg, range(5)) == [0, -1, -2, -3, -4]
+            assert pool.apply_async(operator.mul, (6, 7)).get(30) == 42
+        finally:
+            pool.terminate()
