@@ -187,7 +187,7 @@ def _fixup_main_from_path(main_path: str) -> None:
         return
     if getattr(current_main, "__file__", None) == main_path:
         return
-    code = compiled_main(main_path)
+    code = compiled(main_path)
     main_module = types.ModuleType("__mp_main__")
     main_module.__file__ = main_path
     main_module.__builtins__ = __builtins__  # type: ignore[attr-defined]
@@ -205,13 +205,14 @@ def _fixup_main_from_path(main_path: str) -> None:
         raise
 
 
-# compiled main scripts by path; the zygote fills it so that its children
-# only check that the file did not change
+# compiled source files by path, with the version they were compiled from;
+# the zygote fills it so that its children only check that nothing changed
 _compiled: "dict[str, tuple[int, int, types.CodeType]]" = {}
 
 
-def compiled_main(path: str) -> types.CodeType:
-    """The code object of the script at path, compiled once per version."""
+def compiled(path: str) -> types.CodeType:
+    """The code object of the source file at path, compiled once per
+    version (modification time and size)."""
     st = os.stat(path)
     hit = _compiled.get(path)
     if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
@@ -221,6 +222,28 @@ def compiled_main(path: str) -> types.CodeType:
     code = compile(source, path, "exec", dont_inherit=True)
     _compiled[path] = (st.st_mtime_ns, st.st_size, code)
     return code
+
+
+def import_from_compiled() -> None:
+    """Make imports use the code in _compiled for the files it holds (a
+    child that must import the user's modules then skips compiling them,
+    which matters where no bytecode cache is written)."""
+    from importlib.machinery import SourceFileLoader
+    if getattr(SourceFileLoader.get_code, "_gomp", False):
+        return
+    original = SourceFileLoader.get_code
+
+    def get_code(self: Any, fullname: str) -> Any:
+        path = getattr(self, "path", None)
+        if path in _compiled:
+            try:
+                return compiled(path)
+            except OSError:
+                pass
+        return original(self, fullname)
+
+    get_code._gomp = True  # type: ignore[attr-defined]
+    SourceFileLoader.get_code = get_code  # type: ignore[method-assign]
 
 
 def import_main_path(main_path: str) -> None:

@@ -137,18 +137,22 @@ class Finalize:
         self._pid = os.getpid()
         _finalizer_registry[self._key] = self
 
-    def __call__(self, wr: Any = None) -> Any:
+    def __call__(self, wr: Any = None,
+                 # bound now: at interpreter exit a weakref may fire after
+                 # this module's globals are gone
+                 _registry: Any = _finalizer_registry, _debug: Any = sub_debug,
+                 _getpid: Any = os.getpid) -> Any:
         """Run the callback unless it already ran."""
         try:
-            del _finalizer_registry[self._key]
+            del _registry[self._key]
         except KeyError:
-            sub_debug("finalizer no longer registered")
+            _debug("finalizer no longer registered")
             return None
-        if self._pid != os.getpid():
-            sub_debug("finalizer ignored because different process")
+        if self._pid != _getpid():
+            _debug("finalizer ignored because different process")
             res = None
         else:
-            sub_debug("finalizer calling %s with args %s and kwargs %s",
+            _debug("finalizer calling %s with args %s and kwargs %s",
                       self._callback, self._args, self._kwargs)
             res = self._callback(*self._args, **self._kwargs)
         self._weakref = self._callback = self._args = self._kwargs = self._key = None

@@ -66,6 +66,22 @@ def modules_to_preload() -> "list[str]":
     return sorted(names)
 
 
+def user_module_files() -> "list[str]":
+    """Source files of the parent's own modules (neither the library's nor
+    __main__): a child imports them itself, as under spawn, but need not
+    compile them again (see spawn.compiled)."""
+    prefixes = _library_prefixes()
+    files = []
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if (not path or name in ("__main__", "__mp_main__") or not path.endswith(".py")
+                or name.startswith(__package__ + ".")):
+            continue
+        if not os.path.realpath(path).startswith(prefixes):
+            files.append(path)
+    return files
+
+
 def usable_fd(fd: int) -> int:
     """fd if it is open, else a new descriptor of /dev/null (a program
     whose stdin or stdout is closed still starts children)."""
@@ -110,6 +126,7 @@ class Zygote:
             "sys_path": [p if p else os.getcwd() for p in sys.path],
             "dir": os.getcwd(),
             "preload": modules_to_preload(),
+            "compile": user_module_files(),
             "parent_pid": os.getpid(),
         }
         main = spawn.main_reference()
@@ -266,12 +283,15 @@ def _get_ready(init: "dict[str, Any]") -> None:
     import runpy  # noqa: F401  (a child started by `python -m` uses it)
     reduction._base()
     _preload_modules(init["preload"])
-    if "init_main_path" in init:
-        # spawn: each child runs the main script itself; compile it once here
-        try:
-            spawn.compiled_main(init["init_main_path"])
-        except (OSError, SyntaxError, ValueError):
-            pass
+    # spawn: each child runs the main script and imports the user's modules
+    # itself; compile them once, here
+    for path in [init.get("init_main_path"), *init.get("compile", ())]:
+        if path:
+            try:
+                spawn.compiled(path)
+            except (OSError, SyntaxError, ValueError):
+                pass
+    spawn.import_from_compiled()
     if "init_main_from_name" in init or "init_main_from_path" in init:
         # forkserver: the main module is imported once, here
         process.current_process()._inheriting = True
