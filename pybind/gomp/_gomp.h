@@ -53,5 +53,7 @@ extern gomp_symbol gomp_connection_symbols[];
 extern PyMethodDef gomp_connection_methods[];
 extern gomp_symbol gomp_sync_symbols[];
 extern PyMethodDef gomp_sync_methods[];
+extern gomp_symbol gomp_queues_symbols[];
+extern PyMethodDef gomp_queues_methods[];
 
 #endif

@@ -23,6 +23,7 @@ static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
     gomp_connection_symbols,
     gomp_sync_symbols,
+    gomp_queues_symbols,
     NULL,
 };
 
@@ -212,6 +213,7 @@ static PyMethodDef *method_tables[] = {
     gomp_process_methods,
     gomp_connection_methods,
     gomp_sync_methods,
+    gomp_queues_methods,
     NULL,
 };
 

@@ -1,8 +1,386 @@
-"""Queues between processes (not in gomp yet)."""
-from ._missing import missing_class
+"""Queues between processes: ``Queue``, ``SimpleQueue``, ``JoinableQueue``.
+
+The stdlib's queues are a pipe, a lock and a semaphore, fed by a thread.
+gomp's are a ring in shared memory made by the Go core (gomp/ring.go, which
+documents its layout and commit protocol): ``put`` pickles the object in the
+caller and, when the ring has room, copies it in at once; ``get`` copies it
+out and unpickles it. Sleeping and waking are futex waits done by Go.
+
+Semantics are the stdlib's, plus:
+
+* ``put`` raises in the caller when the object cannot be pickled (the stdlib
+  loses the item in its feeder thread) and the queue stays usable;
+* ``put`` never blocks on an unbounded queue: what the ring has no room for
+  waits in this process's backlog, which a feeder thread writes out, and a
+  process that exits first delivers it (unless ``cancel_join_thread``);
+* ``put_many`` and ``get_many`` move batches with one lock round;
+* large ``bytes``, ``bytearray``, ``memoryview`` and pickle protocol 5
+  buffers (numpy arrays) are copied once into the ring and once out, never
+  pickled in-band;
+* a process killed while holding a queue's lock, or half-way through
+  writing or reading a message, does not wedge or corrupt the queue: its
+  lock is taken over and its partial message dropped.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import sys
+import threading
+import weakref
+from queue import Empty, Full
+from typing import Any, Iterable, List, Optional
+
+from . import _core
+from . import context
+from . import util
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
-Queue = missing_class("queues.Queue")
-SimpleQueue = missing_class("queues.SimpleQueue")
-JoinableQueue = missing_class("queues.JoinableQueue")
+# bytes of shared ring per queue (pages are only used once touched)
+DEFAULT_CAPACITY = 4 << 20
+# top-level bytes / bytearray at least this long travel raw, unpickled
+_RAW_MIN = 32 * 1024
+_MAX_BUFFERS = 63
+
+_PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
+
+_dumps = pickle.dumps
+_ready = False
+
+
+def _go() -> Any:
+    global _ready
+    g = _core.go()
+    if not _ready:
+        g.queues_setup(pickle.loads, Empty, Full)
+        _ready = True
+    return g
+
+
+def _fallback_dumps(obj: Any, buffers: "list") -> bytes:
+    # what the C pickler cannot do (lambdas, closures, registered reducers)
+    from .reduction import ForkingPickler
+    buf = io.BytesIO()
+    ForkingPickler(buf, 5, buffer_callback=buffers.append).dump(obj)
+    return buf.getvalue()
+
+
+def _encode(obj: Any) -> "tuple[int, tuple]":
+    """obj -> (kind, parts): the pickle and its out-of-band buffers, or the
+    object itself for large bytes-likes. Raises if obj cannot be pickled."""
+    t = type(obj)
+    if t is memoryview:
+        if not obj.c_contiguous:
+            obj = memoryview(obj.tobytes())
+        return _RAW_MEMORYVIEW, (b"", obj.cast("B") if obj.ndim != 1 or obj.format != "B"
+                                 else obj)
+    if (t is bytes or t is bytearray) and len(obj) >= _RAW_MIN:
+        return (_RAW_BYTES if t is bytes else _RAW_BYTEARRAY), (b"", obj)
+    buffers: list = []
+    try:
+        data = _dumps(obj, 5, buffer_callback=buffers.append)
+    except Exception:
+        buffers = []
+        data = _fallback_dumps(obj, buffers)
+    if not buffers:
+        return _PICKLED, (data,)
+    if len(buffers) > _MAX_BUFFERS:
+        return _PICKLED, (_dumps(obj, 5),)
+    try:
+        return _PICKLED, (data, *[b.raw() for b in buffers])
+    except BufferError:  # not contiguous: in-band after all
+        return _PICKLED, (_dumps(obj, 5),)
+
+
+def _detach(parts: tuple) -> tuple:
+    """Copy the writable parts of a message that waits in the backlog, so
+    that changing the object after put() does not change what is sent."""
+    out = []
+    for p in parts:
+        if type(p) is bytearray or (type(p) is memoryview and not p.readonly):
+            p = bytearray(p)
+        out.append(p)
+    return tuple(out)
+
+
+class _Feed:
+    """This process's backlog of a queue and the thread that writes it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.backlog: "collections.deque" = collections.deque()
+        self.pending = 0  # items in the backlog or being written
+        self.closing = False
+        self.thread: Optional[threading.Thread] = None
+
+
+def _feeder(ring: Any, feed: _Feed) -> None:
+    cond, backlog = feed.cond, feed.backlog
+    while True:
+        with cond:
+            while not backlog:
+                if feed.closing:
+                    return
+                cond.wait()
+            batch = list(backlog)
+            backlog.clear()
+        try:
+            i = 0
+            while i < len(batch):
+                i += ring.try_put_many(batch[i:] if i else batch, False)
+                if i < len(batch):
+                    kind, parts = batch[i]
+                    ring.put(kind, parts, False, None)
+                    i += 1
+        except Exception:
+            if util.is_exiting():
+                util.info("error in queue feeder thread at exit")
+            else:
+                import traceback
+                traceback.print_exc()
+        finally:
+            with cond:
+                feed.pending -= len(batch)
+                cond.notify_all()
+
+
+def _finalize_close(feed: _Feed) -> None:
+    with feed.cond:
+        feed.closing = True
+        feed.cond.notify_all()
+
+
+def _finalize_join(twr: Any) -> None:
+    thread = twr()
+    if thread is not None:
+        util.debug("joining queue thread")
+        thread.join()
+
+
+class Queue:
+    """Returns a process shared queue implemented using a shared-memory ring
+    and a futex (see the module's docstring)."""
+
+    _tasks = False
+
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None,
+                 capacity: Optional[int] = None) -> None:
+        if maxsize <= 0:
+            maxsize = 0
+        self._maxsize = maxsize
+        self._ring = _go().ring_new(int(capacity or DEFAULT_CAPACITY), maxsize)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._closed = False
+        self._joincancelled = False
+        self._jointhread: Any = None
+        self._close_fin: Any = None
+        self._feed = _Feed()
+
+    def __getstate__(self) -> Any:
+        context.assert_spawning(self)
+        popen = context.get_spawning_popen()
+        fd = popen.DupFd(popen.duplicate_for_child(self._ring.fileno()))
+        return (self._maxsize, fd)
+
+    def __setstate__(self, state: Any) -> None:
+        self._maxsize, fd = state
+        self._ring = _go().ring_map(fd.detach())
+        self._reset()
+
+    def __repr__(self) -> str:
+        return "<%s object at %#x>" % (type(self).__name__, id(self))
+
+    # -- putting
+
+    def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put obj into the queue. If the queue is bounded and full, block
+        (for at most timeout seconds) and then raise queue.Full."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        kind, parts = _encode(obj)
+        ring = self._ring
+        if self._maxsize:
+            ring.reserve(block, timeout)
+            if self._tasks:
+                ring.task_add()
+            if self._feed.pending or not ring.try_put(kind, parts, False):
+                self._enqueue(((kind, parts),))
+            return
+        if self._tasks:
+            ring.task_add()
+        if self._feed.pending or not ring.try_put(kind, parts, True):
+            ring.reserve()
+            self._enqueue(((kind, parts),))
+
+    def put_nowait(self, obj: Any) -> None:
+        """Equivalent to put(obj, False)."""
+        return self.put(obj, False)
+
+    def put_many(self, objs: Iterable[Any], block: bool = True,
+                 timeout: Optional[float] = None) -> None:
+        """Put every item of objs, in order; all are pickled first, so an
+        object that cannot be pickled raises before any is queued. On a
+        bounded queue this may raise queue.Full after some were put."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        items = [_encode(o) for o in objs]
+        if not items:
+            return
+        ring = self._ring
+        if self._maxsize:
+            for k, p in items:
+                ring.reserve(block, timeout)
+                if self._tasks:
+                    ring.task_add()
+                if self._feed.pending or not ring.try_put(k, p, False):
+                    self._enqueue(((k, p),))
+            return
+        if self._tasks:
+            for _ in items:
+                ring.task_add()
+        done = 0 if self._feed.pending else ring.try_put_many(items, True)
+        if done < len(items):
+            rest = items[done:]
+            for _ in rest:
+                ring.reserve()
+            self._enqueue(rest)
+
+    def _enqueue(self, items: Iterable[tuple]) -> None:
+        feed = self._feed
+        with feed.cond:
+            n = 0
+            for kind, parts in items:
+                feed.backlog.append((kind, _detach(parts)))
+                n += 1
+            feed.pending += n
+            if feed.thread is None:
+                self._start_thread()
+            feed.cond.notify()
+
+    def _start_thread(self) -> None:
+        feed = self._feed
+        t = threading.Thread(target=_feeder, args=(self._ring, feed),
+                             name="QueueFeederThread", daemon=True)
+        feed.thread = t
+        t.start()
+        if not self._joincancelled:
+            self._jointhread = util.Finalize(t, _finalize_join, [weakref.ref(t)],
+                                             exitpriority=-5)
+        self._close_fin = util.Finalize(self, _finalize_close, [feed], exitpriority=10)
+
+    # -- getting
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Remove and return an item from the queue. If the queue is empty,
+        block (for at most timeout seconds) and then raise queue.Empty."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        return self._ring.get(block, timeout)
+
+    def get_nowait(self) -> Any:
+        """Equivalent to get(False)."""
+        return self.get(False)
+
+    def get_many(self, max_items: Optional[int] = None, block: bool = True,
+                 timeout: Optional[float] = None) -> List[Any]:
+        """Remove and return up to max_items items (all that are there if
+        None), waiting as get() does for the first; raises queue.Empty."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        return self._ring.get_many(max_items if max_items is not None else 0, block, timeout)
+
+    # -- state
+
+    def qsize(self) -> int:
+        """Return the approximate size of the queue."""
+        return self._ring.qsize()
+
+    def empty(self) -> bool:
+        """Return True if the queue is empty, False otherwise."""
+        return not self._feed.pending and self._ring.empty()
+
+    def full(self) -> bool:
+        """Return True if the queue is full, False otherwise."""
+        return self._ring.full()
+
+    def close(self) -> None:
+        """Indicate that no more data will be put on this queue by the
+        current process. The feeder thread flushes what is buffered."""
+        self._closed = True
+        close = self._close_fin
+        if close is not None:
+            self._close_fin = None
+            close()
+        else:
+            _finalize_close(self._feed)
+
+    def join_thread(self) -> None:
+        """Join the feeder thread; only after close()."""
+        assert self._closed, "Queue {0!r} not closed".format(self)
+        if self._jointhread is not None:
+            self._jointhread()
+
+    def cancel_join_thread(self) -> None:
+        """Do not wait at exit for buffered data to be written out."""
+        self._joincancelled = True
+        try:
+            self._jointhread.cancel()
+        except AttributeError:
+            pass
+
+    # 3.12's Queue has it; harmless elsewhere
+    @staticmethod
+    def _on_queue_feeder_error(e: Exception, obj: Any) -> None:
+        import traceback
+        traceback.print_exc()
+
+
+class JoinableQueue(Queue):
+    """A Queue with task_done() and join()."""
+
+    _tasks = True
+
+    def task_done(self) -> None:
+        """Indicate that a formerly enqueued task is complete. Raises
+        ValueError if called more times than there were items."""
+        self._ring.task_done()
+
+    def join(self) -> None:
+        """Block until all items in the queue have been gotten and
+        processed (task_done() called for each)."""
+        self._ring.join_tasks(None)
+
+
+class SimpleQueue(Queue):
+    """A simplified Queue: put(), get(), empty(), close()."""
+
+    def __init__(self, *, ctx: Any = None, capacity: Optional[int] = None) -> None:
+        super().__init__(0, ctx=ctx, capacity=capacity)
+
+    def __getstate__(self) -> Any:
+        return Queue.__getstate__(self)
+
+    def put(self, obj: Any) -> None:  # type: ignore[override]
+        """Put an item into the queue."""
+        Queue.put(self, obj)
+
+    def get(self) -> Any:  # type: ignore[override]
+        """Remove and return an item from the queue."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        return self._ring.get(True, None)
+
+    if sys.version_info >= (3, 9):
+        import types as _types
+        __class_getitem__ = classmethod(_types.GenericAlias)
+        del _types
+
+
+if sys.version_info >= (3, 9):
+    import types as _types
+    Queue.__class_getitem__ = classmethod(_types.GenericAlias)  # type: ignore[attr-defined]
+    del _types

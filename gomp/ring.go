@@ -1,0 +1,178 @@
+package gomp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Ring is the shared memory behind a queue: a header page of counters,
+// locks and futex words, then a byte ring of framed records. Go creates
+// and maps it and provides the sleeping and waking; the copies in and out
+// are done by the C extension on the same mapping (a call into Go per
+// message would cost more than the copy). The layout below is the contract
+// between the two and is mirrored in pybind/gomp/_gomp_queues.c.
+//
+// Records are frames: a 16-byte header {len, flags, writer pid, 0} and len
+// bytes of payload, padded to 8. A message is one or more frames, the first
+// flagged RingFirst, the last RingLast. Frames never cross the end of the
+// ring: a frame header whose flags hold RingWrap sends the reader to the
+// start. Positions (head, tail) are 64-bit byte counts that only grow.
+//
+// Commit protocol: one producer at a time holds the producer lock (word =
+// its pid, high bit = waiters) and publishes a frame by advancing tail after
+// copying it, so a writer that dies mid-copy leaves nothing visible. A
+// writer that dies between frames of one message leaves a partial message:
+// the reader drops it when the next frame is a RingFirst, or when the pid
+// of its writer is no longer alive. Likewise one consumer at a time holds
+// the consumer lock and advances head after copying a frame out, so a
+// consumer that dies mid-copy leaves the frame to the next one; frames of
+// a message whose first frame was taken by a dead consumer are skipped. A
+// lock whose holder died is taken over by the next process that finds the
+// holder's pid dead (a zombie counts as dead).
+const (
+	RingMagic   = 0x676f6d70 // "gomp"
+	RingVersion = 1
+
+	RingOffMagic     = 0   // u32 magic, u32 version
+	RingOffCapacity  = 8   // u64 bytes in the ring
+	RingOffMaxsize   = 16  // u64 maximum number of messages, 0: none
+	RingOffData      = 24  // u64 offset of the ring from the segment start
+	RingOffPLock     = 64  // u32 producer lock
+	RingOffTail      = 128 // u64 write position
+	RingOffDataSeq   = 136 // u32 futex: bumped when frames are published
+	RingOffDataWait  = 140 // u32 consumers sleeping on DataSeq
+	RingOffCLock     = 192 // u32 consumer lock
+	RingOffHead      = 256 // u64 read position
+	RingOffSpaceSeq  = 264 // u32 futex: bumped when room or slots free up
+	RingOffSpaceWait = 268 // u32 producers sleeping on SpaceSeq
+	RingOffQueued    = 320 // u64 messages put and not yet taken (qsize)
+	RingOffTasks     = 384 // u32 unfinished tasks (JoinableQueue), futex
+	RingOffTaskWait  = 388 // u32 joiners sleeping on Tasks
+	RingHeaderSize   = 4096
+
+	RingFrameHeader = 16
+	RingFirst       = 1
+	RingLast        = 2
+	RingWrap        = 4
+
+	RingLockWaiters = 1 << 31
+)
+
+// Ring is a queue's shared segment.
+type Ring struct {
+	Seg *Segment
+}
+
+// NewRing creates a ring of capacity bytes (rounded up to pages) for at
+// most maxsize messages (0: unbounded).
+func NewRing(capacity, maxsize int) (*Ring, error) {
+	if capacity < 65536 {
+		capacity = 65536
+	}
+	page := os.Getpagesize()
+	capacity = (capacity + page - 1) / page * page
+	if maxsize < 0 {
+		maxsize = 0
+	}
+	seg, err := NewSegment("queue", RingHeaderSize+capacity)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{Seg: seg}
+	r.store64(RingOffCapacity, uint64(capacity))
+	r.store64(RingOffMaxsize, uint64(maxsize))
+	r.store64(RingOffData, RingHeaderSize)
+	atomic.StoreUint32(seg.Word(RingOffMagic+4), RingVersion)
+	atomic.StoreUint32(seg.Word(RingOffMagic), RingMagic)
+	return r, nil
+}
+
+// MapRing maps a ring from a descriptor received from another process; it
+// takes ownership of fd.
+func MapRing(fd int) (*Ring, error) {
+	seg, err := MapSegment(fd)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{Seg: seg}
+	if len(seg.Mem) < RingHeaderSize ||
+		atomic.LoadUint32(seg.Word(RingOffMagic)) != RingMagic ||
+		atomic.LoadUint32(seg.Word(RingOffMagic+4)) != RingVersion ||
+		uint64(len(seg.Mem)) < RingHeaderSize+r.Capacity() {
+		seg.Close()
+		return nil, fmt.Errorf("descriptor %d is not a gomp queue: %w", fd, unix.EINVAL)
+	}
+	return r, nil
+}
+
+func (r *Ring) word64(off int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&r.Seg.Mem[off]))
+}
+
+func (r *Ring) store64(off int, v uint64) { atomic.StoreUint64(r.word64(off), v) }
+
+// Load64 reads a 64-bit header field (RingOff*).
+func (r *Ring) Load64(off int) uint64 { return atomic.LoadUint64(r.word64(off)) }
+
+// Capacity is the number of bytes in the ring.
+func (r *Ring) Capacity() uint64 { return r.Load64(RingOffCapacity) }
+
+// Base is the start of the mapping, for the C side.
+func (r *Ring) Base() unsafe.Pointer { return unsafe.Pointer(&r.Seg.Mem[0]) }
+
+// Wait sleeps while the header word at off holds val, for at most timeout
+// (negative: forever). It reports whether it was woken or found the value
+// changed (true) rather than timed out or interrupted (false).
+func (r *Ring) Wait(off int, val uint32, timeout time.Duration) (bool, error) {
+	return WaitWord(r.Seg.Word(off), val, timeout)
+}
+
+// Wake wakes up to n sleepers on the header word at off.
+func (r *Ring) Wake(off int, n int) (int, error) {
+	return FutexWake(r.Seg.Word(off), n)
+}
+
+// Close unmaps the ring and closes its descriptor.
+func (r *Ring) Close() error { return r.Seg.Close() }
+
+// WaitWord is FutexWait that folds timeouts and signals into false.
+func WaitWord(addr *uint32, val uint32, timeout time.Duration) (bool, error) {
+	switch err := FutexWait(addr, val, timeout); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.EINTR):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// ProcessAlive reports whether pid names a live process: one that exists
+// and is not a zombie (a killed child its parent has not reaped yet still
+// exists, but will never release a lock).
+func ProcessAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !os.IsNotExist(err)
+	}
+	// the state follows the last ')' (the command name may hold one)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == ')' {
+			return i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
+		}
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package gomp
+
+import (
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestRingCreateAndMap(t *testing.T) {
+	r, err := NewRing(1000, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Capacity() < 65536 || r.Capacity()%uint64(os.Getpagesize()) != 0 {
+		t.Fatalf("capacity %d", r.Capacity())
+	}
+	if r.Load64(RingOffMaxsize) != 5 {
+		t.Fatalf("maxsize %d", r.Load64(RingOffMaxsize))
+	}
+	fd, err := unix.Dup(r.Seg.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := MapRing(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	atomic.StoreUint32(r.Seg.Word(RingOffTasks), 3)
+	if got := atomic.LoadUint32(m.Seg.Word(RingOffTasks)); got != 3 {
+		t.Fatalf("second mapping sees %d", got)
+	}
+}
+
+func TestMapRingRejectsOtherSegments(t *testing.T) {
+	seg, err := NewSegment("other", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Dup(seg.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg.Close()
+	if _, err := MapRing(fd); err == nil {
+		t.Fatal("mapped a segment that is not a ring")
+	}
+}
+
+func TestRingWaitWake(t *testing.T) {
+	r, err := NewRing(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ok, err := r.Wait(RingOffDataSeq, 0, 10*time.Millisecond)
+	if ok || err != nil {
+		t.Fatalf("want a timeout, got %v %v", ok, err)
+	}
+	done := make(chan bool)
+	go func() {
+		ok, _ := r.Wait(RingOffDataSeq, 0, 5*time.Second)
+		done <- ok
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		time.Sleep(time.Millisecond)
+		atomic.AddUint32(r.Seg.Word(RingOffDataSeq), 1)
+		if _, err := r.Wake(RingOffDataSeq, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("woken waiter reported a timeout")
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("waiter never woke")
+		}
+	}
+}
+
+func TestProcessAlive(t *testing.T) {
+	if !ProcessAlive(os.Getpid()) {
+		t.Fatal("this process is not alive?")
+	}
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	pid := cmd.Process.Pid
+	if !ProcessAlive(pid) {
+		t.Fatal("running child reported dead")
+	}
+	cmd.Process.Kill()
+	// a killed, unreaped child is a zombie: dead for lock recovery
+	deadline := time.Now().Add(5 * time.Second)
+	for ProcessAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("zombie reported alive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Wait()
+	if ProcessAlive(pid) {
+		t.Fatal("reaped child reported alive")
+	}
+	if ProcessAlive(0) || ProcessAlive(-1) {
+		t.Fatal("bad pids reported alive")
+	}
+}

@@ -1,0 +1,1262 @@
+/* _gomp, queues area: the data path of Queue/SimpleQueue/JoinableQueue on a
+ * shared ring made and mapped by Go (gomp/ring.go, which documents the layout
+ * and the commit protocol). Go hands the mapping's address over once; the
+ * copies in and out are done here, and Go is called only to sleep on a
+ * futex (through gomp_wait_sliced, so Ctrl-C interrupts) or to wake one. */
+#include "_gomp.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+static int (*go_ring_create)(long long, long long, int *, void **, long long *);
+static int (*go_ring_map)(int, void **, long long *);
+static int (*go_ring_close)(void *);
+static int (*go_ring_wait)(uint32_t *, uint32_t, long long);
+static int (*go_ring_wake)(uint32_t *, int);
+static int (*go_process_alive)(int);
+
+gomp_symbol gomp_queues_symbols[] = {
+    {"GompRingCreate", (void **)&go_ring_create},
+    {"GompRingMap", (void **)&go_ring_map},
+    {"GompRingClose", (void **)&go_ring_close},
+    {"GompRingWait", (void **)&go_ring_wait},
+    {"GompRingWake", (void **)&go_ring_wake},
+    {"GompProcessAlive", (void **)&go_process_alive},
+    {NULL, NULL},
+};
+
+/* layout: see gomp/ring.go */
+#define OFF_CAP 8
+#define OFF_MAXSIZE 16
+#define OFF_DATA 24
+#define OFF_PLOCK 64
+#define OFF_TAIL 128
+#define OFF_DATASEQ 136
+#define OFF_DATAWAIT 140
+#define OFF_CLOCK 192
+#define OFF_HEAD 256
+#define OFF_SPACESEQ 264
+#define OFF_SPACEWAIT 268
+#define OFF_QUEUED 320
+#define OFF_TASKS 384
+#define OFF_TASKWAIT 388
+
+#define FRAME_HDR 16
+#define F_FIRST 1u
+#define F_LAST 2u
+#define F_WRAP 4u
+#define LOCK_WAITERS 0x80000000u
+
+/* message header, at the start of a message's first frame:
+ * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
+#define MAX_PARTS 64
+#define MSG_HDR(n) (8 + 8 * (size_t)(n))
+/* frames are at most this long, so a big message streams through */
+#define MIN_STREAM_CHUNK 4096
+/* copies longer than this release the GIL */
+#define NOGIL_COPY (256 * 1024)
+/* busy-wait iterations before sleeping on a futex */
+#define SPIN 400
+
+#define U32(r, off) ((uint32_t *)((r)->base + (off)))
+#define U64(r, off) ((uint64_t *)((r)->base + (off)))
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static PyObject *loads_fn = NULL;  /* pickle.loads */
+static PyObject *empty_exc = NULL; /* queue.Empty */
+static PyObject *full_exc = NULL;  /* queue.Full */
+static PyObject *buffers_kw = NULL;
+
+typedef struct {
+    PyObject_HEAD
+    char *base;
+    char *data;
+    uint64_t cap;
+    uint64_t maxsize;
+    long long size;
+    int fd;
+    uint32_t pid;
+} RingObject;
+
+static PyTypeObject Ring_Type;
+
+/* ---- locks: word = holder pid, LOCK_WAITERS when someone sleeps ---- */
+
+static inline int
+lock_try(uint32_t *w, uint32_t me)
+{
+    uint32_t z = 0;
+    return __atomic_compare_exchange_n(w, &z, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static inline void
+lock_release(uint32_t *w)
+{
+    if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
+        go_ring_wake(w, 1);
+}
+
+typedef struct {
+    uint32_t *w;
+    uint32_t me;
+} lockwait;
+
+/* one slice of a contended acquire; without the GIL */
+static int
+lock_step(void *arg, long long slice)
+{
+    lockwait *lw = arg;
+    for (int i = 0; i < SPIN; i++) {
+        if (LOAD(lw->w) == 0 && lock_try(lw->w, lw->me))
+            return 1;
+        cpu_relax();
+    }
+    long long end = gomp_now_ns() + slice;
+    for (;;) {
+        uint32_t v = LOAD(lw->w);
+        if (v == 0) {
+            if (__atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
+                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                return 1;
+            continue;
+        }
+        if (!(v & LOCK_WAITERS)) {
+            uint32_t nv = v | LOCK_WAITERS;
+            if (!__atomic_compare_exchange_n(lw->w, &v, nv, 0, __ATOMIC_RELAXED,
+                                             __ATOMIC_RELAXED))
+                continue;
+            v = nv;
+        }
+        long long left = end - gomp_now_ns();
+        if (left <= 0)
+            left = 0;
+        int rc = left > 0 ? go_ring_wait(lw->w, v, left) : 0;
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && LOAD(lw->w) == v) {
+            /* a whole slice without a release: is the holder alive? */
+            uint32_t holder = v & ~LOCK_WAITERS;
+            if (holder != lw->me && !go_process_alive((int)holder)) {
+                if (__atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
+                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                    return 1;
+            }
+            return 0;
+        }
+    }
+}
+
+/* Acquire a ring lock. 1: taken, 0: timed out, -1: exception set. */
+static int
+lock_acquire(RingObject *r, int off, long long deadline)
+{
+    uint32_t *w = U32(r, off);
+    if (lock_try(w, r->pid))
+        return 1;
+    lockwait lw = {w, r->pid};
+    long long left = deadline < 0 ? -1 : deadline - gomp_now_ns();
+    if (deadline >= 0 && left <= 0)
+        left = 0;
+    return gomp_wait_sliced(lock_step, &lw, left);
+}
+
+/* ---- waiting on a condition over a futex sequence word ---- */
+
+typedef int (*cond_fn)(RingObject *, void *);
+
+typedef struct {
+    RingObject *r;
+    cond_fn cond;
+    void *carg;
+    uint32_t *seq;
+    uint32_t *waiters;
+    uint32_t writer; /* consumer mid-message: give up if it dies */
+} condwait;
+
+/* 1: condition holds, 0: slice over, 2: the writer died */
+static int
+cond_step(void *arg, long long slice)
+{
+    condwait *cw = arg;
+    for (int i = 0; i < SPIN; i++) {
+        if (cw->cond(cw->r, cw->carg))
+            return 1;
+        cpu_relax();
+    }
+    long long end = gomp_now_ns() + slice;
+    for (;;) {
+        __atomic_fetch_add(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        uint32_t s = __atomic_load_n(cw->seq, __ATOMIC_SEQ_CST);
+        if (cw->cond(cw->r, cw->carg)) {
+            __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
+            return 1;
+        }
+        long long left = end - gomp_now_ns();
+        int rc = left > 0 ? go_ring_wait(cw->seq, s, left) : 0;
+        __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        if (rc < 0)
+            return rc;
+        if (cw->cond(cw->r, cw->carg))
+            return 1;
+        if (rc == 0 || gomp_now_ns() >= end) {
+            if (cw->writer && !go_process_alive((int)cw->writer))
+                return 2;
+            return 0;
+        }
+    }
+}
+
+static int
+cond_wait(RingObject *r, cond_fn cond, void *carg, int seqoff, int waitoff, uint32_t writer,
+          long long deadline)
+{
+    if (cond(r, carg))
+        return 1;
+    condwait cw = {r, cond, carg, U32(r, seqoff), U32(r, waitoff), writer};
+    long long left = deadline < 0 ? -1 : deadline - gomp_now_ns();
+    if (deadline >= 0 && left <= 0)
+        left = 0;
+    return gomp_wait_sliced(cond_step, &cw, left);
+}
+
+static inline void
+bump(RingObject *r, int seqoff, int waitoff)
+{
+    __atomic_fetch_add(U32(r, seqoff), 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(U32(r, waitoff), __ATOMIC_SEQ_CST))
+        go_ring_wake(U32(r, seqoff), 0x7fffffff);
+}
+
+static long long
+deadline_of(long long timeout_ns)
+{
+    return timeout_ns < 0 ? -1 : gomp_now_ns() + timeout_ns;
+}
+
+/* ---- producer side ---- */
+
+typedef struct {
+    int nparts;
+    uint32_t kind;
+    Py_buffer views[MAX_PARTS];
+    unsigned char hdr[MSG_HDR(MAX_PARTS)];
+    size_t hdrlen;
+    uint64_t total;
+    /* stream cursor: part -1 is the header */
+    int cur;
+    uint64_t curoff;
+} message;
+
+static void
+message_release(message *m)
+{
+    for (int i = 0; i < m->nparts; i++)
+        PyBuffer_Release(&m->views[i]);
+    m->nparts = 0;
+}
+
+/* (kind, parts) -> message; parts is a tuple of buffer objects */
+static int
+message_init(message *m, PyObject *item)
+{
+    unsigned int kind;
+    PyObject *parts;
+    m->nparts = 0;
+    if (!PyArg_ParseTuple(item, "IO!", &kind, &PyTuple_Type, &parts))
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(parts);
+    if (n < 1 || n > MAX_PARTS) {
+        PyErr_SetString(PyExc_ValueError, "a message has 1 to 64 parts");
+        return -1;
+    }
+    m->kind = kind;
+    uint32_t n32 = (uint32_t)n;
+    memcpy(m->hdr, &n32, 4);
+    memcpy(m->hdr + 4, &kind, 4);
+    m->total = MSG_HDR(n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(parts, i), &m->views[i], PyBUF_C_CONTIGUOUS) < 0) {
+            message_release(m);
+            return -1;
+        }
+        m->nparts++;
+        uint64_t d = ((uint64_t)m->views[i].len << 1) | (m->views[i].readonly ? 0 : 1);
+        memcpy(m->hdr + 8 + 8 * i, &d, 8);
+        m->total += (uint64_t)m->views[i].len;
+    }
+    m->hdrlen = MSG_HDR(n);
+    m->cur = -1;
+    m->curoff = 0;
+    return 0;
+}
+
+/* copy the next n bytes of the message to dst */
+static void
+message_copy(message *m, char *dst, uint64_t n)
+{
+    while (n > 0) {
+        const char *src;
+        uint64_t avail;
+        if (m->cur < 0) {
+            src = (const char *)m->hdr;
+            avail = m->hdrlen;
+        } else {
+            src = m->views[m->cur].buf;
+            avail = (uint64_t)m->views[m->cur].len;
+        }
+        uint64_t k = avail - m->curoff;
+        if (k > n)
+            k = n;
+        memcpy(dst, src + m->curoff, k);
+        dst += k;
+        n -= k;
+        m->curoff += k;
+        if (m->curoff == avail) {
+            m->cur++;
+            m->curoff = 0;
+        }
+    }
+}
+
+static inline void
+frame_header(char *p, uint32_t len, uint32_t flags, uint32_t pid)
+{
+    uint32_t h[4] = {len, flags, pid, 0};
+    memcpy(p, h, FRAME_HDR);
+}
+
+/* Room the message needs as one frame at position pos, or 0 if it must
+ * stream (larger than a quarter of the ring). */
+static uint64_t
+single_need(RingObject *r, uint64_t pos, uint64_t total)
+{
+    uint64_t need = FRAME_HDR + ALIGN8(total);
+    if (need > r->cap / 4)
+        return 0;
+    uint64_t to_end = r->cap - pos % r->cap;
+    if (to_end < need)
+        need += to_end;
+    return need;
+}
+
+/* Write a message as one frame at *pos, which has room (producer lock held).
+ * Does not publish. */
+static void
+write_single(RingObject *r, uint64_t *pos, message *m)
+{
+    uint64_t off = *pos % r->cap, to_end = r->cap - off;
+    if (to_end < FRAME_HDR + ALIGN8(m->total)) {
+        frame_header(r->data + off, 0, F_WRAP, r->pid);
+        *pos += to_end;
+        off = 0;
+    }
+    frame_header(r->data + off, (uint32_t)m->total, F_FIRST | F_LAST, r->pid);
+    message_copy(m, r->data + off + FRAME_HDR, m->total);
+    *pos += FRAME_HDR + ALIGN8(m->total);
+}
+
+typedef struct {
+    uint64_t pos;
+    uint64_t need;
+} spacearg;
+
+static int
+has_space(RingObject *r, void *arg)
+{
+    spacearg *s = arg;
+    return r->cap - (s->pos - LOAD(U64(r, OFF_HEAD))) >= s->need;
+}
+
+static inline void
+publish(RingObject *r, uint64_t pos)
+{
+    __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
+    bump(r, OFF_DATASEQ, OFF_DATAWAIT);
+}
+
+/* Stream a message in frames, waiting for room (producer lock held).
+ * 1 done, 0 timed out (partial message left: readers drop it), -1 error. */
+static int
+write_stream(RingObject *r, message *m, long long deadline)
+{
+    uint64_t pos = LOAD(U64(r, OFF_TAIL)), sent = 0;
+    while (sent < m->total) {
+        uint64_t rest = m->total - sent;
+        uint64_t off = pos % r->cap, to_end = r->cap - off;
+        uint64_t maxpay = r->cap / 4 - FRAME_HDR;
+        uint64_t want = rest < maxpay ? rest : maxpay;
+        uint64_t small = want < MIN_STREAM_CHUNK ? want : MIN_STREAM_CHUNK;
+        if (sent == 0 && want < m->hdrlen)
+            small = want; /* never true: the header is < MIN_STREAM_CHUNK */
+        if (to_end < FRAME_HDR + ALIGN8(small)) {
+            spacearg sa = {pos, to_end};
+            int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+            if (rc <= 0)
+                return rc;
+            frame_header(r->data + off, 0, F_WRAP, r->pid);
+            pos += to_end;
+            continue;
+        }
+        if (want > to_end - FRAME_HDR)
+            want = (to_end - FRAME_HDR) & ~(uint64_t)7;
+        /* wait until at least a good chunk fits, then take what fits */
+        uint64_t goal = FRAME_HDR + ALIGN8(want < r->cap / 8 ? want : r->cap / 8);
+        spacearg sa = {pos, goal};
+        int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        if (rc <= 0)
+            return rc;
+        uint64_t room = r->cap - (pos - LOAD(U64(r, OFF_HEAD))) - FRAME_HDR;
+        uint64_t n = want < room ? want : room & ~(uint64_t)7;
+        if (n > want)
+            n = want;
+        uint32_t flags = (sent == 0 ? F_FIRST : 0) | (sent + n == m->total ? F_LAST : 0);
+        char *dst = r->data + off;
+        if (n >= NOGIL_COPY) {
+            Py_BEGIN_ALLOW_THREADS
+            message_copy(m, dst + FRAME_HDR, n);
+            Py_END_ALLOW_THREADS
+        } else {
+            message_copy(m, dst + FRAME_HDR, n);
+        }
+        frame_header(dst, (uint32_t)n, flags, r->pid);
+        pos += FRAME_HDR + ALIGN8(n);
+        sent += n;
+        publish(r, pos);
+    }
+    return 1;
+}
+
+static PyObject *
+ring_try_put_many(RingObject *r, PyObject *items, int count)
+{
+    /* items: list of (kind, parts). Returns how many were written. */
+    Py_ssize_t n = PyList_GET_SIZE(items), done = 0;
+    if (n == 0)
+        return PyLong_FromLong(0);
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        cpu_relax();
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (!got)
+        return PyLong_FromLong(0);
+    uint64_t pos = LOAD(U64(r, OFF_TAIL)), start = pos;
+    message *m = PyMem_Malloc(sizeof(message));
+    if (m == NULL) {
+        lock_release(pl);
+        return PyErr_NoMemory();
+    }
+    int err = 0;
+    for (; done < n; done++) {
+        if (message_init(m, PyList_GET_ITEM(items, done)) < 0) {
+            err = 1;
+            break;
+        }
+        uint64_t need = single_need(r, pos, m->total);
+        if (need == 0 || r->cap - (pos - LOAD(U64(r, OFF_HEAD))) < need) {
+            message_release(m);
+            break;
+        }
+        write_single(r, &pos, m);
+        message_release(m);
+        if (count)
+            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+    }
+    PyMem_Free(m);
+    if (pos != start)
+        publish(r, pos);
+    lock_release(pl);
+    if (err)
+        return NULL;
+    return PyLong_FromSsize_t(done);
+}
+
+/* try_put(kind, parts, count) -> bool: one frame if the lock and the room
+ * are there now; count: add to qsize. */
+static PyObject *
+ring_try_put(RingObject *r, PyObject *args)
+{
+    unsigned int kind;
+    PyObject *parts;
+    int count;
+    if (!PyArg_ParseTuple(args, "IO!p", &kind, &PyTuple_Type, &parts, &count))
+        return NULL;
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        cpu_relax();
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (!got)
+        Py_RETURN_FALSE;
+    message m;
+    PyObject *item = PyTuple_Pack(2, PyTuple_GET_ITEM(args, 0), parts);
+    if (item == NULL || message_init(&m, item) < 0) {
+        Py_XDECREF(item);
+        lock_release(pl);
+        return NULL;
+    }
+    Py_DECREF(item);
+    uint64_t pos = LOAD(U64(r, OFF_TAIL));
+    uint64_t need = single_need(r, pos, m.total);
+    int ok = need != 0 && r->cap - (pos - LOAD(U64(r, OFF_HEAD))) >= need;
+    if (ok) {
+        write_single(r, &pos, &m);
+        if (count)
+            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+        publish(r, pos);
+    }
+    message_release(&m);
+    lock_release(pl);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *
+ring_try_put_many_py(RingObject *r, PyObject *args)
+{
+    PyObject *items;
+    int count;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &items, &count))
+        return NULL;
+    return ring_try_put_many(r, items, count);
+}
+
+/* put(kind, parts, count, timeout) -> bool: blocking write, streaming
+ * messages of any size (the feeder's path). */
+static PyObject *
+ring_put(RingObject *r, PyObject *args)
+{
+    unsigned int kind;
+    PyObject *parts, *timeout = Py_None;
+    int count;
+    long long ns;
+    if (!PyArg_ParseTuple(args, "IO!p|O", &kind, &PyTuple_Type, &parts, &count, &timeout) ||
+        gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
+        return NULL;
+    long long deadline = deadline_of(ns);
+    message m;
+    PyObject *item = PyTuple_Pack(2, PyTuple_GET_ITEM(args, 0), parts);
+    if (item == NULL || message_init(&m, item) < 0) {
+        Py_XDECREF(item);
+        return NULL;
+    }
+    Py_DECREF(item);
+    int rc = lock_acquire(r, OFF_PLOCK, deadline);
+    if (rc <= 0) {
+        message_release(&m);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    uint64_t pos = LOAD(U64(r, OFF_TAIL));
+    uint64_t need = single_need(r, pos, m.total);
+    if (need != 0) {
+        spacearg sa = {pos, need};
+        rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        if (rc > 0) {
+            write_single(r, &pos, &m);
+            if (count)
+                __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            publish(r, pos);
+        }
+    } else {
+        if (count)
+            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+        rc = write_stream(r, &m, deadline);
+        if (rc <= 0 && count)
+            __atomic_fetch_sub(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+    }
+    lock_release(U32(r, OFF_PLOCK));
+    message_release(&m);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc > 0);
+}
+
+/* ---- slots of a bounded queue, and qsize ---- */
+
+static int
+slot_free(RingObject *r, void *arg)
+{
+    uint64_t *q = U64(r, OFF_QUEUED);
+    uint64_t v = LOAD(q);
+    while (v < r->maxsize) {
+        if (__atomic_compare_exchange_n(q, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+/* reserve(block, timeout): take a slot of a bounded queue (or count an item
+ * of an unbounded one); raises queue.Full. */
+static PyObject *
+ring_reserve(RingObject *r, PyObject *args)
+{
+    int block = 1;
+    PyObject *timeout = Py_None;
+    long long ns;
+    if (!PyArg_ParseTuple(args, "|pO", &block, &timeout) || gomp_parse_timeout(timeout, &ns) < 0)
+        return NULL;
+    if (r->maxsize == 0) {
+        __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+        Py_RETURN_NONE;
+    }
+    if (slot_free(r, NULL))
+        Py_RETURN_NONE;
+    if (!block) {
+        PyErr_SetNone(full_exc);
+        return NULL;
+    }
+    if (gomp_usable() < 0)
+        return NULL;
+    int rc = cond_wait(r, slot_free, NULL, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline_of(ns));
+    if (rc < 0)
+        return NULL;
+    if (rc == 0) {
+        PyErr_SetNone(full_exc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* unreserve(n): give back n slots (an item that was not sent). */
+static PyObject *
+ring_unreserve(RingObject *r, PyObject *args)
+{
+    unsigned long long n = 1;
+    if (!PyArg_ParseTuple(args, "|K", &n))
+        return NULL;
+    __atomic_fetch_sub(U64(r, OFF_QUEUED), n, __ATOMIC_RELAXED);
+    bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+    Py_RETURN_NONE;
+}
+
+/* ---- consumer side ---- */
+
+typedef struct {
+    uint32_t kind;
+    int nparts;
+    PyObject *parts[MAX_PARTS];
+    char *dst[MAX_PARTS];
+    uint64_t len[MAX_PARTS];
+    int cur;
+    uint64_t curoff;
+    uint32_t writer;
+    int active;
+} incoming;
+
+static void
+incoming_clear(incoming *in)
+{
+    for (int i = 0; i < in->nparts; i++)
+        Py_CLEAR(in->parts[i]);
+    in->nparts = 0;
+    in->active = 0;
+}
+
+static int
+has_data(RingObject *r, void *arg)
+{
+    return LOAD(U64(r, OFF_TAIL)) != *(uint64_t *)arg;
+}
+
+static void
+incoming_copy(incoming *in, const char *src, uint64_t n)
+{
+    while (n > 0 && in->cur < in->nparts) {
+        uint64_t k = in->len[in->cur] - in->curoff;
+        if (k > n)
+            k = n;
+        memcpy(in->dst[in->cur] + in->curoff, src, k);
+        src += k;
+        n -= k;
+        in->curoff += k;
+        if (in->curoff == in->len[in->cur]) {
+            in->cur++;
+            in->curoff = 0;
+        }
+    }
+}
+
+/* Start a message from its first frame's payload; 0 ok, -1 exception,
+ * 1 malformed (skip it). */
+static int
+incoming_start(incoming *in, const char *p, uint64_t n)
+{
+    uint32_t np, kind;
+    if (n < 8)
+        return 1;
+    memcpy(&np, p, 4);
+    memcpy(&kind, p + 4, 4);
+    if (np < 1 || np > MAX_PARTS || n < MSG_HDR(np))
+        return 1;
+    in->kind = kind;
+    for (uint32_t i = 0; i < np; i++) {
+        uint64_t d;
+        memcpy(&d, p + 8 + 8 * i, 8);
+        uint64_t len = d >> 1;
+        if (len > PY_SSIZE_T_MAX) {
+            incoming_clear(in);
+            return 1;
+        }
+        PyObject *o;
+        if (d & 1) {
+            o = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)len);
+            if (o)
+                in->dst[i] = PyByteArray_AS_STRING(o);
+        } else {
+            o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+            if (o)
+                in->dst[i] = PyBytes_AS_STRING(o);
+        }
+        if (o == NULL) {
+            incoming_clear(in);
+            return -1;
+        }
+        in->parts[i] = o;
+        in->len[i] = len;
+        in->nparts = (int)i + 1;
+    }
+    in->cur = 0;
+    while (in->cur < in->nparts && in->len[in->cur] == 0)
+        in->cur++;
+    in->curoff = 0;
+    in->active = 1;
+    uint64_t h = MSG_HDR(np);
+    incoming_copy(in, p + h, n - h);
+    return 0;
+}
+
+/* Read one message (consumer lock held). 1 got it (in->parts), 0 nothing
+ * before the deadline (wait=0: nothing now), -1 exception. */
+static int
+read_message(RingObject *r, incoming *in, long long deadline, int wait)
+{
+    uint64_t *headp = U64(r, OFF_HEAD);
+    uint64_t pos = LOAD(headp);
+    in->nparts = 0;
+    in->active = 0;
+    for (;;) {
+        if (LOAD(U64(r, OFF_TAIL)) == pos) {
+            if (!wait && !in->active)
+                return 0;
+            int rc = cond_wait(r, has_data, &pos, OFF_DATASEQ, OFF_DATAWAIT,
+                               in->active ? in->writer : 0, deadline);
+            if (rc < 0 || rc == 0) {
+                incoming_clear(in);
+                return rc;
+            }
+            if (rc == 2) { /* the writer died mid-message */
+                incoming_clear(in);
+                if (!wait)
+                    return 0;
+            }
+            continue;
+        }
+        uint64_t off = pos % r->cap;
+        char *f = r->data + off;
+        uint32_t h[3];
+        memcpy(h, f, 12);
+        uint32_t n = h[0], flags = h[1];
+        if (flags & F_WRAP) {
+            pos += r->cap - off;
+            STORE(headp, pos);
+            continue;
+        }
+        uint64_t next = pos + FRAME_HDR + ALIGN8(n);
+        const char *p = f + FRAME_HDR;
+        int skip = 0;
+        if (flags & F_FIRST) {
+            if (in->active) /* its writer died before finishing the last one */
+                incoming_clear(in);
+            int rc = incoming_start(in, p, n);
+            if (rc < 0)
+                return -1;
+            if (rc > 0)
+                skip = 1;
+            in->writer = h[2];
+        } else if (!in->active) {
+            skip = 1; /* rest of a message whose start a dead consumer took */
+        } else if (n >= NOGIL_COPY) {
+            Py_BEGIN_ALLOW_THREADS
+            incoming_copy(in, p, n);
+            Py_END_ALLOW_THREADS
+        } else {
+            incoming_copy(in, p, n);
+        }
+        int done = !skip && (flags & F_LAST);
+        if (flags & F_LAST) { /* delivered, or lost with a dead process */
+            uint64_t *q = U64(r, OFF_QUEUED);
+            uint64_t v = LOAD(q);
+            while (v > 0 && !__atomic_compare_exchange_n(q, &v, v - 1, 0, __ATOMIC_ACQ_REL,
+                                                         __ATOMIC_ACQUIRE))
+                ;
+        }
+        pos = next;
+        __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
+        bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+        if (done)
+            return 1;
+    }
+}
+
+/* incoming -> the object */
+static PyObject *
+incoming_object(incoming *in)
+{
+    PyObject *res;
+    if (in->kind != 0) {
+        /* a raw bytes / bytearray / memoryview put without pickling */
+        res = in->nparts > 1 ? in->parts[1] : NULL;
+        if (res == NULL) {
+            incoming_clear(in);
+            PyErr_SetString(PyExc_ValueError, "malformed raw message");
+            return NULL;
+        }
+        Py_INCREF(res);
+        if (in->kind == 3) {
+            PyObject *mv = PyMemoryView_FromObject(res);
+            Py_DECREF(res);
+            res = mv;
+        }
+    } else if (in->nparts == 1) {
+        res = PyObject_CallOneArg(loads_fn, in->parts[0]);
+    } else {
+        PyObject *bufs = PyList_New(in->nparts - 1);
+        if (bufs == NULL) {
+            incoming_clear(in);
+            return NULL;
+        }
+        for (int i = 1; i < in->nparts; i++) {
+            Py_INCREF(in->parts[i]);
+            PyList_SET_ITEM(bufs, i - 1, in->parts[i]);
+        }
+        PyObject *a = PyTuple_Pack(1, in->parts[0]);
+        PyObject *kw = a ? PyDict_New() : NULL;
+        res = NULL;
+        if (kw && PyDict_SetItem(kw, buffers_kw, bufs) == 0)
+            res = PyObject_Call(loads_fn, a, kw);
+        Py_XDECREF(a);
+        Py_XDECREF(kw);
+        Py_DECREF(bufs);
+    }
+    incoming_clear(in);
+    return res;
+}
+
+static int
+parse_get(PyObject *args, PyObject *kwds, const char *fmt, char **names, int *block,
+          long long *deadline, Py_ssize_t *max)
+{
+    PyObject *timeout = Py_None;
+    long long ns;
+    int ok = max ? PyArg_ParseTupleAndKeywords(args, kwds, fmt, names, max, block, &timeout)
+                 : PyArg_ParseTupleAndKeywords(args, kwds, fmt, names, block, &timeout);
+    if (!ok || gomp_parse_timeout(timeout, &ns) < 0)
+        return -1;
+    if (!*block)
+        ns = 0;
+    *deadline = deadline_of(ns);
+    return 0;
+}
+
+/* get(block=True, timeout=None) -> object; raises queue.Empty */
+static PyObject *
+ring_get(RingObject *r, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"block", "timeout", NULL};
+    int block = 1;
+    long long deadline;
+    if (parse_get(args, kwds, "|pO:get", names, &block, &deadline, NULL) < 0 ||
+        gomp_usable() < 0)
+        return NULL;
+    uint32_t *cl = U32(r, OFF_CLOCK);
+    if (!lock_try(cl, r->pid)) {
+        int rc = lock_acquire(r, OFF_CLOCK, deadline);
+        if (rc < 0)
+            return NULL;
+        if (rc == 0) {
+            PyErr_SetNone(empty_exc);
+            return NULL;
+        }
+    }
+    incoming in;
+    int rc = read_message(r, &in, deadline, 1);
+    lock_release(cl);
+    if (rc < 0)
+        return NULL;
+    if (rc == 0) {
+        PyErr_SetNone(empty_exc);
+        return NULL;
+    }
+    return incoming_object(&in);
+}
+
+/* get_many(max_items=None, block=True, timeout=None) -> list */
+static PyObject *
+ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"max_items", "block", "timeout", NULL};
+    int block = 1;
+    long long deadline;
+    Py_ssize_t max = PY_SSIZE_T_MAX;
+    if (parse_get(args, kwds, "|npO:get_many", names, &block, &deadline, &max) < 0 ||
+        gomp_usable() < 0)
+        return NULL;
+    if (max <= 0)
+        max = PY_SSIZE_T_MAX;
+    uint32_t *cl = U32(r, OFF_CLOCK);
+    if (!lock_try(cl, r->pid)) {
+        int rc = lock_acquire(r, OFF_CLOCK, deadline);
+        if (rc < 0)
+            return NULL;
+        if (rc == 0) {
+            PyErr_SetNone(empty_exc);
+            return NULL;
+        }
+    }
+    PyObject *raw = PyList_New(0);
+    incoming *in = PyMem_Malloc(sizeof(incoming));
+    if (raw == NULL || in == NULL) {
+        lock_release(cl);
+        Py_XDECREF(raw);
+        PyMem_Free(in);
+        return PyErr_NoMemory();
+    }
+    int rc = 1;
+    /* messages are taken under the lock, unpickled after it is released */
+    while (PyList_GET_SIZE(raw) < max) {
+        rc = read_message(r, in, deadline, PyList_GET_SIZE(raw) == 0);
+        if (rc <= 0)
+            break;
+        PyObject *t = PyTuple_New(in->nparts + 1);
+        if (t == NULL) {
+            incoming_clear(in);
+            rc = -1;
+            break;
+        }
+        PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(in->kind));
+        for (int i = 0; i < in->nparts; i++) {
+            PyTuple_SET_ITEM(t, i + 1, in->parts[i]);
+            in->parts[i] = NULL;
+        }
+        in->nparts = 0;
+        int e = PyList_Append(raw, t);
+        Py_DECREF(t);
+        if (e < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    lock_release(cl);
+    Py_ssize_t got = PyList_GET_SIZE(raw);
+    if (rc < 0 && got == 0) {
+        PyMem_Free(in);
+        Py_DECREF(raw);
+        return NULL;
+    }
+    if (rc < 0)
+        PyErr_Clear(); /* deliver what was taken; a signal will recur */
+    if (got == 0) {
+        PyMem_Free(in);
+        Py_DECREF(raw);
+        PyErr_SetNone(empty_exc);
+        return NULL;
+    }
+    PyObject *out = PyList_New(got);
+    for (Py_ssize_t i = 0; out && i < got; i++) {
+        PyObject *t = PyList_GET_ITEM(raw, i);
+        in->kind = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(t, 0));
+        in->nparts = (int)PyTuple_GET_SIZE(t) - 1;
+        for (int k = 0; k < in->nparts; k++) {
+            in->parts[k] = PyTuple_GET_ITEM(t, k + 1);
+            Py_INCREF(in->parts[k]);
+        }
+        PyObject *o = incoming_object(in);
+        if (o == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, o);
+    }
+    PyMem_Free(in);
+    Py_DECREF(raw);
+    return out;
+}
+
+/* ---- state ---- */
+
+static PyObject *
+ring_qsize(RingObject *r, PyObject *noargs)
+{
+    return PyLong_FromUnsignedLongLong(LOAD(U64(r, OFF_QUEUED)));
+}
+
+static PyObject *
+ring_empty(RingObject *r, PyObject *noargs)
+{
+    return PyBool_FromLong(LOAD(U64(r, OFF_TAIL)) == LOAD(U64(r, OFF_HEAD)));
+}
+
+static PyObject *
+ring_full(RingObject *r, PyObject *noargs)
+{
+    return PyBool_FromLong(r->maxsize && LOAD(U64(r, OFF_QUEUED)) >= r->maxsize);
+}
+
+/* ---- JoinableQueue's unfinished tasks ---- */
+
+static PyObject *
+ring_task_add(RingObject *r, PyObject *noargs)
+{
+    __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ring_task_done(RingObject *r, PyObject *noargs)
+{
+    uint32_t *t = U32(r, OFF_TASKS);
+    uint32_t v = LOAD(t);
+    do {
+        if (v == 0) {
+            PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+            return NULL;
+        }
+    } while (!__atomic_compare_exchange_n(t, &v, v - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    if (v == 1 && __atomic_load_n(U32(r, OFF_TASKWAIT), __ATOMIC_SEQ_CST)) {
+        if (gomp_usable() < 0)
+            return NULL;
+        go_ring_wake(t, 0x7fffffff);
+    }
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    uint32_t *tasks, *waiters;
+} joinwait;
+
+static int
+join_step(void *arg, long long slice)
+{
+    joinwait *j = arg;
+    __atomic_fetch_add(j->waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t v = __atomic_load_n(j->tasks, __ATOMIC_SEQ_CST);
+    int rc = v == 0 ? 1 : go_ring_wait(j->tasks, v, slice);
+    __atomic_fetch_sub(j->waiters, 1, __ATOMIC_SEQ_CST);
+    if (rc < 0)
+        return rc;
+    return __atomic_load_n(j->tasks, __ATOMIC_SEQ_CST) == 0;
+}
+
+static PyObject *
+ring_join_tasks(RingObject *r, PyObject *args)
+{
+    PyObject *timeout = Py_None;
+    long long ns;
+    if (!PyArg_ParseTuple(args, "|O", &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
+        gomp_usable() < 0)
+        return NULL;
+    joinwait j = {U32(r, OFF_TASKS), U32(r, OFF_TASKWAIT)};
+    if (LOAD(j.tasks) == 0)
+        Py_RETURN_TRUE;
+    int rc = gomp_wait_sliced(join_step, &j, ns);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc > 0);
+}
+
+static PyObject *
+ring_unfinished(RingObject *r, PyObject *noargs)
+{
+    return PyLong_FromUnsignedLong(LOAD(U32(r, OFF_TASKS)));
+}
+
+static PyObject *
+ring_fileno(RingObject *r, PyObject *noargs)
+{
+    return PyLong_FromLong(r->fd);
+}
+
+/* test hook: hold a lock as if this process were pid (a dead one, say) */
+static PyObject *
+ring_debug_set_lock(RingObject *r, PyObject *args)
+{
+    const char *which;
+    unsigned int v;
+    if (!PyArg_ParseTuple(args, "sI", &which, &v))
+        return NULL;
+    __atomic_store_n(U32(r, which[0] == 'p' ? OFF_PLOCK : OFF_CLOCK), v, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ring_capacity(RingObject *r, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(r->cap);
+}
+
+static PyObject *
+ring_maxsize(RingObject *r, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(r->maxsize);
+}
+
+static void
+ring_dealloc(RingObject *r)
+{
+    /* the ring may outlive a forked child's use of Go: only unmap if usable */
+    if (r->base != NULL) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        if (gomp_usable() == 0)
+            go_ring_close(r->base);
+        else
+            PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+    }
+    r->base = NULL;
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef ring_methods[] = {
+    {"try_put", (PyCFunction)ring_try_put, METH_VARARGS,
+     "try_put(kind, parts, count) -> bool: write one message now if it fits."},
+    {"try_put_many", (PyCFunction)ring_try_put_many_py, METH_VARARGS,
+     "try_put_many([(kind, parts)...], count) -> how many were written now."},
+    {"put", (PyCFunction)ring_put, METH_VARARGS,
+     "put(kind, parts, count, timeout=None) -> bool: write, waiting for room."},
+    {"reserve", (PyCFunction)ring_reserve, METH_VARARGS,
+     "reserve(block=True, timeout=None): take a slot; raises queue.Full."},
+    {"unreserve", (PyCFunction)ring_unreserve, METH_VARARGS, "unreserve(n=1)"},
+    {"get", (PyCFunction)(void (*)(void))ring_get, METH_VARARGS | METH_KEYWORDS,
+     "get(block=True, timeout=None) -> object; raises queue.Empty."},
+    {"get_many", (PyCFunction)(void (*)(void))ring_get_many, METH_VARARGS | METH_KEYWORDS,
+     "get_many(max_items=None, block=True, timeout=None) -> list."},
+    {"qsize", (PyCFunction)ring_qsize, METH_NOARGS, NULL},
+    {"empty", (PyCFunction)ring_empty, METH_NOARGS, NULL},
+    {"full", (PyCFunction)ring_full, METH_NOARGS, NULL},
+    {"task_add", (PyCFunction)ring_task_add, METH_NOARGS, NULL},
+    {"task_done", (PyCFunction)ring_task_done, METH_NOARGS, NULL},
+    {"join_tasks", (PyCFunction)ring_join_tasks, METH_VARARGS, NULL},
+    {"unfinished", (PyCFunction)ring_unfinished, METH_NOARGS, NULL},
+    {"fileno", (PyCFunction)ring_fileno, METH_NOARGS, NULL},
+    {"debug_set_lock", (PyCFunction)ring_debug_set_lock, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef ring_getset[] = {
+    {"capacity", (getter)ring_capacity, NULL, NULL, NULL},
+    {"maxsize", (getter)ring_maxsize, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject Ring_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gomp._gomp.Ring",
+    .tp_basicsize = sizeof(RingObject),
+    .tp_dealloc = (destructor)ring_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A queue's shared ring (see gomp/ring.go).",
+    .tp_methods = ring_methods,
+    .tp_getset = ring_getset,
+};
+
+static PyObject *
+ring_wrap(void *base, long long size, int fd)
+{
+    if (!PyType_HasFeature(&Ring_Type, Py_TPFLAGS_READY) && PyType_Ready(&Ring_Type) < 0) {
+        go_ring_close(base);
+        return NULL;
+    }
+    RingObject *r = PyObject_New(RingObject, &Ring_Type);
+    if (r == NULL) {
+        go_ring_close(base);
+        return NULL;
+    }
+    r->base = base;
+    r->size = size;
+    r->fd = fd;
+    r->cap = *(uint64_t *)((char *)base + OFF_CAP);
+    r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
+    r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
+    r->pid = (uint32_t)getpid();
+    return (PyObject *)r;
+}
+
+static PyObject *
+queues_setup(PyObject *self, PyObject *args)
+{
+    PyObject *loads, *empty, *full;
+    if (!PyArg_ParseTuple(args, "OOO", &loads, &empty, &full))
+        return NULL;
+    Py_INCREF(loads);
+    Py_INCREF(empty);
+    Py_INCREF(full);
+    Py_XSETREF(loads_fn, loads);
+    Py_XSETREF(empty_exc, empty);
+    Py_XSETREF(full_exc, full);
+    if (buffers_kw == NULL && (buffers_kw = PyUnicode_InternFromString("buffers")) == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queues_ring_new(PyObject *self, PyObject *args)
+{
+    long long capacity, maxsize;
+    if (!PyArg_ParseTuple(args, "LL", &capacity, &maxsize) || gomp_usable() < 0)
+        return NULL;
+    if (loads_fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "queues_setup() was not called");
+        return NULL;
+    }
+    int fd = -1;
+    void *base = NULL;
+    long long size = 0;
+    int rc = go_ring_create(capacity, maxsize, &fd, &base, &size);
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    return ring_wrap(base, size, fd);
+}
+
+static PyObject *
+queues_ring_map(PyObject *self, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd) || gomp_usable() < 0)
+        return NULL;
+    if (loads_fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "queues_setup() was not called");
+        return NULL;
+    }
+    void *base = NULL;
+    long long size = 0;
+    int rc = go_ring_map(fd, &base, &size);
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    return ring_wrap(base, size, fd);
+}
+
+PyMethodDef gomp_queues_methods[] = {
+    {"queues_setup", queues_setup, METH_VARARGS,
+     "queues_setup(loads, Empty, Full): what the rings unpickle with and raise."},
+    {"ring_new", queues_ring_new, METH_VARARGS,
+     "ring_new(capacity, maxsize) -> Ring: a new queue ring."},
+    {"ring_map", queues_ring_map, METH_VARARGS,
+     "ring_map(fd) -> Ring: map a ring received from another process (takes fd)."},
+    {NULL, NULL, 0, NULL},
+};
