@@ -78,6 +78,10 @@ static PyObject *loads_fn = NULL;  /* pickle.loads */
 static PyObject *empty_exc = NULL; /* queue.Empty */
 static PyObject *full_exc = NULL;  /* queue.Full */
 static PyObject *buffers_kw = NULL;
+static PyObject *dumps_fn = NULL; /* pickle.dumps */
+static PyObject *dumps_kwnames = NULL;
+static PyObject *five = NULL;
+
 
 typedef struct {
     PyObject_HEAD
@@ -88,6 +92,13 @@ typedef struct {
     long long size;
     int fd;
     uint32_t pid;
+    /* per-process state of the queue that owns this mapping */
+    PyObject *owner;      /* weakref to the Queue */
+    PyObject *slow_put;   /* Queue._slow_put(queue, obj, block, timeout) */
+    PyObject *backlog;    /* Queue._backlog_pickled(queue, data) */
+    PyObject *closed_msg; /* ValueError text once closed, else NULL */
+    Py_ssize_t pending;   /* items in this process's backlog */
+    int tasks;            /* a JoinableQueue: count unfinished tasks */
 } RingObject;
 
 static PyTypeObject Ring_Type;
@@ -873,16 +884,58 @@ parse_get(PyObject *args, PyObject *kwds, const char *fmt, char **names, int *bl
     return 0;
 }
 
+/* (block=True, timeout=None) from a vectorcall */
+static int
+parse_block_timeout(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int *block,
+                    PyObject **timeout)
+{
+    *block = 1;
+    *timeout = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "expected at most 2 arguments: block, timeout");
+        return -1;
+    }
+    PyObject *b = nargs > 0 ? args[0] : NULL;
+    if (nargs > 1)
+        *timeout = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(k, "block") == 0 && nargs < 1)
+            b = v;
+        else if (PyUnicode_CompareWithASCIIString(k, "timeout") == 0 && nargs < 2)
+            *timeout = v;
+        else {
+            PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", k);
+            return -1;
+        }
+    }
+    if (b != NULL && (*block = PyObject_IsTrue(b)) < 0)
+        return -1;
+    return 0;
+}
+
+static inline int
+check_open(RingObject *r)
+{
+    if (r->closed_msg != NULL) {
+        PyErr_SetObject(PyExc_ValueError, r->closed_msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* get(block=True, timeout=None) -> object; raises queue.Empty */
 static PyObject *
-ring_get(RingObject *r, PyObject *args, PyObject *kwds)
+ring_get(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *names[] = {"block", "timeout", NULL};
-    int block = 1;
-    long long deadline;
-    if (parse_get(args, kwds, "|pO:get", names, &block, &deadline, NULL) < 0 ||
-        gomp_usable() < 0)
+    int block;
+    PyObject *timeout;
+    long long ns;
+    if (parse_block_timeout(args, nargs, kwnames, &block, &timeout) < 0 || check_open(r) < 0 ||
+        gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
         return NULL;
+    long long deadline = deadline_of(block ? ns : 0);
     uint32_t *cl = U32(r, OFF_CLOCK);
     if (!lock_try(cl, r->pid)) {
         int rc = lock_acquire(r, OFF_CLOCK, deadline);
@@ -905,6 +958,147 @@ ring_get(RingObject *r, PyObject *args, PyObject *kwds)
     return incoming_object(&in);
 }
 
+/* put(obj, block=True, timeout=None): the common case (an unbounded queue,
+ * nothing waiting in this process's backlog, a small picklable object) is
+ * done here; the rest goes to Queue._slow_put. */
+static PyObject *
+ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "put() missing its object");
+        return NULL;
+    }
+    PyObject *obj = args[0];
+    PyObject *owner = r->owner ? PyWeakref_GetObject(r->owner) : NULL;
+    if (owner == NULL || owner == Py_None) {
+        PyErr_SetString(PyExc_RuntimeError, "the queue of this ring is gone");
+        return NULL;
+    }
+    PyTypeObject *t = Py_TYPE(obj);
+    int slow = r->closed_msg != NULL || r->pending || r->maxsize || t == &PyMemoryView_Type ||
+               ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= 32768);
+    PyObject *data = NULL;
+    if (!slow) {
+        PyObject *bufs = PyList_New(0);
+        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
+        if (append != NULL) {
+            PyObject *a[3] = {obj, five, append};
+            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
+        }
+        Py_XDECREF(append);
+        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
+            /* out-of-band buffers, or an error the slow path reports */
+            PyErr_Clear();
+            Py_CLEAR(data);
+            slow = 1;
+        }
+        Py_XDECREF(bufs);
+    }
+    if (slow) {
+        Py_INCREF(owner);
+        PyObject *a[4] = {owner, obj, nargs > 1 ? args[1] : Py_True, nargs > 2 ? args[2] : Py_None};
+        PyObject *res;
+        if (kwnames != NULL || nargs > 3) {
+            PyObject *bound = PyMethod_New(r->slow_put, owner);
+            res = bound ? PyObject_Vectorcall(bound, args, nargs, kwnames) : NULL;
+            Py_XDECREF(bound);
+        } else
+            res = PyObject_Vectorcall(r->slow_put, a, 4, NULL);
+        Py_DECREF(owner);
+        return res;
+    }
+    if (gomp_usable() < 0) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    if (r->tasks)
+        __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+    int ok = 0;
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        cpu_relax();
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (got) {
+        message m;
+        m.nparts = 1;
+        m.kind = 0;
+        uint32_t one = 1, zero = 0;
+        memcpy(m.hdr, &one, 4);
+        memcpy(m.hdr + 4, &zero, 4);
+        m.views[0].buf = PyBytes_AS_STRING(data);
+        m.views[0].len = PyBytes_GET_SIZE(data);
+        uint64_t d = (uint64_t)m.views[0].len << 1;
+        memcpy(m.hdr + 8, &d, 8);
+        m.hdrlen = MSG_HDR(1);
+        m.total = m.hdrlen + (uint64_t)m.views[0].len;
+        m.cur = -1;
+        m.curoff = 0;
+        uint64_t pos = LOAD(U64(r, OFF_TAIL));
+        uint64_t need = single_need(r, pos, m.total);
+        ok = need != 0 && r->cap - (pos - LOAD(U64(r, OFF_HEAD))) >= need;
+        if (ok) {
+            write_single(r, &pos, &m);
+            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            publish(r, pos);
+        }
+        lock_release(pl);
+    }
+    if (ok) {
+        Py_DECREF(data);
+        Py_RETURN_NONE;
+    }
+    /* no room now: into the backlog, counted in qsize already */
+    __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+    Py_INCREF(owner);
+    PyObject *a[2] = {owner, data};
+    PyObject *res = PyObject_Vectorcall(r->backlog, a, 2, NULL);
+    Py_DECREF(owner);
+    Py_DECREF(data);
+    return res;
+}
+
+/* bind(queue, slow_put, backlog, tasks): attach the per-process queue */
+static PyObject *
+ring_bind(RingObject *r, PyObject *args)
+{
+    PyObject *queue, *slow_put, *backlog;
+    int tasks;
+    if (!PyArg_ParseTuple(args, "OOOp", &queue, &slow_put, &backlog, &tasks))
+        return NULL;
+    PyObject *wr = PyWeakref_NewRef(queue, NULL);
+    if (wr == NULL)
+        return NULL;
+    Py_XSETREF(r->owner, wr);
+    Py_INCREF(slow_put);
+    Py_XSETREF(r->slow_put, slow_put);
+    Py_INCREF(backlog);
+    Py_XSETREF(r->backlog, backlog);
+    r->tasks = tasks;
+    Py_RETURN_NONE;
+}
+
+/* set_closed(message): get/put raise ValueError(message) from now on */
+static PyObject *
+ring_set_closed(RingObject *r, PyObject *msg)
+{
+    Py_INCREF(msg);
+    Py_XSETREF(r->closed_msg, msg);
+    Py_RETURN_NONE;
+}
+
+/* add_pending(n): items entering (n > 0) or leaving this process's backlog */
+static PyObject *
+ring_add_pending(RingObject *r, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    r->pending += n;
+    return PyLong_FromSsize_t(r->pending);
+}
+
 /* get_many(max_items=None, block=True, timeout=None) -> list */
 static PyObject *
 ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
@@ -913,7 +1107,8 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
     int block = 1;
     long long deadline;
     Py_ssize_t max = PY_SSIZE_T_MAX;
-    if (parse_get(args, kwds, "|npO:get_many", names, &block, &deadline, &max) < 0 ||
+    if (check_open(r) < 0 ||
+        parse_get(args, kwds, "|npO:get_many", names, &block, &deadline, &max) < 0 ||
         gomp_usable() < 0)
         return NULL;
     if (max <= 0)
@@ -1129,6 +1324,10 @@ ring_dealloc(RingObject *r)
         PyErr_Restore(t, v, tb);
     }
     r->base = NULL;
+    Py_CLEAR(r->owner);
+    Py_CLEAR(r->slow_put);
+    Py_CLEAR(r->backlog);
+    Py_CLEAR(r->closed_msg);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -1142,7 +1341,12 @@ static PyMethodDef ring_methods[] = {
     {"reserve", (PyCFunction)ring_reserve, METH_VARARGS,
      "reserve(block=True, timeout=None): take a slot; raises queue.Full."},
     {"unreserve", (PyCFunction)ring_unreserve, METH_VARARGS, "unreserve(n=1)"},
-    {"get", (PyCFunction)(void (*)(void))ring_get, METH_VARARGS | METH_KEYWORDS,
+    {"put_obj", (PyCFunction)(void (*)(void))ring_put_obj, METH_FASTCALL | METH_KEYWORDS,
+     "put_obj(obj, block=True, timeout=None): Queue.put."},
+    {"bind", (PyCFunction)ring_bind, METH_VARARGS, NULL},
+    {"set_closed", (PyCFunction)ring_set_closed, METH_O, NULL},
+    {"add_pending", (PyCFunction)ring_add_pending, METH_O, NULL},
+    {"get", (PyCFunction)(void (*)(void))ring_get, METH_FASTCALL | METH_KEYWORDS,
      "get(block=True, timeout=None) -> object; raises queue.Empty."},
     {"get_many", (PyCFunction)(void (*)(void))ring_get_many, METH_VARARGS | METH_KEYWORDS,
      "get_many(max_items=None, block=True, timeout=None) -> list."},
@@ -1194,14 +1398,23 @@ ring_wrap(void *base, long long size, int fd)
     r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
     r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
     r->pid = (uint32_t)getpid();
+    r->owner = r->slow_put = r->backlog = r->closed_msg = NULL;
+    r->pending = 0;
+    r->tasks = 0;
     return (PyObject *)r;
 }
 
 static PyObject *
 queues_setup(PyObject *self, PyObject *args)
 {
-    PyObject *loads, *empty, *full;
-    if (!PyArg_ParseTuple(args, "OOO", &loads, &empty, &full))
+    PyObject *loads, *empty, *full, *dumps;
+    if (!PyArg_ParseTuple(args, "OOOO", &loads, &empty, &full, &dumps))
+        return NULL;
+    Py_INCREF(dumps);
+    Py_XSETREF(dumps_fn, dumps);
+    if (five == NULL && (five = PyLong_FromLong(5)) == NULL)
+        return NULL;
+    if (dumps_kwnames == NULL && (dumps_kwnames = Py_BuildValue("(s)", "buffer_callback")) == NULL)
         return NULL;
     Py_INCREF(loads);
     Py_INCREF(empty);
@@ -1253,7 +1466,7 @@ queues_ring_map(PyObject *self, PyObject *args)
 
 PyMethodDef gomp_queues_methods[] = {
     {"queues_setup", queues_setup, METH_VARARGS,
-     "queues_setup(loads, Empty, Full): what the rings unpickle with and raise."},
+     "queues_setup(loads, Empty, Full, dumps): what the rings pickle with and raise."},
     {"ring_new", queues_ring_new, METH_VARARGS,
      "ring_new(capacity, maxsize) -> Ring: a new queue ring."},
     {"ring_map", queues_ring_map, METH_VARARGS,

@@ -54,7 +54,7 @@ def _go() -> Any:
     global _ready
     g = _core.go()
     if not _ready:
-        g.queues_setup(pickle.loads, Empty, Full)
+        g.queues_setup(pickle.loads, Empty, Full, pickle.dumps)
         _ready = True
     return g
 
@@ -111,7 +111,6 @@ class _Feed:
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.backlog: "collections.deque" = collections.deque()
-        self.pending = 0  # items in the backlog or being written
         self.closing = False
         self.thread: Optional[threading.Thread] = None
 
@@ -142,7 +141,7 @@ def _feeder(ring: Any, feed: _Feed) -> None:
                 traceback.print_exc()
         finally:
             with cond:
-                feed.pending -= len(batch)
+                ring.add_pending(-len(batch))
                 cond.notify_all()
 
 
@@ -179,6 +178,14 @@ class Queue:
         self._jointhread: Any = None
         self._close_fin: Any = None
         self._feed = _Feed()
+        ring = self._ring
+        ring.bind(self, Queue._slow_put, Queue._backlog_pickled, self._tasks)
+        # the common calls go straight to C (saves a Python frame each)
+        cls = type(self)
+        if cls.put is Queue.put:
+            self.put = ring.put_obj
+        if cls.get is Queue.get:
+            self.get = ring.get
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
@@ -199,6 +206,11 @@ class Queue:
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj into the queue. If the queue is bounded and full, block
         (for at most timeout seconds) and then raise queue.Full."""
+        self._ring.put_obj(obj, block, timeout)
+
+    def _slow_put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        # what the C fast path leaves: bounded queues, a non-empty backlog,
+        # raw bytes-likes, out-of-band buffers, pickling errors
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
         kind, parts = _encode(obj)
@@ -207,14 +219,20 @@ class Queue:
             ring.reserve(block, timeout)
             if self._tasks:
                 ring.task_add()
-            if self._feed.pending or not ring.try_put(kind, parts, False):
+            if self._pending() or not ring.try_put(kind, parts, False):
                 self._enqueue(((kind, parts),))
             return
         if self._tasks:
             ring.task_add()
-        if self._feed.pending or not ring.try_put(kind, parts, True):
+        if self._pending() or not ring.try_put(kind, parts, True):
             ring.reserve()
             self._enqueue(((kind, parts),))
+
+    def _backlog_pickled(self, data: bytes) -> None:
+        self._enqueue(((_PICKLED, (data,)),))
+
+    def _pending(self) -> int:
+        return self._ring.add_pending(0)
 
     def put_nowait(self, obj: Any) -> None:
         """Equivalent to put(obj, False)."""
@@ -236,13 +254,13 @@ class Queue:
                 ring.reserve(block, timeout)
                 if self._tasks:
                     ring.task_add()
-                if self._feed.pending or not ring.try_put(k, p, False):
+                if self._pending() or not ring.try_put(k, p, False):
                     self._enqueue(((k, p),))
             return
         if self._tasks:
             for _ in items:
                 ring.task_add()
-        done = 0 if self._feed.pending else ring.try_put_many(items, True)
+        done = 0 if self._pending() else ring.try_put_many(items, True)
         if done < len(items):
             rest = items[done:]
             for _ in rest:
@@ -256,7 +274,7 @@ class Queue:
             for kind, parts in items:
                 feed.backlog.append((kind, _detach(parts)))
                 n += 1
-            feed.pending += n
+            self._ring.add_pending(n)
             if feed.thread is None:
                 self._start_thread()
             feed.cond.notify()
@@ -277,8 +295,6 @@ class Queue:
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         """Remove and return an item from the queue. If the queue is empty,
         block (for at most timeout seconds) and then raise queue.Empty."""
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
         return self._ring.get(block, timeout)
 
     def get_nowait(self) -> Any:
@@ -301,7 +317,7 @@ class Queue:
 
     def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise."""
-        return not self._feed.pending and self._ring.empty()
+        return not self._pending() and self._ring.empty()
 
     def full(self) -> bool:
         """Return True if the queue is full, False otherwise."""
@@ -311,6 +327,7 @@ class Queue:
         """Indicate that no more data will be put on this queue by the
         current process. The feeder thread flushes what is buffered."""
         self._closed = True
+        self._ring.set_closed(f"Queue {self!r} is closed")
         close = self._close_fin
         if close is not None:
             self._close_fin = None
@@ -366,12 +383,10 @@ class SimpleQueue(Queue):
 
     def put(self, obj: Any) -> None:  # type: ignore[override]
         """Put an item into the queue."""
-        Queue.put(self, obj)
+        self._ring.put_obj(obj)
 
     def get(self) -> Any:  # type: ignore[override]
         """Remove and return an item from the queue."""
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
         return self._ring.get(True, None)
 
     if sys.version_info >= (3, 9):
