@@ -1,0 +1,375 @@
+"""Queue, SimpleQueue and JoinableQueue: the stdlib's semantics, and what
+gomp adds (no loss at exit, errors in the caller, recovery from killed
+processes, batches, interruptible waits)."""
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import gomp
+import _queue_targets as targets
+
+PYBIND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
+
+
+def drain(q, n, timeout=20):
+    got = []
+    while len(got) < n:
+        got += q.get_many(n - len(got), timeout=timeout)
+    return got
+
+
+def start(target, *args):
+    p = gomp.Process(target=target, args=args)
+    p.start()
+    return p
+
+
+# -- one process
+
+
+def test_fifo_and_types():
+    q = gomp.Queue()
+    items = [1, "two", (3, [4]), None, b"b" * 10, bytearray(b"ba"), b"B" * 200_000,
+             bytearray(b"A" * 100_000), {"k": 1.5}]
+    for x in items:
+        q.put(x)
+    got = [q.get(timeout=5) for _ in items]
+    assert got == items
+    assert [type(x) for x in got] == [type(x) for x in items]
+    q.put(memoryview(b"abc"))
+    mv = q.get(timeout=5)
+    assert isinstance(mv, memoryview) and mv.tobytes() == b"abc"
+
+
+def test_numpy_out_of_band():
+    np = pytest.importorskip("numpy")
+    q = gomp.Queue()
+    a = np.arange(300_000, dtype=np.int64).reshape(1000, 300)
+    q.put(a)
+    b = q.get(timeout=5)
+    assert b.dtype == a.dtype and b.shape == a.shape and (a == b).all()
+    assert b.flags.writeable
+    ro = np.arange(10.0)
+    ro.flags.writeable = False
+    q.put(ro)
+    assert (q.get(timeout=5) == ro).all()
+
+
+def test_empty_and_full_timeouts():
+    q = gomp.Queue(maxsize=2)
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    t = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)
+    assert 0.15 < time.monotonic() - t < 2
+    q.put(1)
+    q.put(2)
+    assert q.full() and q.qsize() == 2 and not q.empty()
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    t = time.monotonic()
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.2)
+    assert 0.15 < time.monotonic() - t < 2
+    assert q.get() == 1
+    q.put(3, timeout=1)
+    assert [q.get(), q.get()] == [2, 3]
+    assert q.empty() and q.qsize() == 0 and not q.full()
+
+
+def test_unpicklable_raises_in_caller_and_queue_stays_usable():
+    q = gomp.Queue()
+
+    class Bad:
+        def __reduce__(self):
+            raise TypeError("cannot pickle Bad")
+
+    q.put(1)
+    with pytest.raises(TypeError, match="cannot pickle Bad"):
+        q.put(Bad())
+    with pytest.raises(TypeError):
+        q.put_many([2, Bad()])  # nothing of the batch is queued
+    q.put(lambda x: x * 3)  # by value, as gomp's pickler does
+    assert q.get(timeout=5) == 1
+    assert q.get(timeout=5)(2) == 6
+    assert q.qsize() == 0
+
+
+def test_put_many_get_many():
+    q = gomp.Queue()
+    q.put_many(range(1000))
+    q.put_many([])
+    assert q.qsize() == 1000
+    assert q.get_many(10) == list(range(10))
+    rest = q.get_many(timeout=1)
+    assert rest == list(range(10, 1000))
+    with pytest.raises(queue.Empty):
+        q.get_many(timeout=0.05)
+    with pytest.raises(queue.Empty):
+        q.get_many(block=False)
+
+
+def test_put_never_blocks_on_unbounded_queue():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    t = time.monotonic()
+    for i in range(20_000):
+        q.put(i)
+    for _ in range(8):
+        q.put(b"m" * (1 << 20))
+    assert time.monotonic() - t < 10
+    assert q.qsize() == 20_008
+    assert not q.empty()
+    assert drain(q, 20_000) == list(range(20_000))
+    for _ in range(8):
+        assert q.get(timeout=10) == b"m" * (1 << 20)
+
+
+def test_backlog_copies_writable_buffers():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    data = bytearray(b"a" * (1 << 20))  # too big for the ring: backlog
+    q.put(data)
+    data[:] = b"b" * len(data)
+    assert q.get(timeout=10) == bytearray(b"a" * (1 << 20))
+
+
+def test_close_semantics():
+    q = gomp.Queue()
+    q.put(1)
+    with pytest.raises(AssertionError):
+        q.join_thread()
+    q.close()
+    with pytest.raises(ValueError, match="is closed"):
+        q.put(2)
+    with pytest.raises(ValueError, match="is closed"):
+        q.get()
+    q.join_thread()
+    q.close()  # twice is fine
+
+
+def test_joinable_task_done_and_join():
+    q = gomp.JoinableQueue()
+    q.join()  # nothing to wait for
+    q.put(1)
+    q.put_many([2, 3])
+    assert q.get() == 1
+    q.task_done()
+    assert q.get_many() == [2, 3]
+    q.task_done()
+    q.task_done()
+    q.join()
+    with pytest.raises(ValueError, match="too many times"):
+        q.task_done()
+
+
+def test_simple_queue():
+    q = gomp.SimpleQueue()
+    assert q.empty()
+    q.put("a")
+    assert not q.empty()
+    assert q.get() == "a"
+    q.close()
+
+
+def test_pickling_outside_process_start_is_refused():
+    q = gomp.Queue()
+    with pytest.raises(RuntimeError, match="through inheritance"):
+        pickle.dumps(q)
+
+
+def test_context_and_generic_alias():
+    ctx = gomp.get_context("spawn")
+    assert isinstance(ctx.Queue(3), gomp.queues.Queue)
+    assert gomp.queues.Queue[int] is not None
+
+
+# -- between processes
+
+
+@pytest.mark.timeout(60)
+def test_many_producers_and_consumers():
+    q = gomp.Queue()
+    out = gomp.Queue()
+    n = 5000
+    procs = [start(targets.produce, q, t, n) for t in range(3)]
+    procs.append(start(targets.produce_many, q, 3, n))
+    procs += [start(targets.consume, q, out, n) for _ in range(4)]
+    results = [out.get(timeout=50) for _ in range(4)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    items = [x for r in results for x in r]
+    assert len(items) == 4 * n and len(set(items)) == 4 * n
+    for r in results:  # each producer's items in order in every consumer
+        last: dict = {}
+        for tag, i in r:
+            assert i > last.get(tag, -1)
+            last[tag] = i
+
+
+@pytest.mark.timeout(60)
+def test_process_that_exits_delivers_everything():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    p = start(targets.put_and_exit, q, 30_000, 5 << 20)
+    p.join(1)  # exits only once its backlog is written... into a ring
+    # that nobody reads yet: so it waits for us
+    assert p.exitcode is None
+    assert drain(q, 30_000) == list(range(30_000))
+    assert q.get(timeout=10) == b"x" * (5 << 20)
+    assert q.get(timeout=10) == "end"
+    p.join(10)
+    assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_cancel_join_thread_lets_a_process_exit():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    p = start(targets.put_cancel_and_exit, q, 1 << 20)
+    p.join(20)
+    assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_item_of_100_mb():
+    q = gomp.Queue()
+    n = 100 << 20
+    p = start(targets.put_big, q, n)
+    data = q.get(timeout=50)
+    assert len(data) == n and data[:1] == b"z" and data[-1:] == b"z"
+    assert data.count(b"z") == n
+    p.join(10)
+    assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_echo_through_children_and_simple_queue():
+    a, b = gomp.Queue(), gomp.Queue()
+    p = start(targets.echo, a, b)
+    a.put_many(range(100))
+    assert [b.get(timeout=10) for _ in range(100)] == list(range(100))
+    a.put(None)
+    p.join(10)
+    assert p.exitcode == 0
+    s1, s2 = gomp.SimpleQueue(), gomp.SimpleQueue()
+    p = start(targets.simple_roundtrip, s1, s2)
+    s1.put(41)
+    assert s2.get() == 42
+    p.join(10)
+
+
+@pytest.mark.timeout(60)
+def test_joinable_queue_workers():
+    q = gomp.JoinableQueue()
+    results = gomp.Queue()
+    workers = [start(targets.worker_tasks, q, results) for _ in range(2)]
+    for i in range(200):
+        q.put(i)
+    q.join()
+    assert sorted(results.get(timeout=5) for _ in range(200)) == [i * 2 for i in range(200)]
+    for _ in workers:
+        q.put(None)
+    q.join()
+    for w in workers:
+        w.join(10)
+        assert w.exitcode == 0
+
+
+@pytest.mark.timeout(60)
+def test_get_wakes_when_another_process_puts():
+    q = gomp.Queue()
+    p = start(targets.sleep_then_put, q, 0.3, "late")
+    assert q.get(timeout=20) == "late"
+    p.join(10)
+
+
+# -- processes that die
+
+
+@pytest.mark.timeout(60)
+def test_consumer_killed_while_holding_the_lock():
+    q = gomp.Queue()
+    ready = gomp.Queue()
+    p = start(targets.hold_get, q, ready)
+    ready.get(timeout=20)
+    time.sleep(0.2)  # it now sleeps in get() holding the consumer lock
+    p.kill()
+    p.join(10)
+    q.put("after")
+    assert q.get(timeout=5) == "after"
+
+
+@pytest.mark.timeout(60)
+def test_lock_of_a_dead_process_is_taken_over():
+    q = gomp.Queue()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    q._ring.debug_set_lock("p", dead.pid)
+    q._ring.debug_set_lock("c", dead.pid | 0x80000000)
+    q.put("through")  # the feeder takes the producer lock over
+    assert q.get(timeout=5) == "through"
+    q.put_many([1, 2])
+    assert q.get_many(timeout=5) == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_producer_killed_mid_message():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    p = start(targets.put_big, q, 50 << 20)
+    deadline = time.monotonic() + 20
+    while q._ring.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # it streams, blocked on a full ring, holding the lock
+    p.kill()
+    p.join(10)
+    q.put("after")
+    assert q.get(timeout=10) == "after"  # the partial message is dropped
+    q.put(b"q" * (1 << 20))
+    assert q.get(timeout=10) == b"q" * (1 << 20)
+
+
+# -- Ctrl-C
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("call", ["q.get()", "q.get(timeout=60)", "jq.join()",
+                                  "bq.put(2)", "q.get_many()"])
+def test_ctrl_c_interrupts_blocked_calls(call):
+    script = textwrap.dedent(f"""
+        import sys, time, gomp
+        q = gomp.Queue(); jq = gomp.JoinableQueue(); jq.put(1)
+        bq = gomp.Queue(1); bq.put(1)
+        print("ready", flush=True)
+        t = time.monotonic()
+        try:
+            {call}
+        except KeyboardInterrupt:
+            print("interrupted %.3f" % (time.monotonic() - t), flush=True)
+            sys.exit(0)
+        print("returned", flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.readline()
+        assert out.startswith("interrupted"), out
+        assert time.monotonic() - t < 2
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
