@@ -45,14 +45,13 @@ const (
 	RingOffMaxsize   = 16  // u64 maximum number of messages, 0: none
 	RingOffData      = 24  // u64 offset of the ring from the segment start
 	RingOffPLock     = 64  // u32 producer lock
-	RingOffTail      = 128 // u64 write position
-	RingOffDataSeq   = 136 // u32 futex: bumped when frames are published
-	RingOffDataWait  = 140 // u32 consumers sleeping on DataSeq
+	RingOffTail      = 128 // u64 write position; futex on its low word
+	RingOffDataWait  = 140 // u32 consumers sleeping on the tail
+	RingOffPuts      = 144 // u64 messages put (or slots taken)
 	RingOffCLock     = 192 // u32 consumer lock
-	RingOffHead      = 256 // u64 read position
-	RingOffSpaceSeq  = 264 // u32 futex: bumped when room or slots free up
-	RingOffSpaceWait = 268 // u32 producers sleeping on SpaceSeq
-	RingOffQueued    = 320 // u64 messages put and not yet taken (qsize)
+	RingOffHead      = 256 // u64 read position; futex on its low word
+	RingOffSpaceWait = 268 // u32 producers sleeping on the head
+	RingOffGets      = 272 // u64 messages taken (qsize = puts - gets)
 	RingOffTasks     = 384 // u32 unfinished tasks (JoinableQueue), futex
 	RingOffTaskWait  = 388 // u32 joiners sleeping on Tasks
 	RingHeaderSize   = 4096
@@ -64,6 +63,9 @@ const (
 
 	RingLockWaiters = 1 << 31
 )
+
+// Positions and counters sit on the cache line of the side that writes
+// them, so that a put and a get share as few lines as possible.
 
 // Ring is a queue's shared segment.
 type Ring struct {

@@ -58,20 +58,20 @@ func TestRingWaitWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ok, err := r.Wait(RingOffDataSeq, 0, 10*time.Millisecond)
+	ok, err := r.Wait(RingOffTail, 0, 10*time.Millisecond)
 	if ok || err != nil {
 		t.Fatalf("want a timeout, got %v %v", ok, err)
 	}
 	done := make(chan bool)
 	go func() {
-		ok, _ := r.Wait(RingOffDataSeq, 0, 5*time.Second)
+		ok, _ := r.Wait(RingOffTail, 0, 5*time.Second)
 		done <- ok
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		time.Sleep(time.Millisecond)
-		atomic.AddUint32(r.Seg.Word(RingOffDataSeq), 1)
-		if _, err := r.Wake(RingOffDataSeq, 1); err != nil {
+		atomic.AddUint32(r.Seg.Word(RingOffTail), 1)
+		if _, err := r.Wake(RingOffTail, 1); err != nil {
 			t.Fatal(err)
 		}
 		select {

@@ -33,13 +33,12 @@ gomp_symbol gomp_queues_symbols[] = {
 #define OFF_DATA 24
 #define OFF_PLOCK 64
 #define OFF_TAIL 128
-#define OFF_DATASEQ 136
+#define OFF_PUTS 144
 #define OFF_DATAWAIT 140
 #define OFF_CLOCK 192
 #define OFF_HEAD 256
-#define OFF_SPACESEQ 264
+#define OFF_GETS 272
 #define OFF_SPACEWAIT 268
-#define OFF_QUEUED 320
 #define OFF_TASKS 384
 #define OFF_TASKWAIT 388
 
@@ -92,6 +91,8 @@ typedef struct {
     long long size;
     int fd;
     uint32_t pid;
+    uint64_t seen_head; /* head and tail as last read: they only grow, so */
+    uint64_t seen_tail; /* stale values are safe and save cache misses */
     /* per-process state of the queue that owns this mapping */
     PyObject *owner;      /* weakref to the Queue */
     PyObject *slow_put;   /* Queue._slow_put(queue, obj, block, timeout) */
@@ -242,12 +243,33 @@ cond_wait(RingObject *r, cond_fn cond, void *carg, int seqoff, int waitoff, uint
     return gomp_wait_sliced(cond_step, &cw, left);
 }
 
-static inline void
-bump(RingObject *r, int seqoff, int waitoff)
+
+/* Room from pos on, using the cached head first. */
+static inline uint64_t
+room_from(RingObject *r, uint64_t pos, uint64_t need)
 {
-    __atomic_fetch_add(U32(r, seqoff), 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(U32(r, waitoff), __ATOMIC_SEQ_CST))
-        go_ring_wake(U32(r, seqoff), 0x7fffffff);
+    uint64_t room = r->cap - (pos - r->seen_head);
+    if (room < need) {
+        r->seen_head = LOAD(U64(r, OFF_HEAD));
+        room = r->cap - (pos - r->seen_head);
+    }
+    return room;
+}
+
+/* Whether a frame is published at pos, using the cached tail first. */
+static inline int
+data_at(RingObject *r, uint64_t pos)
+{
+    if (r->seen_tail > pos)
+        return 1;
+    r->seen_tail = LOAD(U64(r, OFF_TAIL));
+    return r->seen_tail > pos;
+}
+
+static inline void
+count_puts(RingObject *r, int64_t n)
+{
+    __atomic_fetch_add(U64(r, OFF_PUTS), (uint64_t)n, __ATOMIC_RELAXED);
 }
 
 static long long
@@ -387,14 +409,16 @@ static int
 has_space(RingObject *r, void *arg)
 {
     spacearg *s = arg;
-    return r->cap - (s->pos - LOAD(U64(r, OFF_HEAD))) >= s->need;
+    return room_from(r, s->pos, s->need) >= s->need;
 }
 
 static inline void
 publish(RingObject *r, uint64_t pos)
 {
+    /* consumers sleep on the tail's low word (see cond_step) */
     __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
-    bump(r, OFF_DATASEQ, OFF_DATAWAIT);
+    if (__atomic_load_n(U32(r, OFF_DATAWAIT), __ATOMIC_SEQ_CST))
+        go_ring_wake(U32(r, OFF_TAIL), 0x7fffffff);
 }
 
 /* Stream a message in frames, waiting for room (producer lock held).
@@ -413,7 +437,7 @@ write_stream(RingObject *r, message *m, long long deadline)
             small = want; /* never true: the header is < MIN_STREAM_CHUNK */
         if (to_end < FRAME_HDR + ALIGN8(small)) {
             spacearg sa = {pos, to_end};
-            int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+            int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
             if (rc <= 0)
                 return rc;
             frame_header(r->data + off, 0, F_WRAP, r->pid);
@@ -425,10 +449,10 @@ write_stream(RingObject *r, message *m, long long deadline)
         /* wait until at least a good chunk fits, then take what fits */
         uint64_t goal = FRAME_HDR + ALIGN8(want < r->cap / 8 ? want : r->cap / 8);
         spacearg sa = {pos, goal};
-        int rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
         if (rc <= 0)
             return rc;
-        uint64_t room = r->cap - (pos - LOAD(U64(r, OFF_HEAD))) - FRAME_HDR;
+        uint64_t room = room_from(r, pos, r->cap) - FRAME_HDR;
         uint64_t n = want < room ? want : room & ~(uint64_t)7;
         if (n > want)
             n = want;
@@ -477,14 +501,14 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
             break;
         }
         uint64_t need = single_need(r, pos, m->total);
-        if (need == 0 || r->cap - (pos - LOAD(U64(r, OFF_HEAD))) < need) {
+        if (need == 0 || room_from(r, pos, need) < need) {
             message_release(m);
             break;
         }
         write_single(r, &pos, m);
         message_release(m);
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
     }
     PyMem_Free(m);
     if (pos != start)
@@ -523,11 +547,11 @@ ring_try_put(RingObject *r, PyObject *args)
     Py_DECREF(item);
     uint64_t pos = LOAD(U64(r, OFF_TAIL));
     uint64_t need = single_need(r, pos, m.total);
-    int ok = need != 0 && r->cap - (pos - LOAD(U64(r, OFF_HEAD))) >= need;
+    int ok = need != 0 && room_from(r, pos, need) >= need;
     if (ok) {
         write_single(r, &pos, &m);
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
         publish(r, pos);
     }
     message_release(&m);
@@ -576,19 +600,19 @@ ring_put(RingObject *r, PyObject *args)
     uint64_t need = single_need(r, pos, m.total);
     if (need != 0) {
         spacearg sa = {pos, need};
-        rc = cond_wait(r, has_space, &sa, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline);
+        rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
         if (rc > 0) {
             write_single(r, &pos, &m);
             if (count)
-                __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+                count_puts(r, 1);
             publish(r, pos);
         }
     } else {
         if (count)
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
         rc = write_stream(r, &m, deadline);
         if (rc <= 0 && count)
-            __atomic_fetch_sub(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, -1);
     }
     lock_release(U32(r, OFF_PLOCK));
     message_release(&m);
@@ -602,9 +626,9 @@ ring_put(RingObject *r, PyObject *args)
 static int
 slot_free(RingObject *r, void *arg)
 {
-    uint64_t *q = U64(r, OFF_QUEUED);
+    uint64_t *q = U64(r, OFF_PUTS);
     uint64_t v = LOAD(q);
-    while (v < r->maxsize) {
+    while (v - LOAD(U64(r, OFF_GETS)) < r->maxsize) {
         if (__atomic_compare_exchange_n(q, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return 1;
     }
@@ -622,7 +646,7 @@ ring_reserve(RingObject *r, PyObject *args)
     if (!PyArg_ParseTuple(args, "|pO", &block, &timeout) || gomp_parse_timeout(timeout, &ns) < 0)
         return NULL;
     if (r->maxsize == 0) {
-        __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+        count_puts(r, 1);
         Py_RETURN_NONE;
     }
     if (slot_free(r, NULL))
@@ -633,7 +657,7 @@ ring_reserve(RingObject *r, PyObject *args)
     }
     if (gomp_usable() < 0)
         return NULL;
-    int rc = cond_wait(r, slot_free, NULL, OFF_SPACESEQ, OFF_SPACEWAIT, 0, deadline_of(ns));
+    int rc = cond_wait(r, slot_free, NULL, OFF_HEAD, OFF_SPACEWAIT, 0, deadline_of(ns));
     if (rc < 0)
         return NULL;
     if (rc == 0) {
@@ -650,8 +674,9 @@ ring_unreserve(RingObject *r, PyObject *args)
     unsigned long long n = 1;
     if (!PyArg_ParseTuple(args, "|K", &n))
         return NULL;
-    __atomic_fetch_sub(U64(r, OFF_QUEUED), n, __ATOMIC_RELAXED);
-    bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+    count_puts(r, -(int64_t)n);
+    if (__atomic_load_n(U32(r, OFF_SPACEWAIT), __ATOMIC_SEQ_CST))
+        go_ring_wake(U32(r, OFF_HEAD), 0x7fffffff);
     Py_RETURN_NONE;
 }
 
@@ -681,7 +706,7 @@ incoming_clear(incoming *in)
 static int
 has_data(RingObject *r, void *arg)
 {
-    return LOAD(U64(r, OFF_TAIL)) != *(uint64_t *)arg;
+    return data_at(r, *(uint64_t *)arg);
 }
 
 static void
@@ -761,10 +786,10 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
     in->nparts = 0;
     in->active = 0;
     for (;;) {
-        if (LOAD(U64(r, OFF_TAIL)) == pos) {
+        if (!data_at(r, pos)) {
             if (!wait && !in->active)
                 return 0;
-            int rc = cond_wait(r, has_data, &pos, OFF_DATASEQ, OFF_DATAWAIT,
+            int rc = cond_wait(r, has_data, &pos, OFF_TAIL, OFF_DATAWAIT,
                                in->active ? in->writer : 0, deadline);
             if (rc < 0 || rc == 0) {
                 incoming_clear(in);
@@ -809,16 +834,13 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
             incoming_copy(in, p, n);
         }
         int done = !skip && (flags & F_LAST);
-        if (flags & F_LAST) { /* delivered, or lost with a dead process */
-            uint64_t *q = U64(r, OFF_QUEUED);
-            uint64_t v = LOAD(q);
-            while (v > 0 && !__atomic_compare_exchange_n(q, &v, v - 1, 0, __ATOMIC_ACQ_REL,
-                                                         __ATOMIC_ACQUIRE))
-                ;
-        }
+        if (flags & F_LAST) /* delivered, or lost with a dead process */
+            __atomic_fetch_add(U64(r, OFF_GETS), 1, __ATOMIC_RELAXED);
         pos = next;
+        /* producers waiting for room sleep on the head's low word */
         __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
-        bump(r, OFF_SPACESEQ, OFF_SPACEWAIT);
+        if (__atomic_load_n(U32(r, OFF_SPACEWAIT), __ATOMIC_SEQ_CST))
+            go_ring_wake(U32(r, OFF_HEAD), 0x7fffffff);
         if (done)
             return 1;
     }
@@ -1037,10 +1059,10 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         m.curoff = 0;
         uint64_t pos = LOAD(U64(r, OFF_TAIL));
         uint64_t need = single_need(r, pos, m.total);
-        ok = need != 0 && r->cap - (pos - LOAD(U64(r, OFF_HEAD))) >= need;
+        ok = need != 0 && room_from(r, pos, need) >= need;
         if (ok) {
             write_single(r, &pos, &m);
-            __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+            count_puts(r, 1);
             publish(r, pos);
         }
         lock_release(pl);
@@ -1050,7 +1072,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_RETURN_NONE;
     }
     /* no room now: into the backlog, counted in qsize already */
-    __atomic_fetch_add(U64(r, OFF_QUEUED), 1, __ATOMIC_RELAXED);
+    count_puts(r, 1);
     Py_INCREF(owner);
     PyObject *a[2] = {owner, data};
     PyObject *res = PyObject_Vectorcall(r->backlog, a, 2, NULL);
@@ -1197,7 +1219,8 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
 static PyObject *
 ring_qsize(RingObject *r, PyObject *noargs)
 {
-    return PyLong_FromUnsignedLongLong(LOAD(U64(r, OFF_QUEUED)));
+    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    return PyLong_FromUnsignedLongLong(p > g ? p - g : 0);
 }
 
 static PyObject *
@@ -1209,7 +1232,8 @@ ring_empty(RingObject *r, PyObject *noargs)
 static PyObject *
 ring_full(RingObject *r, PyObject *noargs)
 {
-    return PyBool_FromLong(r->maxsize && LOAD(U64(r, OFF_QUEUED)) >= r->maxsize);
+    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    return PyBool_FromLong(r->maxsize && p > g && p - g >= r->maxsize);
 }
 
 /* ---- JoinableQueue's unfinished tasks ---- */
@@ -1398,6 +1422,7 @@ ring_wrap(void *base, long long size, int fd)
     r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
     r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
     r->pid = (uint32_t)getpid();
+    r->seen_head = r->seen_tail = 0;
     r->owner = r->slow_put = r->backlog = r->closed_msg = NULL;
     r->pending = 0;
     r->tasks = 0;
