@@ -46,11 +46,11 @@ const (
 	RingOffData      = 24  // u64 offset of the ring from the segment start
 	RingOffPLock     = 64  // u32 producer lock
 	RingOffTail      = 128 // u64 write position; futex on its low word
-	RingOffDataWait  = 140 // u32 consumers sleeping on the tail
+	RingOffDataWait  = 140 // u32 1: consumers sleep on the tail
 	RingOffPuts      = 144 // u64 messages put (or slots taken)
 	RingOffCLock     = 192 // u32 consumer lock
 	RingOffHead      = 256 // u64 read position; futex on its low word
-	RingOffSpaceWait = 268 // u32 producers sleeping on the head
+	RingOffSpaceWait = 268 // u32 1: producers sleep on the head
 	RingOffGets      = 272 // u64 messages taken (qsize = puts - gets)
 	RingOffTasks     = 384 // u32 unfinished tasks (JoinableQueue), futex
 	RingOffTaskWait  = 388 // u32 joiners sleeping on Tasks

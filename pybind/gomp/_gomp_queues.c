@@ -5,6 +5,8 @@
  * futex (through gomp_wait_sliced, so Ctrl-C interrupts) or to wake one. */
 #include "_gomp.h"
 
+#include <marshal.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,6 +50,16 @@ gomp_symbol gomp_queues_symbols[] = {
 #define F_WRAP 4u
 #define LOCK_WAITERS 0x80000000u
 
+/* message kinds (the header's kind): pickled (parts: the pickle and its
+ * out-of-band buffers); a raw bytes, bytearray or memoryview (part 1);
+ * marshalled (part 0), for small objects made only of core types, whose
+ * encoding is several times cheaper than pickle's; decoded already (only
+ * inside this file) */
+#define KIND_PICKLE 0
+#define KIND_MEMORYVIEW 3
+#define KIND_MARSHAL 4
+#define KIND_READY 100
+
 /* message header, at the start of a message's first frame:
  * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
 #define MAX_PARTS 64
@@ -56,8 +68,11 @@ gomp_symbol gomp_queues_symbols[] = {
 #define MIN_STREAM_CHUNK 4096
 /* copies longer than this release the GIL */
 #define NOGIL_COPY (256 * 1024)
-/* busy-wait iterations before sleeping on a futex */
+/* busy-wait iterations on a lock held by a running process (short holds) */
 #define SPIN 400
+/* how long a waiter for data or room spins before it sleeps: a futex sleep
+ * and wake cost the other side a system call each */
+#define SPIN_NS 40000
 
 #define U32(r, off) ((uint32_t *)((r)->base + (off)))
 #define U64(r, off) ((uint64_t *)((r)->base + (off)))
@@ -197,27 +212,31 @@ typedef struct {
     uint32_t writer; /* consumer mid-message: give up if it dies */
 } condwait;
 
-/* 1: condition holds, 0: slice over, 2: the writer died */
+/* 1: condition holds, 0: slice over, 2: the writer died.
+ * Sleepers set the waiters word to 1 and sleep on the position word (tail
+ * or head); the side that moves the position clears the word and wakes
+ * them all (wake_waiters), so a stream of puts costs one wake per sleep
+ * and none while the other side is awake. */
 static int
 cond_step(void *arg, long long slice)
 {
     condwait *cw = arg;
-    for (int i = 0; i < SPIN; i++) {
+    long long now = gomp_now_ns(), spin_end = now + (slice < SPIN_NS ? slice : SPIN_NS);
+    for (int i = 1;; i++) {
         if (cw->cond(cw->r, cw->carg))
             return 1;
         cpu_relax();
+        if ((i & 31) == 0 && gomp_now_ns() >= spin_end)
+            break;
     }
-    long long end = gomp_now_ns() + slice;
+    long long end = now + slice;
     for (;;) {
-        __atomic_fetch_add(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(cw->waiters, 1, __ATOMIC_SEQ_CST);
         uint32_t s = __atomic_load_n(cw->seq, __ATOMIC_SEQ_CST);
-        if (cw->cond(cw->r, cw->carg)) {
-            __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        if (cw->cond(cw->r, cw->carg))
             return 1;
-        }
         long long left = end - gomp_now_ns();
         int rc = left > 0 ? go_ring_wait(cw->seq, s, left) : 0;
-        __atomic_fetch_sub(cw->waiters, 1, __ATOMIC_SEQ_CST);
         if (rc < 0)
             return rc;
         if (cw->cond(cw->r, cw->carg))
@@ -228,6 +247,14 @@ cond_step(void *arg, long long slice)
             return 0;
         }
     }
+}
+
+static inline void
+wake_waiters(RingObject *r, int waitoff, int wordoff)
+{
+    uint32_t *w = U32(r, waitoff);
+    if (__atomic_load_n(w, __ATOMIC_SEQ_CST) && __atomic_exchange_n(w, 0, __ATOMIC_SEQ_CST))
+        go_ring_wake(U32(r, wordoff), 0x7fffffff);
 }
 
 static int
@@ -417,8 +444,7 @@ publish(RingObject *r, uint64_t pos)
 {
     /* consumers sleep on the tail's low word (see cond_step) */
     __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(U32(r, OFF_DATAWAIT), __ATOMIC_SEQ_CST))
-        go_ring_wake(U32(r, OFF_TAIL), 0x7fffffff);
+    wake_waiters(r, OFF_DATAWAIT, OFF_TAIL);
 }
 
 /* Stream a message in frames, waiting for room (producer lock held).
@@ -675,8 +701,7 @@ ring_unreserve(RingObject *r, PyObject *args)
     if (!PyArg_ParseTuple(args, "|K", &n))
         return NULL;
     count_puts(r, -(int64_t)n);
-    if (__atomic_load_n(U32(r, OFF_SPACEWAIT), __ATOMIC_SEQ_CST))
-        go_ring_wake(U32(r, OFF_HEAD), 0x7fffffff);
+    wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
     Py_RETURN_NONE;
 }
 
@@ -692,6 +717,7 @@ typedef struct {
     uint64_t curoff;
     uint32_t writer;
     int active;
+    PyObject *obj; /* decoded straight from the ring */
 } incoming;
 
 static void
@@ -699,6 +725,7 @@ incoming_clear(incoming *in)
 {
     for (int i = 0; i < in->nparts; i++)
         Py_CLEAR(in->parts[i]);
+    Py_CLEAR(in->obj);
     in->nparts = 0;
     in->active = 0;
 }
@@ -785,6 +812,7 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
     uint64_t pos = LOAD(headp);
     in->nparts = 0;
     in->active = 0;
+    in->obj = NULL;
     for (;;) {
         if (!data_at(r, pos)) {
             if (!wait && !in->active)
@@ -815,7 +843,27 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         uint64_t next = pos + FRAME_HDR + ALIGN8(n);
         const char *p = f + FRAME_HDR;
         int skip = 0;
-        if (flags & F_FIRST) {
+        int decode_failed = 0;
+        uint32_t np_kind[2] = {0, 0};
+        if (n >= 8)
+            memcpy(np_kind, p, 8);
+        if ((flags & (F_FIRST | F_LAST)) == (F_FIRST | F_LAST) && np_kind[0] == 1 &&
+            np_kind[1] == KIND_MARSHAL && n >= MSG_HDR(1)) {
+            /* a small marshalled object: decoded from the ring, no copy */
+            if (in->active)
+                incoming_clear(in);
+            uint64_t d;
+            memcpy(&d, p + 8, 8);
+            uint64_t len = d >> 1;
+            if (len > n - MSG_HDR(1))
+                skip = 1;
+            else {
+                in->obj = PyMarshal_ReadObjectFromString(p + MSG_HDR(1), (Py_ssize_t)len);
+                in->kind = KIND_READY;
+                in->active = 1;
+                decode_failed = in->obj == NULL;
+            }
+        } else if (flags & F_FIRST) {
             if (in->active) /* its writer died before finishing the last one */
                 incoming_clear(in);
             int rc = incoming_start(in, p, n);
@@ -839,8 +887,11 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         pos = next;
         /* producers waiting for room sleep on the head's low word */
         __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(U32(r, OFF_SPACEWAIT), __ATOMIC_SEQ_CST))
-            go_ring_wake(U32(r, OFF_HEAD), 0x7fffffff);
+        wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
+        if (decode_failed) {
+            in->active = 0;
+            return -1;
+        }
         if (done)
             return 1;
     }
@@ -851,7 +902,16 @@ static PyObject *
 incoming_object(incoming *in)
 {
     PyObject *res;
-    if (in->kind != 0) {
+    if (in->obj != NULL) {
+        res = in->obj;
+        in->obj = NULL;
+    } else if (in->kind == KIND_READY) {
+        res = in->parts[0];
+        Py_INCREF(res);
+    } else if (in->kind == KIND_MARSHAL) {
+        res = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(in->parts[0]),
+                                             PyBytes_GET_SIZE(in->parts[0]));
+    } else if (in->kind != KIND_PICKLE) {
         /* a raw bytes / bytearray / memoryview put without pickling */
         res = in->nparts > 1 ? in->parts[1] : NULL;
         if (res == NULL) {
@@ -980,6 +1040,44 @@ ring_get(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     return incoming_object(&in);
 }
 
+static inline int
+is_scalar(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return o == Py_None || t == &PyLong_Type || t == &PyFloat_Type || t == &PyUnicode_Type ||
+           t == &PyBool_Type || (t == &PyBytes_Type && PyBytes_GET_SIZE(o) < 4096);
+}
+
+/* Whether marshal gives back exactly obj: core types only, one level of
+ * tuple/list/dict at most (marshal would turn a nested buffer object, a
+ * numpy array say, into bytes, so nothing unknown may hide inside). */
+static int
+marshal_ok(PyObject *o)
+{
+    if (is_scalar(o))
+        return 1;
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyTuple_Type || t == &PyList_Type) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        if (n > 64)
+            return 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!is_scalar(items[i]))
+                return 0;
+        return 1;
+    }
+    if (t == &PyDict_Type && PyDict_GET_SIZE(o) <= 32) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o, &pos, &k, &v))
+            if (!is_scalar(k) || !is_scalar(v))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
 /* put(obj, block=True, timeout=None): the common case (an unbounded queue,
  * nothing waiting in this process's backlog, a small picklable object) is
  * done here; the rest goes to Queue._slow_put. */
@@ -1000,7 +1098,13 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     int slow = r->closed_msg != NULL || r->pending || r->maxsize || t == &PyMemoryView_Type ||
                ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= 32768);
     PyObject *data = NULL;
-    if (!slow) {
+    uint32_t kind = KIND_PICKLE;
+    if (!slow && marshal_ok(obj)) {
+        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        if (data == NULL)
+            return NULL;
+        kind = KIND_MARSHAL;
+    } else if (!slow) {
         PyObject *bufs = PyList_New(0);
         PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
         if (append != NULL) {
@@ -1045,10 +1149,10 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (got) {
         message m;
         m.nparts = 1;
-        m.kind = 0;
-        uint32_t one = 1, zero = 0;
+        m.kind = kind;
+        uint32_t one = 1;
         memcpy(m.hdr, &one, 4);
-        memcpy(m.hdr + 4, &zero, 4);
+        memcpy(m.hdr + 4, &kind, 4);
         m.views[0].buf = PyBytes_AS_STRING(data);
         m.views[0].len = PyBytes_GET_SIZE(data);
         uint64_t d = (uint64_t)m.views[0].len << 1;
@@ -1074,8 +1178,10 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     /* no room now: into the backlog, counted in qsize already */
     count_puts(r, 1);
     Py_INCREF(owner);
-    PyObject *a[2] = {owner, data};
-    PyObject *res = PyObject_Vectorcall(r->backlog, a, 2, NULL);
+    PyObject *k = PyLong_FromUnsignedLong(kind);
+    PyObject *a[3] = {owner, data, k};
+    PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
+    Py_XDECREF(k);
     Py_DECREF(owner);
     Py_DECREF(data);
     return res;
@@ -1159,6 +1265,17 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
         rc = read_message(r, in, deadline, PyList_GET_SIZE(raw) == 0);
         if (rc <= 0)
             break;
+        if (in->obj != NULL) {
+            PyObject *t = Py_BuildValue("(IN)", (unsigned)KIND_READY, in->obj);
+            in->obj = NULL;
+            int e = t ? PyList_Append(raw, t) : -1;
+            Py_XDECREF(t);
+            if (e < 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         PyObject *t = PyTuple_New(in->nparts + 1);
         if (t == NULL) {
             incoming_clear(in);
@@ -1196,6 +1313,7 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
     PyObject *out = PyList_New(got);
     for (Py_ssize_t i = 0; out && i < got; i++) {
         PyObject *t = PyList_GET_ITEM(raw, i);
+        in->obj = NULL;
         in->kind = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(t, 0));
         in->nparts = (int)PyTuple_GET_SIZE(t) - 1;
         for (int k = 0; k < in->nparts; k++) {

@@ -228,8 +228,8 @@ class Queue:
             ring.reserve()
             self._enqueue(((kind, parts),))
 
-    def _backlog_pickled(self, data: bytes) -> None:
-        self._enqueue(((_PICKLED, (data,)),))
+    def _backlog_pickled(self, data: bytes, kind: int) -> None:
+        self._enqueue(((kind, (data,)),))
 
     def _pending(self) -> int:
         return self._ring.add_pending(0)
