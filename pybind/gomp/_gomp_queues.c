@@ -1078,6 +1078,43 @@ marshal_ok(PyObject *o)
     return 0;
 }
 
+/* encode(obj) -> (kind, (data,)) for what needs no out-of-band buffers and
+ * pickles with the C pickler; None: use the Python encoder. */
+static PyObject *
+queues_encode(PyObject *self, PyObject *obj)
+{
+    PyTypeObject *t = Py_TYPE(obj);
+    PyObject *data;
+    uint32_t kind;
+    if (marshal_ok(obj)) {
+        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        kind = KIND_MARSHAL;
+    } else if (t == &PyMemoryView_Type || t == &PyBytes_Type || t == &PyByteArray_Type ||
+               dumps_fn == NULL) {
+        Py_RETURN_NONE;
+    } else {
+        PyObject *bufs = PyList_New(0);
+        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
+        data = NULL;
+        if (append != NULL) {
+            PyObject *a[3] = {obj, five, append};
+            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
+        }
+        Py_XDECREF(append);
+        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
+            PyErr_Clear();
+            Py_XDECREF(data);
+            Py_XDECREF(bufs);
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(bufs);
+        kind = KIND_PICKLE;
+    }
+    if (data == NULL)
+        return NULL;
+    return Py_BuildValue("(I(N))", (unsigned)kind, data);
+}
+
 /* put(obj, block=True, timeout=None): the common case (an unbounded queue,
  * nothing waiting in this process's backlog, a small picklable object) is
  * done here; the rest goes to Queue._slow_put. */
@@ -1251,68 +1288,79 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
             return NULL;
         }
     }
-    PyObject *raw = PyList_New(0);
+    /* Messages are taken under the lock; decoded ones (marshal) go to out
+     * at once, pickled ones are unpickled after the lock is released (an
+     * unpickler runs arbitrary code, which must not run under the lock). */
+    PyObject *out = PyList_New(0);
     incoming *in = PyMem_Malloc(sizeof(incoming));
-    if (raw == NULL || in == NULL) {
+    Py_ssize_t *later = NULL, nlater = 0, cap_later = 0;
+    if (out == NULL || in == NULL) {
         lock_release(cl);
-        Py_XDECREF(raw);
+        Py_XDECREF(out);
         PyMem_Free(in);
         return PyErr_NoMemory();
     }
     int rc = 1;
-    /* messages are taken under the lock, unpickled after it is released */
-    while (PyList_GET_SIZE(raw) < max) {
-        rc = read_message(r, in, deadline, PyList_GET_SIZE(raw) == 0);
+    while (PyList_GET_SIZE(out) < max) {
+        rc = read_message(r, in, deadline, PyList_GET_SIZE(out) == 0);
         if (rc <= 0)
             break;
+        PyObject *item;
         if (in->obj != NULL) {
-            PyObject *t = Py_BuildValue("(IN)", (unsigned)KIND_READY, in->obj);
+            item = in->obj;
             in->obj = NULL;
-            int e = t ? PyList_Append(raw, t) : -1;
-            Py_XDECREF(t);
-            if (e < 0) {
+        } else {
+            if (nlater == cap_later) {
+                cap_later = cap_later ? 2 * cap_later : 64;
+                Py_ssize_t *nl = PyMem_Realloc(later, sizeof(Py_ssize_t) * cap_later);
+                if (nl == NULL) {
+                    incoming_clear(in);
+                    PyErr_NoMemory();
+                    rc = -1;
+                    break;
+                }
+                later = nl;
+            }
+            item = PyTuple_New(in->nparts + 1);
+            if (item == NULL) {
+                incoming_clear(in);
                 rc = -1;
                 break;
             }
-            continue;
+            PyTuple_SET_ITEM(item, 0, PyLong_FromUnsignedLong(in->kind));
+            for (int k = 0; k < in->nparts; k++) {
+                PyTuple_SET_ITEM(item, k + 1, in->parts[k]);
+                in->parts[k] = NULL;
+            }
+            in->nparts = 0;
+            later[nlater++] = PyList_GET_SIZE(out);
         }
-        PyObject *t = PyTuple_New(in->nparts + 1);
-        if (t == NULL) {
-            incoming_clear(in);
-            rc = -1;
-            break;
-        }
-        PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(in->kind));
-        for (int i = 0; i < in->nparts; i++) {
-            PyTuple_SET_ITEM(t, i + 1, in->parts[i]);
-            in->parts[i] = NULL;
-        }
-        in->nparts = 0;
-        int e = PyList_Append(raw, t);
-        Py_DECREF(t);
+        int e = PyList_Append(out, item);
+        Py_DECREF(item);
         if (e < 0) {
             rc = -1;
             break;
         }
     }
     lock_release(cl);
-    Py_ssize_t got = PyList_GET_SIZE(raw);
+    Py_ssize_t got = PyList_GET_SIZE(out);
     if (rc < 0 && got == 0) {
         PyMem_Free(in);
-        Py_DECREF(raw);
+        PyMem_Free(later);
+        Py_DECREF(out);
         return NULL;
     }
     if (rc < 0)
         PyErr_Clear(); /* deliver what was taken; a signal will recur */
     if (got == 0) {
         PyMem_Free(in);
-        Py_DECREF(raw);
+        PyMem_Free(later);
+        Py_DECREF(out);
         PyErr_SetNone(empty_exc);
         return NULL;
     }
-    PyObject *out = PyList_New(got);
-    for (Py_ssize_t i = 0; out && i < got; i++) {
-        PyObject *t = PyList_GET_ITEM(raw, i);
+    for (Py_ssize_t i = 0; i < nlater; i++) {
+        PyObject *t = PyList_GET_ITEM(out, later[i]);
         in->obj = NULL;
         in->kind = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(t, 0));
         in->nparts = (int)PyTuple_GET_SIZE(t) - 1;
@@ -1325,10 +1373,10 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
             Py_CLEAR(out);
             break;
         }
-        PyList_SET_ITEM(out, i, o);
+        PyList_SetItem(out, later[i], o);
     }
     PyMem_Free(in);
-    Py_DECREF(raw);
+    PyMem_Free(later);
     return out;
 }
 
@@ -1610,6 +1658,8 @@ queues_ring_map(PyObject *self, PyObject *args)
 PyMethodDef gomp_queues_methods[] = {
     {"queues_setup", queues_setup, METH_VARARGS,
      "queues_setup(loads, Empty, Full, dumps): what the rings pickle with and raise."},
+    {"queues_encode", queues_encode, METH_O,
+     "queues_encode(obj) -> (kind, (data,)), or None when the Python encoder must do it."},
     {"ring_new", queues_ring_new, METH_VARARGS,
      "ring_new(capacity, maxsize) -> Ring: a new queue ring."},
     {"ring_map", queues_ring_map, METH_VARARGS,

@@ -48,13 +48,15 @@ _PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
 
 _dumps = pickle.dumps
 _ready = False
+_c_encode: Any = None
 
 
 def _go() -> Any:
-    global _ready
+    global _ready, _c_encode
     g = _core.go()
     if not _ready:
         g.queues_setup(pickle.loads, Empty, Full, pickle.dumps)
+        _c_encode = g.queues_encode
         _ready = True
     return g
 
@@ -245,7 +247,8 @@ class Queue:
         bounded queue this may raise queue.Full after some were put."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
-        items = [_encode(o) for o in objs]
+        enc = _c_encode
+        items = [enc(o) or _encode(o) for o in objs]
         if not items:
             return
         ring = self._ring
