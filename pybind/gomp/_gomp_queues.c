@@ -1126,8 +1126,18 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         return NULL;
     }
     PyObject *obj = args[0];
-    PyObject *owner = r->owner ? PyWeakref_GetObject(r->owner) : NULL;
-    if (owner == NULL || owner == Py_None) {
+    PyObject *owner = NULL;
+    if (r->owner != NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+        if (PyWeakref_GetRef(r->owner, &owner) < 0)
+            return NULL;
+#else
+        owner = PyWeakref_GetObject(r->owner);
+        owner = owner == Py_None ? NULL : owner;
+        Py_XINCREF(owner);
+#endif
+    }
+    if (owner == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the queue of this ring is gone");
         return NULL;
     }
@@ -1138,8 +1148,10 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     uint32_t kind = KIND_PICKLE;
     if (!slow && marshal_ok(obj)) {
         data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
-        if (data == NULL)
+        if (data == NULL) {
+            Py_DECREF(owner);
             return NULL;
+        }
         kind = KIND_MARSHAL;
     } else if (!slow) {
         PyObject *bufs = PyList_New(0);
@@ -1158,7 +1170,6 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_XDECREF(bufs);
     }
     if (slow) {
-        Py_INCREF(owner);
         PyObject *a[4] = {owner, obj, nargs > 1 ? args[1] : Py_True, nargs > 2 ? args[2] : Py_None};
         PyObject *res;
         if (kwnames != NULL || nargs > 3) {
@@ -1172,6 +1183,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     }
     if (gomp_usable() < 0) {
         Py_DECREF(data);
+        Py_DECREF(owner);
         return NULL;
     }
     if (r->tasks)
@@ -1210,11 +1222,11 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     }
     if (ok) {
         Py_DECREF(data);
+        Py_DECREF(owner);
         Py_RETURN_NONE;
     }
     /* no room now: into the backlog, counted in qsize already */
     count_puts(r, 1);
-    Py_INCREF(owner);
     PyObject *k = PyLong_FromUnsignedLong(kind);
     PyObject *a[3] = {owner, data, k};
     PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
