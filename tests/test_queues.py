@@ -293,6 +293,34 @@ def test_get_wakes_when_another_process_puts():
     p.join(10)
 
 
+@pytest.mark.timeout(60)
+def test_short_timeouts_never_lose_a_streaming_message():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    p = start(targets.put_big, q, 20 << 20)
+    while True:
+        try:
+            data = q.get(timeout=0.001)
+            break
+        except queue.Empty:
+            pass
+    assert len(data) == 20 << 20 and data.count(b"z") == len(data)
+    p.join(10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["queue.py", "joinable_queue.py"])
+def test_examples_run(name):
+    path = os.path.join(os.path.dirname(PYBIND), "examples", name)
+    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, path], env=env, capture_output=True, text=True,
+                         timeout=50)
+    assert out.returncode == 0, out.stderr
+    if name == "queue.py":
+        assert out.stdout == "[42, None, 'hello']\n"
+    else:
+        assert "workers exited with [0, 0, 0, 0]" in out.stdout
+
+
 # -- processes that die
 
 

@@ -817,8 +817,10 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         if (!data_at(r, pos)) {
             if (!wait && !in->active)
                 return 0;
+            /* a message begun is finished whatever the timeout (its frames
+             * taken so far would be lost otherwise), unless its writer dies */
             int rc = cond_wait(r, has_data, &pos, OFF_TAIL, OFF_DATAWAIT,
-                               in->active ? in->writer : 0, deadline);
+                               in->active ? in->writer : 0, in->active ? -1 : deadline);
             if (rc < 0 || rc == 0) {
                 incoming_clear(in);
                 return rc;
@@ -839,6 +841,15 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
             pos += r->cap - off;
             STORE(headp, pos);
             continue;
+        }
+        if (FRAME_HDR + ALIGN8((uint64_t)n) > r->cap - off) {
+            /* cannot happen with gomp's writers (frames are published
+             * whole); do not read past the ring if it does */
+            incoming_clear(in);
+            pos = LOAD(U64(r, OFF_TAIL));
+            __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
+            PyErr_SetString(PyExc_RuntimeError, "gomp queue: corrupt frame skipped");
+            return -1;
         }
         uint64_t next = pos + FRAME_HDR + ALIGN8(n);
         const char *p = f + FRAME_HDR;
