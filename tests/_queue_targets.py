@@ -66,3 +66,21 @@ def simple_roundtrip(sq_in, sq_out):
 def sleep_then_put(q, delay, item):
     time.sleep(delay)
     q.put(item)
+
+
+def produce_mixed(q, tag, n):
+    # small, medium and ring-sized items, so frames wrap and messages stream
+    for i in range(n):
+        size = (0, 100, 5000, 40000, 200000)[i % 5]
+        q.put((tag, i, b"m" * size))
+
+
+def consume_mixed(q, out, n, batch):
+    got = []
+    while len(got) < n:
+        if batch:
+            got += [(t, i, len(b)) for t, i, b in q.get_many(n - len(got), timeout=30)]
+        else:
+            t, i, b = q.get(timeout=30)
+            got.append((t, i, len(b)))
+    out.put(got)

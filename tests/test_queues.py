@@ -15,6 +15,7 @@ import time
 import pytest
 
 import gomp
+import gomp.queues
 import _queue_targets as targets
 
 PYBIND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
@@ -216,6 +217,28 @@ def test_many_producers_and_consumers():
         for tag, i in r:
             assert i > last.get(tag, -1)
             last[tag] = i
+
+
+@pytest.mark.timeout(90)
+def test_mixed_sizes_through_a_small_ring():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    out = gomp.Queue()
+    n = 300
+    procs = [start(targets.produce_mixed, q, t, n) for t in range(3)]
+    procs += [start(targets.consume_mixed, q, out, 300, batch) for batch in (0, 1, 0)]
+    results = [out.get(timeout=80) for _ in range(3)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    items = [x for r in results for x in r]
+    assert len(items) == 900 and len(set(items)) == 900
+    for t, i, size in items:
+        assert size == (0, 100, 5000, 40000, 200000)[i % 5]
+    for r in results:
+        last: dict = {}
+        for t, i, _ in r:
+            assert i > last.get(t, -1)
+            last[t] = i
 
 
 @pytest.mark.timeout(60)

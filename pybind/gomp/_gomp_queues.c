@@ -275,12 +275,14 @@ cond_wait(RingObject *r, cond_fn cond, void *carg, int seqoff, int waitoff, uint
 static inline uint64_t
 room_from(RingObject *r, uint64_t pos, uint64_t need)
 {
-    uint64_t room = r->cap - (pos - r->seen_head);
-    if (room < need) {
+    /* the cached head may be far behind (another process wrote since):
+     * then pos - seen_head exceeds the capacity */
+    uint64_t used = pos - r->seen_head;
+    if (used > r->cap || r->cap - used < need) {
         r->seen_head = LOAD(U64(r, OFF_HEAD));
-        room = r->cap - (pos - r->seen_head);
+        used = pos - r->seen_head;
     }
-    return room;
+    return r->cap - used;
 }
 
 /* Whether a frame is published at pos, using the cached tail first. */
@@ -390,6 +392,14 @@ message_copy(message *m, char *dst, uint64_t n)
     }
 }
 
+/* a wrap marker may sit in the last 8 bytes of the ring: only len and flags */
+static inline void
+wrap_marker(char *p)
+{
+    uint32_t h[2] = {0, F_WRAP};
+    memcpy(p, h, 8);
+}
+
 static inline void
 frame_header(char *p, uint32_t len, uint32_t flags, uint32_t pid)
 {
@@ -418,7 +428,7 @@ write_single(RingObject *r, uint64_t *pos, message *m)
 {
     uint64_t off = *pos % r->cap, to_end = r->cap - off;
     if (to_end < FRAME_HDR + ALIGN8(m->total)) {
-        frame_header(r->data + off, 0, F_WRAP, r->pid);
+        wrap_marker(r->data + off);
         *pos += to_end;
         off = 0;
     }
@@ -466,7 +476,7 @@ write_stream(RingObject *r, message *m, long long deadline)
             int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
             if (rc <= 0)
                 return rc;
-            frame_header(r->data + off, 0, F_WRAP, r->pid);
+            wrap_marker(r->data + off);
             pos += to_end;
             continue;
         }
@@ -835,13 +845,14 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         uint64_t off = pos % r->cap;
         char *f = r->data + off;
         uint32_t h[3];
-        memcpy(h, f, 12);
+        memcpy(h, f, 8);
         uint32_t n = h[0], flags = h[1];
         if (flags & F_WRAP) {
             pos += r->cap - off;
             STORE(headp, pos);
             continue;
         }
+        memcpy(h + 2, f + 8, 4);
         if (FRAME_HDR + ALIGN8((uint64_t)n) > r->cap - off) {
             /* cannot happen with gomp's writers (frames are published
              * whole); do not read past the ring if it does */
