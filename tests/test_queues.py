@@ -361,6 +361,22 @@ def test_consumer_killed_while_holding_the_lock():
 
 
 @pytest.mark.timeout(60)
+def test_consumer_killed_mid_message():
+    q = gomp.queues.Queue(capacity=1 << 16)
+    ready = gomp.Queue()
+    p = start(targets.get_one, q, ready)
+    ready.get(timeout=20)
+    q.put(b"k" * (400 << 20))  # streams for a while through the small ring
+    time.sleep(0.2)
+    p.kill()  # while it holds the consumer lock and half the message
+    p.join(10)
+    assert p.exitcode == -signal.SIGKILL
+    q.put("after")
+    assert q.get(timeout=30) == "after"  # the rest of the message skipped
+    assert q.qsize() == 0
+
+
+@pytest.mark.timeout(60)
 def test_lock_of_a_dead_process_is_taken_over():
     q = gomp.Queue()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
