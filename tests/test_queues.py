@@ -309,6 +309,21 @@ def test_joinable_queue_workers():
 
 
 @pytest.mark.timeout(60)
+def test_bounded_queue_between_processes():
+    q = gomp.Queue(maxsize=3)
+    p = start(targets.produce, q, "t", 500)
+    got = []
+    while len(got) < 500:
+        assert q.qsize() <= 3
+        got.append(q.get(timeout=20))
+        if len(got) % 100 == 0:
+            time.sleep(0.05)  # let the producer fill it up and block
+    assert got == [("t", i) for i in range(500)]
+    p.join(10)
+    assert p.exitcode == 0
+
+
+@pytest.mark.timeout(60)
 def test_get_wakes_when_another_process_puts():
     q = gomp.Queue()
     p = start(targets.sleep_then_put, q, 0.3, "late")

@@ -1164,7 +1164,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         return NULL;
     }
     PyTypeObject *t = Py_TYPE(obj);
-    int slow = r->closed_msg != NULL || r->pending || r->maxsize || t == &PyMemoryView_Type ||
+    int slow = r->closed_msg != NULL || r->pending || t == &PyMemoryView_Type ||
                ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= 32768);
     PyObject *data = NULL;
     uint32_t kind = KIND_PICKLE;
@@ -1190,6 +1190,11 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
             slow = 1;
         }
         Py_XDECREF(bufs);
+    }
+    /* a bounded queue: take a slot now or let the slow path wait for one */
+    if (!slow && r->maxsize && !slot_free(r, NULL)) {
+        Py_CLEAR(data);
+        slow = 1;
     }
     if (slow) {
         PyObject *a[4] = {owner, obj, nargs > 1 ? args[1] : Py_True, nargs > 2 ? args[2] : Py_None};
@@ -1237,7 +1242,8 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         ok = need != 0 && room_from(r, pos, need) >= need;
         if (ok) {
             write_single(r, &pos, &m);
-            count_puts(r, 1);
+            if (!r->maxsize)
+                count_puts(r, 1);
             publish(r, pos);
         }
         lock_release(pl);
@@ -1248,7 +1254,8 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_RETURN_NONE;
     }
     /* no room now: into the backlog, counted in qsize already */
-    count_puts(r, 1);
+    if (!r->maxsize)
+        count_puts(r, 1);
     PyObject *k = PyLong_FromUnsignedLong(kind);
     PyObject *a[3] = {owner, data, k};
     PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
