@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 static int (*go_ring_create)(long long, long long, int *, void **, long long *);
@@ -80,6 +81,18 @@ gomp_symbol gomp_queues_symbols[] = {
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
 
+/* one step of a busy wait: pause, and every 16th step give the CPU away,
+ * since with more processes than cores the one we wait for may need it */
+static inline void cpu_relax(void);
+static inline void
+spin_step(int i)
+{
+    if ((i & 15) == 15)
+        sched_yield();
+    else
+        cpu_relax();
+}
+
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -148,7 +161,7 @@ lock_step(void *arg, long long slice)
     for (int i = 0; i < SPIN; i++) {
         if (LOAD(lw->w) == 0 && lock_try(lw->w, lw->me))
             return 1;
-        cpu_relax();
+        spin_step(i);
     }
     long long end = gomp_now_ns() + slice;
     for (;;) {
@@ -225,7 +238,7 @@ cond_step(void *arg, long long slice)
     for (int i = 1;; i++) {
         if (cw->cond(cw->r, cw->carg))
             return 1;
-        cpu_relax();
+        spin_step(i);
         if ((i & 31) == 0 && gomp_now_ns() >= spin_end)
             break;
     }
@@ -519,7 +532,7 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (!got)
@@ -568,7 +581,7 @@ ring_try_put(RingObject *r, PyObject *args)
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (!got)
@@ -1219,7 +1232,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (got) {
