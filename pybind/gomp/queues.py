@@ -404,6 +404,14 @@ class SimpleQueue(Queue):
     def __getstate__(self) -> Any:
         return Queue.__getstate__(self)
 
+    def _reset(self) -> None:
+        Queue._reset(self)
+        cls = type(self)
+        if cls.put is SimpleQueue.put:
+            self.put = self._ring.put_obj
+        if cls.get is SimpleQueue.get:
+            self.get = self._ring.get
+
     def put(self, obj: Any) -> None:  # type: ignore[override]
         """Put an item into the queue."""
         self._ring.put_obj(obj)
