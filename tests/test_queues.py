@@ -391,6 +391,30 @@ def test_consumer_killed_mid_message():
     assert q.qsize() == 0
 
 
+@pytest.mark.timeout(90)
+def test_random_kills_leave_a_working_queue():
+    import random
+    rnd = random.Random(5)
+    q = gomp.queues.Queue(capacity=1 << 16)
+    procs = []
+    for r in range(6):
+        procs.append(start(targets.produce_forever, q, r))
+        procs.append(start(targets.consume_forever, q))
+        time.sleep(0.15)
+        victim = rnd.choice([p for p in procs if p.is_alive()])
+        victim.kill()
+        victim.join(10)
+    for p in procs:
+        p.kill()
+        p.join(10)
+    with pytest.raises(queue.Empty):
+        while True:
+            q.get(timeout=1)
+    assert q.qsize() == 0
+    q.put("alive")
+    assert q.get(timeout=5) == "alive"
+
+
 @pytest.mark.timeout(60)
 def test_lock_of_a_dead_process_is_taken_over():
     q = gomp.Queue()

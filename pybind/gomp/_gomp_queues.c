@@ -473,7 +473,7 @@ publish(RingObject *r, uint64_t pos)
 /* Stream a message in frames, waiting for room (producer lock held).
  * 1 done, 0 timed out (partial message left: readers drop it), -1 error. */
 static int
-write_stream(RingObject *r, message *m, long long deadline)
+write_stream(RingObject *r, message *m, long long deadline, int count)
 {
     uint64_t pos = LOAD(U64(r, OFF_TAIL)), sent = 0;
     while (sent < m->total) {
@@ -517,6 +517,9 @@ write_stream(RingObject *r, message *m, long long deadline)
         frame_header(dst, (uint32_t)n, flags, r->pid);
         pos += FRAME_HDR + ALIGN8(n);
         sent += n;
+        if (sent == m->total && count)
+            count_puts(r, 1); /* counted once whole: a writer killed half-way
+                               * leaves qsize right */
         publish(r, pos);
     }
     return 1;
@@ -657,11 +660,7 @@ ring_put(RingObject *r, PyObject *args)
             publish(r, pos);
         }
     } else {
-        if (count)
-            count_puts(r, 1);
-        rc = write_stream(r, &m, deadline);
-        if (rc <= 0 && count)
-            count_puts(r, -1);
+        rc = write_stream(r, &m, deadline, count);
     }
     lock_release(U32(r, OFF_PLOCK));
     message_release(&m);
@@ -1266,9 +1265,8 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(owner);
         Py_RETURN_NONE;
     }
-    /* no room now: into the backlog, counted in qsize already */
-    if (!r->maxsize)
-        count_puts(r, 1);
+    /* no room now: into the backlog (counted when the feeder writes it;
+     * a bounded queue's slot is taken already) */
     PyObject *k = PyLong_FromUnsignedLong(kind);
     PyObject *a[3] = {owner, data, k};
     PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;

@@ -137,7 +137,9 @@ class _Feed:
         self.thread: Optional[threading.Thread] = None
 
 
-def _feeder(ring: Any, feed: _Feed) -> None:
+def _feeder(ring: Any, feed: _Feed, count: bool) -> None:
+    # count: add to qsize when written (unbounded queues; a bounded queue's
+    # slot was taken by put)
     cond, backlog = feed.cond, feed.backlog
     while True:
         with cond:
@@ -150,10 +152,10 @@ def _feeder(ring: Any, feed: _Feed) -> None:
         try:
             i = 0
             while i < len(batch):
-                i += ring.try_put_many(batch[i:] if i else batch, False)
+                i += ring.try_put_many(batch[i:] if i else batch, count)
                 if i < len(batch):
                     kind, parts = batch[i]
-                    ring.put(kind, parts, False, None)
+                    ring.put(kind, parts, count, None)
                     i += 1
         except Exception:
             if util.is_exiting():
@@ -247,7 +249,6 @@ class Queue:
         if self._tasks:
             ring.task_add()
         if self._pending() or not ring.try_put(kind, parts, True):
-            ring.reserve()
             self._enqueue(((kind, parts),))
 
     def _backlog_pickled(self, data: bytes, kind: int) -> None:
@@ -285,10 +286,7 @@ class Queue:
                 ring.task_add()
         done = 0 if self._pending() else ring.try_put_many(items, True)
         if done < len(items):
-            rest = items[done:]
-            for _ in rest:
-                ring.reserve()
-            self._enqueue(rest)
+            self._enqueue(items[done:])
 
     def _enqueue(self, items: Iterable[tuple]) -> None:
         feed = self._feed
@@ -304,7 +302,7 @@ class Queue:
 
     def _start_thread(self) -> None:
         feed = self._feed
-        t = threading.Thread(target=_feeder, args=(self._ring, feed),
+        t = threading.Thread(target=_feeder, args=(self._ring, feed, not self._maxsize),
                              name="QueueFeederThread", daemon=True)
         feed.thread = t
         t.start()
@@ -335,8 +333,11 @@ class Queue:
     # -- state
 
     def qsize(self) -> int:
-        """Return the approximate size of the queue."""
-        return self._ring.qsize()
+        """Return the approximate size of the queue (items in shared memory,
+        and those this process has put that wait in its backlog)."""
+        if self._maxsize:
+            return self._ring.qsize()
+        return self._ring.qsize() + self._pending()
 
     def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise."""
