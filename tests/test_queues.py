@@ -51,6 +51,25 @@ def test_fifo_and_types():
     assert isinstance(mv, memoryview) and mv.tobytes() == b"abc"
 
 
+def test_small_core_values_keep_their_types():
+    # these take the marshal path: nothing may change on the way
+    import math
+    q = gomp.Queue()
+    vals = [0, -1, 2 ** 200, -2 ** 70, 1.5, -0.0, float("inf"), "\u00e9\ud800x", "", b"",
+            b"\x00" * 4000, True, False, None, (1, "a", None, True), [1, 2.5, "x"],
+            {"a": 1, 2: "b", None: b"z"}, (), [], {}, 3 + 4j, (True, 1, 1.0)]
+    for v in vals:
+        q.put(v)
+    for v in vals:
+        g = q.get(timeout=5)
+        assert type(g) is type(v) and g == v
+        if isinstance(v, (tuple, list)):
+            assert [type(x) for x in g] == [type(x) for x in v]
+    assert math.copysign(1, vals[5]) == -1
+    q.put(float("nan"))
+    assert math.isnan(q.get(timeout=5))
+
+
 def test_numpy_out_of_band():
     np = pytest.importorskip("numpy")
     q = gomp.Queue()

@@ -60,6 +60,9 @@ gomp_symbol gomp_queues_symbols[] = {
 #define KIND_MEMORYVIEW 3
 #define KIND_MARSHAL 4
 #define KIND_READY 100
+/* version 2: no reference tracking, which costs a hash table per call and
+ * buys nothing for the flat objects sent this way */
+#define MARSHAL_VERSION 2
 
 /* message header, at the start of a message's first frame:
  * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
@@ -346,20 +349,26 @@ message_release(message *m)
 static int
 message_init(message *m, PyObject *item)
 {
-    unsigned int kind;
+    unsigned long kind;
     PyObject *parts;
     m->nparts = 0;
-    if (!PyArg_ParseTuple(item, "IO!", &kind, &PyTuple_Type, &parts))
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+        !PyTuple_Check(parts = PyTuple_GET_ITEM(item, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a message is (kind, (parts...))");
+        return -1;
+    }
+    kind = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 0));
+    if (kind == (unsigned long)-1 && PyErr_Occurred())
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(parts);
     if (n < 1 || n > MAX_PARTS) {
         PyErr_SetString(PyExc_ValueError, "a message has 1 to 64 parts");
         return -1;
     }
-    m->kind = kind;
-    uint32_t n32 = (uint32_t)n;
+    m->kind = (uint32_t)kind;
+    uint32_t n32 = (uint32_t)n, k32 = (uint32_t)kind;
     memcpy(m->hdr, &n32, 4);
-    memcpy(m->hdr + 4, &kind, 4);
+    memcpy(m->hdr + 4, &k32, 4);
     m->total = MSG_HDR(n);
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(parts, i), &m->views[i], PyBUF_C_CONTIGUOUS) < 0) {
@@ -1121,7 +1130,7 @@ queues_encode(PyObject *self, PyObject *obj)
     PyObject *data;
     uint32_t kind;
     if (marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
         kind = KIND_MARSHAL;
     } else if (t == &PyMemoryView_Type || t == &PyBytes_Type || t == &PyByteArray_Type ||
                dumps_fn == NULL) {
@@ -1181,7 +1190,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     PyObject *data = NULL;
     uint32_t kind = KIND_PICKLE;
     if (!slow && marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
         if (data == NULL) {
             Py_DECREF(owner);
             return NULL;
