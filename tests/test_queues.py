@@ -60,12 +60,12 @@ def test_small_core_values_keep_their_types():
             {"a": 1, 2: "b", None: b"z"}, (), [], {}, 3 + 4j, (True, 1, 1.0)]
     for v in vals:
         q.put(v)
-    for v in vals:
-        g = q.get(timeout=5)
+    got = [q.get(timeout=5) for _ in vals]
+    for v, g in zip(vals, got):
         assert type(g) is type(v) and g == v
         if isinstance(v, (tuple, list)):
             assert [type(x) for x in g] == [type(x) for x in v]
-    assert math.copysign(1, vals[5]) == -1
+    assert math.copysign(1, got[5]) == -1
     q.put(float("nan"))
     assert math.isnan(q.get(timeout=5))
 
