@@ -139,6 +139,16 @@ def test_put_many_get_many():
         q.get_many(timeout=0.05)
     with pytest.raises(queue.Empty):
         q.get_many(block=False)
+    # more than the ring holds: the rest waits in the backlog, in order
+    small = gomp.queues.JoinableQueue(capacity=1 << 16)
+    small.put_many(range(30_000))
+    small.put("last")
+    small.put_many([("t", i) for i in range(100)])
+    assert small.qsize() == 30_101
+    assert drain(small, 30_101) == [*range(30_000), "last", *[("t", i) for i in range(100)]]
+    for _ in range(30_101):
+        small.task_done()
+    small.join()
 
 
 def test_put_never_blocks_on_unbounded_queue():

@@ -1285,6 +1285,77 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return res;
 }
 
+/* put_many_fast(list) -> how many of the first items were written now, or
+ * -1 when the list is not all small core-type objects (or the queue needs
+ * the slow path): then nothing was written. */
+static PyObject *
+ring_put_many_fast(RingObject *r, PyObject *list)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list), done = 0;
+    if (r->closed_msg != NULL || r->pending || r->maxsize)
+        return PyLong_FromLong(-1);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!marshal_ok(PyList_GET_ITEM(list, i)))
+            return PyLong_FromLong(-1);
+    if (n == 0 || gomp_usable() < 0)
+        return n == 0 ? PyLong_FromLong(0) : NULL;
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        spin_step(i);
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (!got)
+        return PyLong_FromLong(0);
+    uint64_t pos = LOAD(U64(r, OFF_TAIL)), start = pos;
+    int err = 0;
+    message m;
+    for (; done < n; done++) {
+        PyObject *obj = PyList_GET_ITEM(list, done);
+        PyObject *data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
+        if (data == NULL) {
+            err = 1;
+            break;
+        }
+        uint32_t one = 1, kind = KIND_MARSHAL;
+        m.nparts = 1;
+        m.kind = kind;
+        memcpy(m.hdr, &one, 4);
+        memcpy(m.hdr + 4, &kind, 4);
+        m.views[0].buf = PyBytes_AS_STRING(data);
+        m.views[0].len = PyBytes_GET_SIZE(data);
+        uint64_t d = (uint64_t)m.views[0].len << 1;
+        memcpy(m.hdr + 8, &d, 8);
+        m.hdrlen = MSG_HDR(1);
+        m.total = m.hdrlen + (uint64_t)m.views[0].len;
+        m.cur = -1;
+        m.curoff = 0;
+        uint64_t need = single_need(r, pos, m.total);
+        int ok = need != 0 && room_from(r, pos, need) >= need;
+        if (ok) {
+            write_single(r, &pos, &m);
+            if (r->tasks)
+                __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+            count_puts(r, 1);
+        }
+        Py_DECREF(data);
+        if (!ok)
+            break;
+        if (((done + 1) & 63) == 0) /* let consumers start on long batches */
+            publish(r, pos);
+    }
+    if (pos != start)
+        publish(r, pos);
+    lock_release(pl);
+    if (err)
+        return NULL;
+    return PyLong_FromSsize_t(done);
+}
+
 /* bind(queue, slow_put, backlog, tasks): attach the per-process queue */
 static PyObject *
 ring_bind(RingObject *r, PyObject *args)
@@ -1595,6 +1666,8 @@ static PyMethodDef ring_methods[] = {
     {"put_obj", (PyCFunction)(void (*)(void))ring_put_obj, METH_FASTCALL | METH_KEYWORDS,
      "put_obj(obj, block=True, timeout=None): Queue.put."},
     {"bind", (PyCFunction)ring_bind, METH_VARARGS, NULL},
+    {"put_many_fast", (PyCFunction)ring_put_many_fast, METH_O,
+     "put_many_fast(list) -> written now, or -1: use the general path."},
     {"set_closed", (PyCFunction)ring_set_closed, METH_O, NULL},
     {"add_pending", (PyCFunction)ring_add_pending, METH_O, NULL},
     {"get", (PyCFunction)(void (*)(void))ring_get, METH_FASTCALL | METH_KEYWORDS,

@@ -268,11 +268,22 @@ class Queue:
         bounded queue this may raise queue.Full after some were put."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
+        objs = objs if type(objs) is list else list(objs)
+        ring = self._ring
+        done = ring.put_many_fast(objs)
+        if done >= 0:  # all small core-type objects: the rest, if any, waits
+            if done < len(objs):
+                rest = objs[done:] if done else objs
+                enc = _c_encode
+                if self._tasks:
+                    for _ in rest:
+                        ring.task_add()
+                self._enqueue([enc(o) for o in rest])
+            return
         enc = _c_encode
         items = [enc(o) or _encode(o) for o in objs]
         if not items:
             return
-        ring = self._ring
         if self._maxsize:
             for k, p in items:
                 ring.reserve(block, timeout)
