@@ -215,7 +215,7 @@ lock_acquire(RingObject *r, int off, long long deadline)
     return gomp_wait_sliced(lock_step, &lw, left);
 }
 
-/* ---- waiting on a condition over a futex sequence word ---- */
+/* ---- waiting on a condition, sleeping on a position word (tail or head) ---- */
 
 typedef int (*cond_fn)(RingObject *, void *);
 
@@ -223,7 +223,7 @@ typedef struct {
     RingObject *r;
     cond_fn cond;
     void *carg;
-    uint32_t *seq;
+    uint32_t *seq; /* the futex word: the low half of tail or head */
     uint32_t *waiters;
     uint32_t writer; /* consumer mid-message: give up if it dies */
 } condwait;
@@ -963,7 +963,7 @@ incoming_object(incoming *in)
             return NULL;
         }
         Py_INCREF(res);
-        if (in->kind == 3) {
+        if (in->kind == KIND_MEMORYVIEW) {
             PyObject *mv = PyMemoryView_FromObject(res);
             Py_DECREF(res);
             res = mv;
