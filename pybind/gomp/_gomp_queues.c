@@ -77,6 +77,9 @@ gomp_symbol gomp_queues_symbols[] = {
 /* how long a waiter for data or room spins before it sleeps: a futex sleep
  * and wake cost the other side a system call each */
 #define SPIN_NS 40000
+/* how long put() waits for room in a full ring before it leaves the item to
+ * the backlog (put never blocks; this is a bounded busy wait) */
+#define ROOM_SPIN_NS 50000
 
 #define U32(r, off) ((uint32_t *)((r)->base + (off)))
 #define U64(r, off) ((uint64_t *)((r)->base + (off)))
@@ -1261,6 +1264,17 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         uint64_t pos = LOAD(U64(r, OFF_TAIL));
         uint64_t need = single_need(r, pos, m.total);
         ok = need != 0 && room_from(r, pos, need) >= need;
+        if (!ok && need != 0) {
+            /* full: consumers are usually just behind, and waiting a few
+             * microseconds for them beats the backlog's thread hop */
+            long long until = gomp_now_ns() + ROOM_SPIN_NS;
+            for (int i = 0; !ok; i++) {
+                spin_step(i);
+                ok = room_from(r, pos, need) >= need;
+                if ((i & 15) == 15 && gomp_now_ns() > until)
+                    break;
+            }
+        }
         if (ok) {
             write_single(r, &pos, &m);
             if (!r->maxsize)
