@@ -408,13 +408,24 @@ def test_consumer_killed_while_holding_the_lock():
 def test_consumer_killed_mid_message():
     q = gomp.queues.Queue(capacity=1 << 16)
     ready = gomp.Queue()
-    p = start(targets.get_one, q, ready)
+    consumer = start(targets.get_one, q, ready)
     ready.get(timeout=20)
-    q.put(b"k" * (400 << 20))  # streams for a while through the small ring
-    time.sleep(0.2)
-    p.kill()  # while it holds the consumer lock and half the message
-    p.join(10)
-    assert p.exitcode == -signal.SIGKILL
+    producer = start(targets.put_big, q, 400 << 20)
+    deadline = time.monotonic() + 20
+    # wait until the consumer holds the lock and has taken frames, then
+    # freeze the producer so that the message cannot complete
+    while time.monotonic() < deadline:
+        head, tail, puts, gets, plock, clock = q._ring.debug_state()
+        if clock and head > 0:
+            break
+        time.sleep(0.001)
+    os.kill(producer.pid, signal.SIGSTOP)
+    head, tail, puts, gets, plock, clock = q._ring.debug_state()
+    assert clock and head > 0 and gets == 0  # half-way through the message
+    consumer.kill()
+    consumer.join(10)
+    producer.kill()
+    producer.join(10)
     q.put("after")
     assert q.get(timeout=30) == "after"  # the rest of the message skipped
     assert q.qsize() == 0

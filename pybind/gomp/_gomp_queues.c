@@ -1634,6 +1634,17 @@ ring_debug_set_lock(RingObject *r, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* test hook: (head, tail, puts, gets, producer lock, consumer lock) */
+static PyObject *
+ring_debug_state(RingObject *r, PyObject *noargs)
+{
+    return Py_BuildValue("KKKKII", (unsigned long long)LOAD(U64(r, OFF_HEAD)),
+                         (unsigned long long)LOAD(U64(r, OFF_TAIL)),
+                         (unsigned long long)LOAD(U64(r, OFF_PUTS)),
+                         (unsigned long long)LOAD(U64(r, OFF_GETS)),
+                         (unsigned)LOAD(U32(r, OFF_PLOCK)), (unsigned)LOAD(U32(r, OFF_CLOCK)));
+}
+
 static PyObject *
 ring_capacity(RingObject *r, void *closure)
 {
@@ -1697,6 +1708,7 @@ static PyMethodDef ring_methods[] = {
     {"unfinished", (PyCFunction)ring_unfinished, METH_NOARGS, NULL},
     {"fileno", (PyCFunction)ring_fileno, METH_NOARGS, NULL},
     {"debug_set_lock", (PyCFunction)ring_debug_set_lock, METH_VARARGS, NULL},
+    {"debug_state", (PyCFunction)ring_debug_state, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
