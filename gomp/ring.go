@@ -22,8 +22,11 @@ import (
 // Records are frames: a 16-byte header {len, flags, writer pid, 0} and len
 // bytes of payload, padded to 8. A message is one or more frames, the first
 // flagged RingFirst, the last RingLast. Frames never cross the end of the
-// ring: a frame header whose flags hold RingWrap sends the reader to the
-// start. Positions (head, tail) are 64-bit byte counts that only grow.
+// ring: a wrap marker (8 bytes: len 0, flags RingWrap) sends the reader to
+// the start. Positions (head, tail) are 64-bit byte counts that only grow.
+// A message starts with its own header (part count, kind, part lengths):
+// a pickle and its out-of-band buffers, a raw bytes-like, or a marshalled
+// small object.
 //
 // Commit protocol: one producer at a time holds the producer lock (word =
 // its pid, high bit = waiters) and publishes a frame by advancing tail after

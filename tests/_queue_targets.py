@@ -89,3 +89,16 @@ def consume_mixed(q, out, n, batch):
 def get_one(q, ready):
     ready.put("go")
     q.get()
+
+
+def produce_forever(q, tag):
+    i = 0
+    while True:
+        size = (0, 10, 3000, 30000, 150000)[i % 5]
+        q.put((tag, i, b"p" * size))
+        i += 1
+
+
+def consume_forever(q):
+    while True:
+        q.get()

@@ -51,6 +51,25 @@ def test_fifo_and_types():
     assert isinstance(mv, memoryview) and mv.tobytes() == b"abc"
 
 
+def test_small_core_values_keep_their_types():
+    # these take the marshal path: nothing may change on the way
+    import math
+    q = gomp.Queue()
+    vals = [0, -1, 2 ** 200, -2 ** 70, 1.5, -0.0, float("inf"), "\u00e9\ud800x", "", b"",
+            b"\x00" * 4000, True, False, None, (1, "a", None, True), [1, 2.5, "x"],
+            {"a": 1, 2: "b", None: b"z"}, (), [], {}, 3 + 4j, (True, 1, 1.0)]
+    for v in vals:
+        q.put(v)
+    got = [q.get(timeout=5) for _ in vals]
+    for v, g in zip(vals, got):
+        assert type(g) is type(v) and g == v
+        if isinstance(v, (tuple, list)):
+            assert [type(x) for x in g] == [type(x) for x in v]
+    assert math.copysign(1, got[5]) == -1
+    q.put(float("nan"))
+    assert math.isnan(q.get(timeout=5))
+
+
 def test_numpy_out_of_band():
     np = pytest.importorskip("numpy")
     q = gomp.Queue()
@@ -120,6 +139,16 @@ def test_put_many_get_many():
         q.get_many(timeout=0.05)
     with pytest.raises(queue.Empty):
         q.get_many(block=False)
+    # more than the ring holds: the rest waits in the backlog, in order
+    small = gomp.queues.JoinableQueue(capacity=1 << 16)
+    small.put_many(range(30_000))
+    small.put("last")
+    small.put_many([("t", i) for i in range(100)])
+    assert small.qsize() == 30_101
+    assert drain(small, 30_101) == [*range(30_000), "last", *[("t", i) for i in range(100)]]
+    for _ in range(30_101):
+        small.task_done()
+    small.join()
 
 
 def test_put_never_blocks_on_unbounded_queue():
@@ -379,16 +408,51 @@ def test_consumer_killed_while_holding_the_lock():
 def test_consumer_killed_mid_message():
     q = gomp.queues.Queue(capacity=1 << 16)
     ready = gomp.Queue()
-    p = start(targets.get_one, q, ready)
+    consumer = start(targets.get_one, q, ready)
     ready.get(timeout=20)
-    q.put(b"k" * (400 << 20))  # streams for a while through the small ring
-    time.sleep(0.2)
-    p.kill()  # while it holds the consumer lock and half the message
-    p.join(10)
-    assert p.exitcode == -signal.SIGKILL
+    producer = start(targets.put_big, q, 400 << 20)
+    deadline = time.monotonic() + 20
+    # wait until the consumer holds the lock and has taken frames, then
+    # freeze the producer so that the message cannot complete
+    while time.monotonic() < deadline:
+        head, tail, puts, gets, plock, clock = q._ring.debug_state()
+        if clock and head > 0:
+            break
+        time.sleep(0.001)
+    os.kill(producer.pid, signal.SIGSTOP)
+    head, tail, puts, gets, plock, clock = q._ring.debug_state()
+    assert clock and head > 0 and gets == 0  # half-way through the message
+    consumer.kill()
+    consumer.join(10)
+    producer.kill()
+    producer.join(10)
     q.put("after")
     assert q.get(timeout=30) == "after"  # the rest of the message skipped
     assert q.qsize() == 0
+
+
+@pytest.mark.timeout(90)
+def test_random_kills_leave_a_working_queue():
+    import random
+    rnd = random.Random(5)
+    q = gomp.queues.Queue(capacity=1 << 16)
+    procs = []
+    for r in range(6):
+        procs.append(start(targets.produce_forever, q, r))
+        procs.append(start(targets.consume_forever, q))
+        time.sleep(0.15)
+        victim = rnd.choice([p for p in procs if p.is_alive()])
+        victim.kill()
+        victim.join(10)
+    for p in procs:
+        p.kill()
+        p.join(10)
+    with pytest.raises(queue.Empty):
+        while True:
+            q.get(timeout=1)
+    assert q.qsize() == 0
+    q.put("alive")
+    assert q.get(timeout=5) == "alive"
 
 
 @pytest.mark.timeout(60)

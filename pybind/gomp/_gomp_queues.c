@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 static int (*go_ring_create)(long long, long long, int *, void **, long long *);
@@ -59,6 +60,9 @@ gomp_symbol gomp_queues_symbols[] = {
 #define KIND_MEMORYVIEW 3
 #define KIND_MARSHAL 4
 #define KIND_READY 100
+/* version 2: no reference tracking, which costs a hash table per call and
+ * buys nothing for the flat objects sent this way */
+#define MARSHAL_VERSION 2
 
 /* message header, at the start of a message's first frame:
  * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
@@ -73,12 +77,27 @@ gomp_symbol gomp_queues_symbols[] = {
 /* how long a waiter for data or room spins before it sleeps: a futex sleep
  * and wake cost the other side a system call each */
 #define SPIN_NS 40000
+/* how long put() waits for room in a full ring before it leaves the item to
+ * the backlog (put never blocks; this is a bounded busy wait) */
+#define ROOM_SPIN_NS 50000
 
 #define U32(r, off) ((uint32_t *)((r)->base + (off)))
 #define U64(r, off) ((uint64_t *)((r)->base + (off)))
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ALIGN8(n) (((n) + 7) & ~(uint64_t)7)
+
+/* one step of a busy wait: pause, and every 16th step give the CPU away,
+ * since with more processes than cores the one we wait for may need it */
+static inline void cpu_relax(void);
+static inline void
+spin_step(int i)
+{
+    if ((i & 15) == 15)
+        sched_yield();
+    else
+        cpu_relax();
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -148,7 +167,7 @@ lock_step(void *arg, long long slice)
     for (int i = 0; i < SPIN; i++) {
         if (LOAD(lw->w) == 0 && lock_try(lw->w, lw->me))
             return 1;
-        cpu_relax();
+        spin_step(i);
     }
     long long end = gomp_now_ns() + slice;
     for (;;) {
@@ -199,7 +218,7 @@ lock_acquire(RingObject *r, int off, long long deadline)
     return gomp_wait_sliced(lock_step, &lw, left);
 }
 
-/* ---- waiting on a condition over a futex sequence word ---- */
+/* ---- waiting on a condition, sleeping on a position word (tail or head) ---- */
 
 typedef int (*cond_fn)(RingObject *, void *);
 
@@ -207,7 +226,7 @@ typedef struct {
     RingObject *r;
     cond_fn cond;
     void *carg;
-    uint32_t *seq;
+    uint32_t *seq; /* the futex word: the low half of tail or head */
     uint32_t *waiters;
     uint32_t writer; /* consumer mid-message: give up if it dies */
 } condwait;
@@ -225,7 +244,7 @@ cond_step(void *arg, long long slice)
     for (int i = 1;; i++) {
         if (cw->cond(cw->r, cw->carg))
             return 1;
-        cpu_relax();
+        spin_step(i);
         if ((i & 31) == 0 && gomp_now_ns() >= spin_end)
             break;
     }
@@ -333,20 +352,26 @@ message_release(message *m)
 static int
 message_init(message *m, PyObject *item)
 {
-    unsigned int kind;
+    unsigned long kind;
     PyObject *parts;
     m->nparts = 0;
-    if (!PyArg_ParseTuple(item, "IO!", &kind, &PyTuple_Type, &parts))
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+        !PyTuple_Check(parts = PyTuple_GET_ITEM(item, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a message is (kind, (parts...))");
+        return -1;
+    }
+    kind = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 0));
+    if (kind == (unsigned long)-1 && PyErr_Occurred())
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(parts);
     if (n < 1 || n > MAX_PARTS) {
         PyErr_SetString(PyExc_ValueError, "a message has 1 to 64 parts");
         return -1;
     }
-    m->kind = kind;
-    uint32_t n32 = (uint32_t)n;
+    m->kind = (uint32_t)kind;
+    uint32_t n32 = (uint32_t)n, k32 = (uint32_t)kind;
     memcpy(m->hdr, &n32, 4);
-    memcpy(m->hdr + 4, &kind, 4);
+    memcpy(m->hdr + 4, &k32, 4);
     m->total = MSG_HDR(n);
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(parts, i), &m->views[i], PyBUF_C_CONTIGUOUS) < 0) {
@@ -460,7 +485,7 @@ publish(RingObject *r, uint64_t pos)
 /* Stream a message in frames, waiting for room (producer lock held).
  * 1 done, 0 timed out (partial message left: readers drop it), -1 error. */
 static int
-write_stream(RingObject *r, message *m, long long deadline)
+write_stream(RingObject *r, message *m, long long deadline, int count)
 {
     uint64_t pos = LOAD(U64(r, OFF_TAIL)), sent = 0;
     while (sent < m->total) {
@@ -504,6 +529,9 @@ write_stream(RingObject *r, message *m, long long deadline)
         frame_header(dst, (uint32_t)n, flags, r->pid);
         pos += FRAME_HDR + ALIGN8(n);
         sent += n;
+        if (sent == m->total && count)
+            count_puts(r, 1); /* counted once whole: a writer killed half-way
+                               * leaves qsize right */
         publish(r, pos);
     }
     return 1;
@@ -519,7 +547,7 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (!got)
@@ -568,7 +596,7 @@ ring_try_put(RingObject *r, PyObject *args)
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (!got)
@@ -644,11 +672,7 @@ ring_put(RingObject *r, PyObject *args)
             publish(r, pos);
         }
     } else {
-        if (count)
-            count_puts(r, 1);
-        rc = write_stream(r, &m, deadline);
-        if (rc <= 0 && count)
-            count_puts(r, -1);
+        rc = write_stream(r, &m, deadline, count);
     }
     lock_release(U32(r, OFF_PLOCK));
     message_release(&m);
@@ -942,7 +966,7 @@ incoming_object(incoming *in)
             return NULL;
         }
         Py_INCREF(res);
-        if (in->kind == 3) {
+        if (in->kind == KIND_MEMORYVIEW) {
             PyObject *mv = PyMemoryView_FromObject(res);
             Py_DECREF(res);
             res = mv;
@@ -1109,7 +1133,7 @@ queues_encode(PyObject *self, PyObject *obj)
     PyObject *data;
     uint32_t kind;
     if (marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
         kind = KIND_MARSHAL;
     } else if (t == &PyMemoryView_Type || t == &PyBytes_Type || t == &PyByteArray_Type ||
                dumps_fn == NULL) {
@@ -1169,7 +1193,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     PyObject *data = NULL;
     uint32_t kind = KIND_PICKLE;
     if (!slow && marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, Py_MARSHAL_VERSION);
+        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
         if (data == NULL) {
             Py_DECREF(owner);
             return NULL;
@@ -1219,7 +1243,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     uint32_t *pl = U32(r, OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
-        cpu_relax();
+        spin_step(i);
         got = LOAD(pl) == 0 && lock_try(pl, r->pid);
     }
     if (got) {
@@ -1240,6 +1264,17 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         uint64_t pos = LOAD(U64(r, OFF_TAIL));
         uint64_t need = single_need(r, pos, m.total);
         ok = need != 0 && room_from(r, pos, need) >= need;
+        if (!ok && need != 0) {
+            /* full: consumers are usually just behind, and waiting a few
+             * microseconds for them beats the backlog's thread hop */
+            long long until = gomp_now_ns() + ROOM_SPIN_NS;
+            for (int i = 0; !ok; i++) {
+                spin_step(i);
+                ok = room_from(r, pos, need) >= need;
+                if ((i & 15) == 15 && gomp_now_ns() > until)
+                    break;
+            }
+        }
         if (ok) {
             write_single(r, &pos, &m);
             if (!r->maxsize)
@@ -1253,9 +1288,8 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(owner);
         Py_RETURN_NONE;
     }
-    /* no room now: into the backlog, counted in qsize already */
-    if (!r->maxsize)
-        count_puts(r, 1);
+    /* no room now: into the backlog (counted when the feeder writes it;
+     * a bounded queue's slot is taken already) */
     PyObject *k = PyLong_FromUnsignedLong(kind);
     PyObject *a[3] = {owner, data, k};
     PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
@@ -1263,6 +1297,77 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     Py_DECREF(owner);
     Py_DECREF(data);
     return res;
+}
+
+/* put_many_fast(list) -> how many of the first items were written now, or
+ * -1 when the list is not all small core-type objects (or the queue needs
+ * the slow path): then nothing was written. */
+static PyObject *
+ring_put_many_fast(RingObject *r, PyObject *list)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list), done = 0;
+    if (r->closed_msg != NULL || r->pending || r->maxsize)
+        return PyLong_FromLong(-1);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!marshal_ok(PyList_GET_ITEM(list, i)))
+            return PyLong_FromLong(-1);
+    if (n == 0 || gomp_usable() < 0)
+        return n == 0 ? PyLong_FromLong(0) : NULL;
+    uint32_t *pl = U32(r, OFF_PLOCK);
+    int got = lock_try(pl, r->pid);
+    for (int i = 0; !got && i < SPIN; i++) {
+        spin_step(i);
+        got = LOAD(pl) == 0 && lock_try(pl, r->pid);
+    }
+    if (!got)
+        return PyLong_FromLong(0);
+    uint64_t pos = LOAD(U64(r, OFF_TAIL)), start = pos;
+    int err = 0;
+    message m;
+    for (; done < n; done++) {
+        PyObject *obj = PyList_GET_ITEM(list, done);
+        PyObject *data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
+        if (data == NULL) {
+            err = 1;
+            break;
+        }
+        uint32_t one = 1, kind = KIND_MARSHAL;
+        m.nparts = 1;
+        m.kind = kind;
+        memcpy(m.hdr, &one, 4);
+        memcpy(m.hdr + 4, &kind, 4);
+        m.views[0].buf = PyBytes_AS_STRING(data);
+        m.views[0].len = PyBytes_GET_SIZE(data);
+        uint64_t d = (uint64_t)m.views[0].len << 1;
+        memcpy(m.hdr + 8, &d, 8);
+        m.hdrlen = MSG_HDR(1);
+        m.total = m.hdrlen + (uint64_t)m.views[0].len;
+        m.cur = -1;
+        m.curoff = 0;
+        uint64_t need = single_need(r, pos, m.total);
+        int ok = need != 0 && room_from(r, pos, need) >= need;
+        if (ok) {
+            write_single(r, &pos, &m);
+            if (r->tasks)
+                __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+            count_puts(r, 1);
+        }
+        Py_DECREF(data);
+        if (!ok)
+            break;
+        if (((done + 1) & 63) == 0) /* let consumers start on long batches */
+            publish(r, pos);
+    }
+    if (pos != start)
+        publish(r, pos);
+    lock_release(pl);
+    if (err)
+        return NULL;
+    return PyLong_FromSsize_t(done);
 }
 
 /* bind(queue, slow_put, backlog, tasks): attach the per-process queue */
@@ -1529,6 +1634,17 @@ ring_debug_set_lock(RingObject *r, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* test hook: (head, tail, puts, gets, producer lock, consumer lock) */
+static PyObject *
+ring_debug_state(RingObject *r, PyObject *noargs)
+{
+    return Py_BuildValue("KKKKII", (unsigned long long)LOAD(U64(r, OFF_HEAD)),
+                         (unsigned long long)LOAD(U64(r, OFF_TAIL)),
+                         (unsigned long long)LOAD(U64(r, OFF_PUTS)),
+                         (unsigned long long)LOAD(U64(r, OFF_GETS)),
+                         (unsigned)LOAD(U32(r, OFF_PLOCK)), (unsigned)LOAD(U32(r, OFF_CLOCK)));
+}
+
 static PyObject *
 ring_capacity(RingObject *r, void *closure)
 {
@@ -1575,6 +1691,8 @@ static PyMethodDef ring_methods[] = {
     {"put_obj", (PyCFunction)(void (*)(void))ring_put_obj, METH_FASTCALL | METH_KEYWORDS,
      "put_obj(obj, block=True, timeout=None): Queue.put."},
     {"bind", (PyCFunction)ring_bind, METH_VARARGS, NULL},
+    {"put_many_fast", (PyCFunction)ring_put_many_fast, METH_O,
+     "put_many_fast(list) -> written now, or -1: use the general path."},
     {"set_closed", (PyCFunction)ring_set_closed, METH_O, NULL},
     {"add_pending", (PyCFunction)ring_add_pending, METH_O, NULL},
     {"get", (PyCFunction)(void (*)(void))ring_get, METH_FASTCALL | METH_KEYWORDS,
@@ -1590,6 +1708,7 @@ static PyMethodDef ring_methods[] = {
     {"unfinished", (PyCFunction)ring_unfinished, METH_NOARGS, NULL},
     {"fileno", (PyCFunction)ring_fileno, METH_NOARGS, NULL},
     {"debug_set_lock", (PyCFunction)ring_debug_set_lock, METH_VARARGS, NULL},
+    {"debug_state", (PyCFunction)ring_debug_state, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
