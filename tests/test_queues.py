@@ -375,14 +375,14 @@ def test_short_timeouts_never_lose_a_streaming_message():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", ["queue.py", "joinable_queue.py"])
+@pytest.mark.parametrize("name", ["queues.py", "joinable_queue.py"])
 def test_examples_run(name):
     path = os.path.join(os.path.dirname(PYBIND), "examples", name)
     env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, path], env=env, capture_output=True, text=True,
                          timeout=50)
     assert out.returncode == 0, out.stderr
-    if name == "queue.py":
+    if name == "queues.py":
         assert out.stdout == "[42, None, 'hello']\n"
     else:
         assert "workers exited with [0, 0, 0, 0]" in out.stdout

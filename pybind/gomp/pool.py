@@ -46,7 +46,7 @@ import os
 import pickle
 # the C half of the stdlib's queue module: a script named queue.py next to
 # the user's program hides the stdlib's queue, not this
-from _queue import Empty as _Empty, SimpleQueue as _SimpleQueue
+from queue import Empty as _Empty, SimpleQueue as _SimpleQueue
 import signal
 import struct
 import threading

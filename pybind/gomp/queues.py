@@ -38,28 +38,9 @@ from typing import Any, Iterable, List, Optional
 from . import _core
 from . import context
 from . import util
+from queue import Empty, Full  # the stdlib's, as multiprocessing raises them
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
-
-
-def _queue_exceptions() -> "tuple[type, type]":
-    try:
-        from queue import Empty, Full
-        return Empty, Full
-    except ImportError:
-        pass
-    # a module named queue ahead of the stdlib on sys.path (a script called
-    # queue.py, say) hides it: load the stdlib's by its path
-    import importlib.util
-    import sysconfig
-    path = os.path.join(sysconfig.get_paths()["stdlib"], "queue.py")
-    spec = importlib.util.spec_from_file_location("_gomp_stdlib_queue", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod.Empty, mod.Full
-
-
-Empty, Full = _queue_exceptions()
 
 # bytes of shared ring per queue (pages are only used once touched)
 DEFAULT_CAPACITY = 4 << 20
