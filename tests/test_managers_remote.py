@@ -11,13 +11,16 @@ import time
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 from gomp import managers
 
 import _managers_targets as T
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHONPATH = os.pathsep.join([os.path.join(os.path.dirname(HERE), "pybind"), HERE])
+PYTHONPATH = os.pathsep.join([GOMP_ROOT, HERE])
 
 
 def _env():

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 from gomp import managers, shared_memory
 
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.skipif(
     reason="gomp.shared_memory is not in this tree")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHONPATH = os.pathsep.join([os.path.join(os.path.dirname(HERE), "pybind"), HERE])
+PYTHONPATH = os.pathsep.join([GOMP_ROOT, HERE])
 
 
 def _exists(name):

@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 from gomp.pool import WorkerLostError
 import _pool_targets as T
@@ -18,7 +21,7 @@ import _pool_targets as T
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYBIND = os.path.join(ROOT, "pybind")
+PYBIND = GOMP_ROOT
 
 
 def run_script(code: str, stdin: bool = False, timeout: float = 30, **kw):

@@ -14,11 +14,14 @@ import time
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 import gomp.queues
 import _queue_targets as targets
 
-PYBIND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
+PYBIND = GOMP_ROOT
 
 
 def drain(q, n, timeout=20):

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 
 # --- targets run in children -------------------------------------------------
@@ -454,7 +457,7 @@ def test_lock_example_prints_each_line_whole():
     import subprocess
     import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.path.join(root, "pybind"))
+    env = dict(os.environ, PYTHONPATH=GOMP_ROOT)
     out = subprocess.run([sys.executable, os.path.join(root, "examples", "lock.py")],
                          capture_output=True, text=True, env=env, timeout=50)
     assert out.returncode == 0, out.stderr

@@ -15,9 +15,12 @@ import warnings
 
 import pytest
 
+# the directory gomp is imported from: children must import the same one
+from scripts import GOMP_ROOT
+
 import gomp
 
-PYBIND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pybind")
+PYBIND = GOMP_ROOT
 
 
 def _take_and_hang(lock, taken, count):
