@@ -16,11 +16,6 @@ from scripts import GOMP_ROOT
 import gomp
 from gomp import managers, shared_memory
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(shared_memory, "ShareableList") or
-    shared_memory.SharedMemory.__init__.__qualname__.startswith("missing_class"),
-    reason="gomp.shared_memory is not in this tree")
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.pathsep.join([GOMP_ROOT, HERE])
 

@@ -380,7 +380,8 @@ def test_short_timeouts_never_lose_a_streaming_message():
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", ["queues.py", "joinable_queue.py"])
 def test_examples_run(name):
-    path = os.path.join(os.path.dirname(PYBIND), "examples", name)
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "examples", name)
     env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, path], env=env, capture_output=True, text=True,
                          timeout=50)
