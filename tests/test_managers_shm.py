@@ -1,5 +1,5 @@
 """SharedMemoryManager: segments tracked by the manager and unlinked at
-shutdown. Needs gomp.shared_memory (these tests run once it is there)."""
+shutdown.."""
 from __future__ import annotations
 
 import os
