@@ -1,5 +1,5 @@
 """SharedMemoryManager: segments tracked by the manager and unlinked at
-shutdown.."""
+shutdown."""
 from __future__ import annotations
 
 import os
