@@ -394,6 +394,7 @@ def test_both_zygote_fork_modes(tmp_path, fork_mode):
             print(p.exitcode, q.exitcode, r.exitcode, os.getpid(), zygote.get("spawn").pid)
         """)
     env = scripts.env()
+    env.pop("GOMP_ZYGOTE_FORK", None)
     if fork_mode == "plain":
         env["GOMP_ZYGOTE_FORK"] = "plain"
     out = tmp_path / "ppid"
@@ -457,3 +458,32 @@ def test_parent_with_closed_standard_streams_still_starts_children(tmp_path):
     r = scripts.run_script(script, str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_text() == "ran"
+
+
+def test_library_threads_in_the_parent_do_not_break_children(tmp_path):
+    # numpy starts a BLAS thread pool at import; the zygote preloads it and
+    # must fork so that the pool works in the children (its atfork handlers run)
+    pytest.importorskip("numpy")
+    script = scripts.write(tmp_path / "blas.py", """
+        import sys
+        import numpy as np
+        import gomp
+
+        def matmul(path):
+            a = np.arange(400 * 400, dtype=float).reshape(400, 400) / 1e5
+            open(path, "w").write(repr(float((a @ a).trace())))
+
+        if __name__ == "__main__":
+            expected = repr(float((lambda a: (a @ a).trace())(
+                np.arange(400 * 400, dtype=float).reshape(400, 400) / 1e5)))
+            for i in range(3):
+                p = gomp.Process(target=matmul, args=(sys.argv[1] + str(i),))
+                p.start(); p.join(60)
+                assert p.exitcode == 0, p.exitcode
+                assert open(sys.argv[1] + str(i)).read() == expected
+            print("ok")
+        """)
+    r = scripts.run_script(script, str(tmp_path / "out"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+    assert "multi-threaded" not in r.stderr

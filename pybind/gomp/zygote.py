@@ -301,9 +301,11 @@ def _get_ready(init: "dict[str, Any]") -> None:
             pass
         finally:
             del process.current_process()._inheriting
-    if _thread_count() > 1:
-        # An import started a thread: a fork now could copy a held lock into
-        # every child. Start over, preloading nothing but what gomp needs.
+    if threading.active_count() > 1:
+        # An import started a Python thread: a fork now could copy a lock
+        # it holds into every child. Start over, preloading nothing but
+        # what gomp needs. (Threads of a C library, such as a BLAS pool,
+        # are handled in _serve.)
         init = dict(init, preload=[])
         for key in ("init_main_from_name", "init_main_from_path"):
             init.pop(key, None)
@@ -319,7 +321,15 @@ def _get_ready(init: "dict[str, Any]") -> None:
 def _serve(sock: socket.socket, init: "dict[str, Any]") -> None:
     from . import _core
     ext = _core.ext()
-    sibling = forks_siblings()
+    # A C library's threads (numpy's BLAS pool, say) survive only a fork
+    # that runs the library's pthread_atfork handlers, which glibc's fork()
+    # does and CLONE_PARENT does not: the children are then the zygote's,
+    # as under the stdlib's forkserver.
+    sibling = forks_siblings() and _thread_count() == 1
+    if not sibling:
+        import warnings
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message=".*multi-threaded.*fork")
     # a sibling's parent is the program (CLONE_PARENT); a plain child's is us
     expected_ppid = init["parent_pid"] if sibling else os.getpid()
     children: "dict[int, tuple[int, int]]" = {}  # pidfd -> (pid, status pipe)
