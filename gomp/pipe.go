@@ -39,8 +39,11 @@ import (
 const (
 	pipeMagic     = 0x676f6d70 // "gomp"
 	pipeHeaderLen = 4096
-	// DefaultRingSize is the capacity of each direction's ring.
-	DefaultRingSize = 256 << 10
+	// DefaultRingSize is the capacity of each direction's ring. Measured
+	// with 64 MiB messages on a 2-core VM (benchmarks/run.py): 256 KiB
+	// moved 1.7 GB/s, 512 KiB 2.1, 1 MiB 2.3, 2 MiB 1.9 (the ring no longer
+	// stays in cache). Pages are touched only as far as messages fill it.
+	DefaultRingSize = 1 << 20
 	msgHeader       = 8
 	maxMsgLen       = 1<<56 - 1
 	// how long a waiting side spins before it sleeps
