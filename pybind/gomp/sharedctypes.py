@@ -181,18 +181,23 @@ class SynchronizedBase:
         return "<%s wrapper for %s>" % (type(self).__name__, self._obj)
 
 
+def _locked_property(name: str, doc: str) -> property:
+    """An attribute of the wrapped object, read and written under the lock."""
+    def get(self: Any) -> Any:
+        with self._lock:
+            return getattr(self._obj, name)
+
+    def set_(self: Any, value: Any) -> None:
+        with self._lock:
+            setattr(self._obj, name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class Synchronized(SynchronizedBase):
     """A shared ctypes value; ``value`` is read and written under the lock."""
 
-    @property
-    def value(self) -> Any:
-        with self._lock:
-            return self._obj.value
-
-    @value.setter
-    def value(self, value: Any) -> None:
-        with self._lock:
-            self._obj.value = value
+    value = _locked_property("value", "The shared value.")
 
 
 class SynchronizedArray(SynchronizedBase):
@@ -209,34 +214,9 @@ class SynchronizedArray(SynchronizedBase):
         with self._lock:
             self._obj[i] = value
 
-    def __getslice__(self, start: int, stop: int) -> Any:
-        with self._lock:
-            return self._obj[start:stop]
-
-    def __setslice__(self, start: int, stop: int, values: Any) -> None:
-        with self._lock:
-            self._obj[start:stop] = values
-
 
 class SynchronizedString(SynchronizedArray):
     """A shared char array with ``value`` and ``raw``, under the lock."""
 
-    @property
-    def value(self) -> bytes:
-        with self._lock:
-            return self._obj.value
-
-    @value.setter
-    def value(self, value: bytes) -> None:
-        with self._lock:
-            self._obj.value = value
-
-    @property
-    def raw(self) -> bytes:
-        with self._lock:
-            return self._obj.raw
-
-    @raw.setter
-    def raw(self, value: bytes) -> None:
-        with self._lock:
-            self._obj.raw = value
+    value = _locked_property("value", "The bytes up to the first NUL.")
+    raw = _locked_property("raw", "All the bytes of the array.")
