@@ -374,24 +374,18 @@ class MapResult(ApplyResult):
         success, result = success_result
         if success and self._success:
             self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
-            if self._number_left == 0:
-                if self._callback:
-                    self._callback(self._value)
-                self._cache.pop(self._job, None)
-                self._notify()
-                self._pool = None
-        else:
-            if not success and self._success:
-                # only the first exception is kept
-                self._success = False
-                self._value = result
-            if self._number_left == 0:
-                # ready only once every chunk has come back
-                if self._error_callback:
-                    self._error_callback(self._value)
-                self._cache.pop(self._job, None)
-                self._notify()
-                self._pool = None
+        elif not success and self._success:
+            # only the first exception is kept
+            self._success = False
+            self._value = result
+        if self._number_left == 0:
+            # ready only once every chunk has come back
+            callback = self._callback if self._success else self._error_callback
+            if callback:
+                callback(self._value)
+            self._cache.pop(self._job, None)
+            self._notify()
+            self._pool = None
 
 
 class IMapIterator:

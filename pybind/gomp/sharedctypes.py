@@ -58,9 +58,8 @@ def _check_lock(lock: Any) -> None:
         raise AttributeError("%r has no method 'acquire'" % lock)
 
 
-def Value(typecode_or_type: Any, *args: Any, lock: Any = True, ctx: Any = None) -> Any:
-    """Return a synchronization wrapper for a Value."""
-    obj = RawValue(typecode_or_type, *args)
+def _with_lock(obj: Any, lock: Any, ctx: Any) -> Any:
+    # lock=False: the raw object; True/None: a new RLock; else the lock given
     if lock is False:
         return obj
     ctx = ctx or context._default_context.get_context()
@@ -68,19 +67,17 @@ def Value(typecode_or_type: Any, *args: Any, lock: Any = True, ctx: Any = None) 
         lock = ctx.RLock()
     _check_lock(lock)
     return synchronized(obj, lock, ctx=ctx)
+
+
+def Value(typecode_or_type: Any, *args: Any, lock: Any = True, ctx: Any = None) -> Any:
+    """Return a synchronization wrapper for a Value."""
+    return _with_lock(RawValue(typecode_or_type, *args), lock, ctx)
 
 
 def Array(typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True,
           ctx: Any = None) -> Any:
     """Return a synchronization wrapper for a RawArray."""
-    obj = RawArray(typecode_or_type, size_or_initializer)
-    if lock is False:
-        return obj
-    ctx = ctx or context._default_context.get_context()
-    if lock in (True, None):
-        lock = ctx.RLock()
-    _check_lock(lock)
-    return synchronized(obj, lock, ctx=ctx)
+    return _with_lock(RawArray(typecode_or_type, size_or_initializer), lock, ctx)
 
 
 def copy(obj: Any) -> Any:
