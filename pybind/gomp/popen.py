@@ -102,23 +102,24 @@ class Popen:
             return
 
     def _start_by_exec(self, payload: Any) -> None:
+        # the child reads its start-up data from descriptor 3 (a pipe); the
+        # descriptors it inherits follow from 4 on
         r, w = os.pipe()
         try:
-            argv = spawn.get_command_line()
-            first_extra = 4
-            argv.append("3")
-            env = [f"{k}={v}" for k, v in os.environ.items()]
-            child_fds = list(range(first_extra, first_extra + len(self._fds)))
-            self.pid, self._pidfd = _core.go().spawn(
-                argv[0], argv, env, None, [0, 1, 2, r, *self._fds])
+            self.pid, self._pidfd = zygote.exec_child(
+                spawn.get_command_line() + ["3"], [r, *self._fds])
+        except BaseException:
+            os.close(w)
+            raise
         finally:
             os.close(r)
         self._status_fd = -1
         self.sentinel = self._pidfd
         self._close_when_dropped()
+        child_fds = range(4, 4 + len(self._fds))
+        head = len(child_fds).to_bytes(4, "little") + len(payload).to_bytes(4, "little")
+        head += b"".join(fd.to_bytes(4, "little") for fd in child_fds)
         try:
-            head = len(child_fds).to_bytes(4, "little") + len(payload).to_bytes(4, "little")
-            head += b"".join(fd.to_bytes(4, "little") for fd in child_fds)
             with open(w, "wb", closefd=True) as f:
                 f.write(head)
                 f.write(payload)

@@ -92,6 +92,22 @@ def usable_fd(fd: int) -> int:
         return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
 
+def exec_child(argv: "list[str]", fds: "list[int]") -> "tuple[int, int]":
+    """Start argv by fork+exec from the Go core, with the current
+    environment (Go's own copy is a start-up snapshot), our standard
+    streams (or /dev/null for a closed one) and fds as descriptors 3, 4...
+    Returns (pid, pidfd); the child dies with this process."""
+    from . import _core
+    env = [f"{k}={v}" for k, v in os.environ.items()]
+    std = [usable_fd(fd) for fd in (0, 1, 2)]
+    try:
+        return _core.go().spawn(argv[0], argv, env, None, [*std, *fds])
+    finally:
+        for i, fd in enumerate(std):
+            if fd != i:
+                os.close(fd)
+
+
 # what the zygote runs; argv[1] is the directory gomp is imported from
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from gomp.zygote import main; main()"
 
@@ -102,23 +118,17 @@ class Zygote:
     """A running zygote, as seen from the parent."""
 
     def __init__(self, method: str) -> None:
-        from . import _core, spawn
+        from . import spawn
         import subprocess
         self.method = method
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         exe = spawn.get_executable()
         argv = [exe, *subprocess._args_from_interpreter_flags(), "-c", _BOOT, package_root]
-        env = [f"{k}={v}" for k, v in os.environ.items()]
-        std = [usable_fd(fd) for fd in (0, 1, 2)]
         try:
-            self.pid, self._pidfd = _core.go().spawn(
-                exe, argv, env, None, [*std, child_end.fileno()])
+            self.pid, self._pidfd = exec_child(argv, [child_end.fileno()])
         finally:
             child_end.close()
-            for i, fd in enumerate(std):
-                if fd != i:
-                    os.close(fd)
         self.sock = parent_end
         self._lock = threading.Lock()
         self.broken = False
