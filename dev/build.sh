@@ -2,13 +2,14 @@
 # Build the Go core and the C extension into pybind/gomp, for running from
 # the source tree:  dev/build.sh && PYTHONPATH=pybind python3 -m pytest tests
 # Files are built aside and renamed into place, so processes that have the
-# old libraries mapped keep running.
+# old libraries mapped keep running. PYTHON=/path/to/python builds the
+# extension for another interpreter.
 set -e
 cd "$(dirname "$0")/.."
 tmp=.build-tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
-python3 setup.py -q build_ext -b "$tmp/lib" -t "$tmp/obj" >/dev/null
+"${PYTHON:-python3}" setup.py -q build_ext -b "$tmp/lib" -t "$tmp/obj" >/dev/null
 for f in "$tmp"/lib/gomp/*.so; do
     mv -f "$f" pybind/gomp/
 done

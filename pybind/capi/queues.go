@@ -55,14 +55,25 @@ func GompRingMap(fd C.int, outBase *unsafe.Pointer, outSize *C.longlong) C.int {
 	return 0
 }
 
-// GompRingClose unmaps a ring and closes its descriptor.
+// GompRingClose unmaps a ring and closes its descriptor (stopping its
+// watches first: they read the mapping).
 //
 //export GompRingClose
 func GompRingClose(base unsafe.Pointer) C.int {
 	ringsMu.Lock()
 	r := rings[uintptr(base)]
 	delete(rings, uintptr(base))
+	var stop []*gomp.RingWatch
+	for h, w := range watches {
+		if w.ring == r {
+			stop = append(stop, w.watch)
+			delete(watches, h)
+		}
+	}
 	ringsMu.Unlock()
+	for _, w := range stop {
+		w.Stop()
+	}
 	if r == nil {
 		return errno(syscall.EINVAL)
 	}
@@ -105,5 +116,48 @@ func GompProcessAlive(pid C.int) C.int {
 	if gomp.ProcessAlive(int(pid)) {
 		return 1
 	}
+	return 0
+}
+
+// Watches of rings (see gomp.RingWatch), by handle.
+var (
+	watches   = map[int64]ringWatch{}
+	nextWatch int64
+)
+
+type ringWatch struct {
+	ring  *gomp.Ring
+	watch *gomp.RingWatch
+}
+
+// GompRingWatch keeps eventFD readable while the ring at base holds a
+// message, until GompRingUnwatch; out: the watch's handle.
+//
+//export GompRingWatch
+func GompRingWatch(base unsafe.Pointer, eventFD C.int, outHandle *C.longlong) C.int {
+	ringsMu.Lock()
+	defer ringsMu.Unlock()
+	r := rings[uintptr(base)]
+	if r == nil {
+		return errno(syscall.EINVAL)
+	}
+	nextWatch++
+	watches[nextWatch] = ringWatch{r, r.Watch(int(eventFD))}
+	*outHandle = C.longlong(nextWatch)
+	return 0
+}
+
+// GompRingUnwatch stops a watch; the caller may then close its eventfd.
+//
+//export GompRingUnwatch
+func GompRingUnwatch(handle C.longlong) C.int {
+	ringsMu.Lock()
+	w, ok := watches[int64(handle)]
+	delete(watches, int64(handle))
+	ringsMu.Unlock()
+	if !ok {
+		return errno(syscall.EINVAL)
+	}
+	w.watch.Stop()
 	return 0
 }

@@ -9,6 +9,7 @@ needs it does.
 import sys
 
 from . import context
+from ._install import install, installed, uninstall
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sched.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 static int (*go_ring_create)(long long, long long, int *, void **, long long *);
 static int (*go_ring_map)(int, void **, long long *);
@@ -19,6 +20,8 @@ static int (*go_ring_close)(void *);
 static int (*go_ring_wait)(uint32_t *, uint32_t, long long);
 static int (*go_ring_wake)(uint32_t *, int);
 static int (*go_process_alive)(int);
+static int (*go_ring_watch)(void *, int, long long *);
+static int (*go_ring_unwatch)(long long);
 
 gomp_symbol gomp_queues_symbols[] = {
     {"GompRingCreate", (void **)&go_ring_create},
@@ -27,6 +30,8 @@ gomp_symbol gomp_queues_symbols[] = {
     {"GompRingWait", (void **)&go_ring_wait},
     {"GompRingWake", (void **)&go_ring_wake},
     {"GompProcessAlive", (void **)&go_process_alive},
+    {"GompRingWatch", (void **)&go_ring_watch},
+    {"GompRingUnwatch", (void **)&go_ring_unwatch},
     {NULL, NULL},
 };
 
@@ -1815,7 +1820,55 @@ queues_ring_map(PyObject *self, PyObject *args)
     return ring_wrap(base, size, fd);
 }
 
+/* ring_watch(ring) -> (eventfd, handle): an eventfd that Go keeps readable
+ * while the ring holds a message (gomp/ring_watch.go); the caller closes it
+ * after ring_unwatch(handle). */
+static PyObject *
+queues_ring_watch(PyObject *self, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &Ring_Type)) {
+        PyErr_SetString(PyExc_TypeError, "ring_watch() takes a Ring");
+        return NULL;
+    }
+    RingObject *r = (RingObject *)arg;
+    if (r->base == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the ring is closed");
+        return NULL;
+    }
+    if (gomp_usable() < 0)
+        return NULL;
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    long long handle = 0;
+    int rc = go_ring_watch(r->base, efd, &handle);
+    if (rc < 0) {
+        close(efd);
+        return gomp_errno_error(rc);
+    }
+    return Py_BuildValue("iL", efd, handle);
+}
+
+static PyObject *
+queues_ring_unwatch(PyObject *self, PyObject *args)
+{
+    long long handle;
+    if (!PyArg_ParseTuple(args, "L", &handle) || gomp_usable() < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = go_ring_unwatch(handle);
+    Py_END_ALLOW_THREADS
+    if (rc < 0 && rc != -EINVAL) /* EINVAL: stopped already, with its ring */
+        return gomp_errno_error(rc);
+    Py_RETURN_NONE;
+}
+
 PyMethodDef gomp_queues_methods[] = {
+    {"ring_watch", queues_ring_watch, METH_O,
+     "ring_watch(ring) -> (eventfd, handle): an eventfd readable while the ring holds a message."},
+    {"ring_unwatch", queues_ring_unwatch, METH_VARARGS,
+     "ring_unwatch(handle): stop a watch (then close its eventfd)."},
     {"queues_setup", queues_setup, METH_VARARGS,
      "queues_setup(loads, Empty, Full, dumps): what the rings pickle with and raise."},
     {"queues_encode", queues_encode, METH_O,

@@ -626,6 +626,13 @@ def _share_fds(fds: "list[int]") -> _SharedFds:
 # wait
 
 
+def _has_message(obj: Any) -> Optional[bool]:
+    """For a gomp pipe end or queue reader, whether a message waits; None
+    for anything else (its descriptor alone tells)."""
+    ready = getattr(obj, "_ready", None) if not isinstance(obj, int) else None
+    return ready() if ready is not None else None
+
+
 def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[Any]:
     """Wait till an object in object_list is ready/readable.
 
@@ -637,9 +644,9 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
         fd = obj if isinstance(obj, int) else obj.fileno()
         fd_of.append(fd)
         poller.register(fd, select.POLLIN)
-    # a pipe end with a message already waiting makes the wait return at
-    # once, with whatever else is ready too
-    if any(isinstance(o, PipeConnection) and o._ready() for o in objects):
+    # a pipe end (or a queue's reader) with a message already waiting makes
+    # the wait return at once, with whatever else is ready too
+    if any(_has_message(o) for o in objects):
         timeout = 0
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     while True:
@@ -653,7 +660,7 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
             # a pipe end's descriptor may, rarely, be signalled for a
             # message already taken: check that it really is ready
             ready = [o for o, fd in zip(objects, fd_of)
-                     if fd in fds and (not isinstance(o, PipeConnection) or o._ready())]
+                     if fd in fds and _has_message(o) is not False]
             if ready:
                 return ready
         if deadline is not None and time.monotonic() >= deadline:

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Optional
 
 from . import _core
+from . import _stdlib
 from . import context
 from . import reduction
 from . import spawn
@@ -61,6 +62,7 @@ class Popen:
         prep = spawn.get_preparation_data(process_obj._name)
         buf = io.BytesIO()
         context.set_spawning_popen(self)
+        _stdlib.set_spawning_popen(self)  # for the stdlib's objects among the arguments
         try:
             pickle.dump(prep, buf, protocol=pickle.HIGHEST_PROTOCOL)
             try:
@@ -72,6 +74,7 @@ class Popen:
                 raise
         finally:
             context.set_spawning_popen(None)
+            _stdlib.set_spawning_popen(None)
         payload = buf.getbuffer()
         # a frozen executable cannot run the zygote's `python -c`
         if os.environ.get("GOMP_START") == "exec" or getattr(sys, "frozen", False):

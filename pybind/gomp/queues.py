@@ -36,8 +36,11 @@ import weakref
 from typing import Any, Iterable, List, Optional
 
 from . import _core
+from . import _queue_ends
 from . import context
 from . import util
+from .reduction import ForkingPickler as _ForkingPickler  # noqa: F401  (the stdlib's names)
+from .util import Finalize, debug, info, is_exiting, register_after_fork  # noqa: F401
 from queue import Empty, Full  # the stdlib's, as multiprocessing raises them
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
@@ -49,6 +52,10 @@ _RAW_MIN = 32 * 1024
 _MAX_BUFFERS = 63
 
 _PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
+
+# what the stdlib's feeder thread stops on (code that overrides the feeder
+# compares with it)
+_sentinel = object()
 
 _dumps = pickle.dumps
 _ready = False
@@ -166,19 +173,62 @@ def _finalize_join(twr: Any) -> None:
         thread.join()
 
 
+# Attributes of the stdlib's queues that code built on them reaches into,
+# made on first use (see __getattr__ and gomp._queue_ends).
+_STDLIB_ENDS = {
+    "_reader": _queue_ends.RingReader,
+    "_writer": _queue_ends.RingWriter,
+    "_sem": _queue_ends.SlotSemaphore,
+}
+_STDLIB_LOCKS = ("_rlock", "_wlock")
+
+# A subclass that overrides these runs the stdlib's put protocol (loky's
+# queue does): put() appends to _buffer and the subclass's feeder thread
+# writes pickles to _writer, which lands them in the ring.
+_FEEDER_HOOKS = ("_start_thread", "_feed")
+
+
 class Queue:
     """Returns a process shared queue implemented using a shared-memory ring
     and a futex (see the module's docstring)."""
 
     _tasks = False
+    _classic = False  # see _FEEDER_HOOKS
+    _ignore_epipe = False
+    _closed = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._classic = any(name in vars(k) for k in cls.__mro__
+                           if k.__module__ != __name__ and k is not object
+                           for name in _FEEDER_HOOKS)
 
     def __init__(self, maxsize: int = 0, *, ctx: Any = None,
                  capacity: Optional[int] = None) -> None:
         if maxsize <= 0:
             maxsize = 0
         self._maxsize = maxsize
+        self._opid = os.getpid()
         self._ring = _go().ring_new(int(capacity or DEFAULT_CAPACITY), maxsize)
         self._reset()
+
+    def __getattr__(self, name: str) -> Any:
+        # only for what is not set: the stdlib's internals, made on first use
+        d = self.__dict__
+        if name == "_ring" and "_reader" in d:
+            # unpickled by a subclass that restores the stdlib's fields only
+            ring = d["_ring"] = d["_reader"]._ring
+            return ring
+        if name in _STDLIB_ENDS and "_ring" in d:
+            end = d[name] = _STDLIB_ENDS[name](d["_ring"])
+            return end
+        if name in _STDLIB_LOCKS:
+            from .synchronize import Lock
+            lock = d[name] = Lock()
+            return lock
+        if name == "_opid":
+            return os.getpid()
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
 
     def _reset(self) -> None:
         self._closed = False
@@ -188,8 +238,17 @@ class Queue:
         self._feed = _Feed()
         ring = self._ring
         ring.bind(self, Queue._slow_put, Queue._backlog_pickled, self._tasks)
-        # the common calls go straight to C (saves a Python frame each)
         cls = type(self)
+        if cls._classic:
+            self._buffer: collections.deque = collections.deque()
+            self._notempty = threading.Condition(threading.Lock())
+            self._thread: Optional[threading.Thread] = None
+            self._close: Any = None
+            self._send_bytes = self._writer.send_bytes
+            self._recv_bytes = self._reader.recv_bytes
+            self._poll = self._reader.poll
+            return
+        # the common calls go straight to C (saves a Python frame each)
         if cls.put is Queue.put:
             self.put = ring.put_obj
         if cls.get is Queue.get:
@@ -214,14 +273,39 @@ class Queue:
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj into the queue. If the queue is bounded and full, block
         (for at most timeout seconds) and then raise queue.Full."""
-        self._ring.put_obj(obj, block, timeout)
+        if self._classic:
+            self._classic_put(obj, block, timeout)
+        else:
+            self._ring.put_obj(obj, block, timeout)
+
+    def _classic_put(self, obj: Any, block: bool, timeout: Optional[float]) -> None:
+        # the stdlib's protocol, for a subclass with its own feeder thread
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if self._maxsize and not self._sem.acquire(block, timeout):
+            raise Full
+        if self._tasks:
+            self._ring.task_add()
+        with self._notempty:
+            if self._thread is None:
+                self._start_thread()
+            self._buffer.append(obj)
+            self._notempty.notify()
 
     def _slow_put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         # what the C fast path leaves: bounded queues, a non-empty backlog,
         # raw bytes-likes, out-of-band buffers, pickling errors
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
-        kind, parts = _encode(obj)
+        try:
+            kind, parts = _encode(obj)
+        except Exception as e:
+            if type(self)._on_queue_feeder_error is Queue._on_queue_feeder_error:
+                raise  # gomp's own queues: the caller hears of it
+            # a subclass that handles the stdlib feeder's errors gets them
+            # (concurrent.futures fails the work item's future)
+            self._on_queue_feeder_error(e, obj)
+            return
         ring = self._ring
         if self._maxsize:
             ring.reserve(block, timeout)
@@ -292,10 +376,10 @@ class Queue:
                 n += 1
             self._ring.add_pending(n)
             if feed.thread is None:
-                self._start_thread()
+                self._start_feeder()
             feed.cond.notify()
 
-    def _start_thread(self) -> None:
+    def _start_feeder(self) -> None:
         feed = self._feed
         t = threading.Thread(target=_feeder, args=(self._ring, feed, not self._maxsize),
                              name="QueueFeederThread", daemon=True)
@@ -347,6 +431,10 @@ class Queue:
         current process. The feeder thread flushes what is buffered."""
         self._closed = True
         self._ring.set_closed(f"Queue {self!r} is closed")
+        if self._classic:
+            close, self._close = self._close, None
+            if close is not None:
+                close()
         close = self._close_fin
         if close is not None:
             self._close_fin = None
@@ -360,6 +448,33 @@ class Queue:
         if self._jointhread is not None:
             self._jointhread()
 
+    def _terminate_broken(self) -> None:
+        """Close a queue whose readers died: what waits in this process's
+        backlog is dropped, and close() does not wait for it."""
+        reader = self.__dict__.get("_reader")
+        if reader is not None:
+            reader.close()
+        feed = self._feed
+        with feed.cond:
+            dropped = len(feed.backlog)
+            feed.backlog.clear()
+            self._ring.add_pending(-dropped)
+        self.cancel_join_thread()
+        self.close()
+        self.join_thread()
+
+    # the stdlib's finalizers of its feeder thread, for subclasses that start
+    # their own (loky's)
+    @staticmethod
+    def _finalize_close(buffer: Any, notempty: Any) -> None:
+        with notempty:
+            buffer.append(_sentinel)
+            notempty.notify()
+
+    @staticmethod
+    def _finalize_join(twr: Any) -> None:
+        _finalize_join(twr)
+
     def cancel_join_thread(self) -> None:
         """Do not wait at exit for buffered data to be written out."""
         self._joincancelled = True
@@ -368,11 +483,14 @@ class Queue:
         except AttributeError:
             pass
 
-    # 3.12's Queue has it; harmless elsewhere
     @staticmethod
     def _on_queue_feeder_error(e: Exception, obj: Any) -> None:
+        """Called with the exception and the object when an object cannot
+        be sent; gomp's own queues raise in put() instead. A subclass that
+        overrides it (concurrent.futures) gets the error here, as from the
+        stdlib's feeder thread, and put() does not raise."""
         import traceback
-        traceback.print_exc()
+        traceback.print_exception(type(e), e, e.__traceback__)
 
 
 class JoinableQueue(Queue):

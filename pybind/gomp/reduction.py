@@ -16,6 +16,8 @@ from collections import ChainMap
 from types import FunctionType
 from typing import Any, Callable, Optional
 
+from . import _stdlib
+
 __all__ = ["send_handle", "recv_handle", "ForkingPickler", "register", "dump",
            "dumps", "loads", "DupFd", "sendfds", "recvfds", "AbstractReducer"]
 
@@ -73,7 +75,7 @@ def _make_pickler(facade: Any) -> Any:
     class _ForkingPickler(base):
         # a class attribute: the C pickler reads dispatch_table once, in
         # __init__, so setting it on the instance afterwards has no effect
-        dispatch_table = ChainMap(_extra_reducers, base.dispatch_table)
+        dispatch_table = ChainMap(_extra_reducers, _stdlib.Reducers(), base.dispatch_table)
 
         def __init__(self, file: Any, protocol: Optional[int] = None,
                      buffer_callback: Optional[Callable] = None) -> None:

@@ -17,6 +17,7 @@ import sys
 import types
 from typing import Any, Optional
 
+from . import _install
 from . import process
 from . import util
 
@@ -101,6 +102,7 @@ def get_preparation_data(name: str) -> "dict[str, Any]":
         start_method=context._default_context.get_start_method(),
         env=dict(os.environ),
         parent_pid=os.getpid(),
+        installed=_install.installed(),
     )
     d.update(main_reference())
     return d
@@ -129,6 +131,8 @@ def main_reference() -> "dict[str, str]":
 
 def prepare(data: "dict[str, Any]") -> None:
     """Apply the parent's state in a child, then import its __main__."""
+    if data.get("installed"):
+        _install.install()
     if "name" in data:
         process.current_process().name = data["name"]
     if "authkey" in data:

@@ -17,6 +17,7 @@ other process deadlocking.
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -32,7 +33,14 @@ _, _SemLock = _core.ext().sync_types()
 
 # kinds of SemLock records (pybind/gomp/_gomp_sync.c)
 LOCK, RLOCK, SEMAPHORE = 0, 1, 2
+RECURSIVE_MUTEX = RLOCK  # the stdlib's name of the kind
 SEM_VALUE_MAX = 0x7FFFFFFF
+
+
+def sem_unlink(name: str) -> None:
+    """Unlink a named semaphore (gomp's have no name; the stdlib's may)."""
+    import _multiprocessing
+    _multiprocessing.sem_unlink(name)
 
 # sizes of the records (gomp/sync.go: LockRecord, SemRecord)
 _LOCK_RECORD = 64
@@ -61,6 +69,28 @@ class SemLock(_SemLock):
     def __reduce__(self) -> Any:
         context.assert_spawning(self)
         return _rebuild_semlock, (type(self), self._rec, self.kind)
+
+    # The stdlib's SemLock wraps a C object in _semlock and code built on
+    # it calls that (its Queue.full() is self._sem._semlock._is_zero()):
+    # here the C object is the SemLock itself. It has no name.
+    @property
+    def _semlock(self) -> "SemLock":
+        return self
+
+    handle = None
+    name = None
+    SEM_VALUE_MAX = SEM_VALUE_MAX
+
+    def _after_fork(self) -> None:
+        pass
+
+    # the stdlib names its semaphores with these (loky replaces _make_name)
+    _rand = tempfile._RandomNameSequence()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _make_name() -> str:
+        return "%s-%s" % (process.current_process()._config.get("semprefix", "/mp"),
+                          next(SemLock._rand))
 
     def _owner_name(self) -> str:
         name = process.current_process().name
@@ -143,12 +173,13 @@ class RLock(SemLock):
         return "<%s(%s, %s)>" % (type(self).__name__, name, count)
 
 
-# Condition: two words beside the lock. WAITERS counts the waiters not yet
-# notified and changes only under the lock; TOKENS counts notifications not
-# yet taken, and waiters sleep on it. notify(n) moves min(n, WAITERS) from
-# one to the other, so it wakes at most n; a waiter that times out (under
-# the lock again) takes a token if one is left, else leaves WAITERS.
-_WAITERS, _TOKENS = 0, 4
+# Condition: three semaphores beside the lock, as the stdlib's (and with the
+# same names, which tools read). A waiter counts itself in _sleeping_count,
+# waits for a unit of _wait_semaphore and then, notified or not, posts one to
+# _woken_count. notify(n), which holds the lock, hands out at most n units and
+# waits for that many posts before it returns: no waiter can start (it needs
+# the lock) and steal a unit meant for one that was already waiting. Posts of
+# waiters that timed out since the last notify are subtracted first.
 
 
 class Condition:
@@ -158,15 +189,17 @@ class Condition:
         if lock is None:
             lock = (ctx or context._default_context).RLock()
         self._lock = lock
-        self._rec = new_record(8)
+        self._sleeping_count = Semaphore(0)
+        self._woken_count = Semaphore(0)
+        self._wait_semaphore = Semaphore(0)
         self._make_methods()
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
-        return (self._lock, self._rec)
+        return (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore)
 
     def __setstate__(self, state: Any) -> None:
-        self._lock, self._rec = state
+        (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore) = state
         self._make_methods()
 
     def _make_methods(self) -> None:
@@ -181,53 +214,29 @@ class Condition:
 
     def __repr__(self) -> str:
         try:
-            waiters = self._rec.seg.load(self._rec.off + _WAITERS)
+            waiters = self._sleeping_count.get_value() - self._woken_count.get_value()
         except Exception:
             waiters = "unknown"
         return "<%s(%s, %s)>" % (type(self).__name__, self._lock, waiters)
 
-    def _take_token(self) -> bool:
-        seg, tokens = self._rec.seg, self._rec.off + _TOKENS
-        while True:
-            t = seg.load(tokens)
-            if t == 0:
-                return False
-            if seg.cas(tokens, t, t - 1):
-                return True
+    def _owned(self) -> bool:
+        is_mine = getattr(self._lock, "_is_mine", None)
+        return is_mine() if is_mine is not None else True
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Release the lock, wait until notified or until timeout seconds
         pass, take the lock again; False if it timed out."""
-        assert self._lock._is_mine(), "must acquire() condition before using wait()"
-        seg, off = self._rec.seg, self._rec.off
-        seg.add(off + _WAITERS, 1)
-        count = self._lock._count() if self._lock.kind == RLOCK else 1
+        assert self._owned(), "must acquire() condition before using wait()"
+        self._sleeping_count.release()
+        count = self._lock._count() if getattr(self._lock, "kind", None) == RLOCK else 1
         for _ in range(count):
             self._lock.release()
-        notified = False
         try:
-            deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
-            while not notified:
-                if self._take_token():
-                    notified = True
-                    break
-                left = None
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                seg.wait(off + _TOKENS, 0, left)
+            return self._wait_semaphore.acquire(True, timeout)
         finally:
+            self._woken_count.release()
             for _ in range(count):
                 self._lock.acquire()
-            if not notified:
-                # timed out or interrupted: a notify may have counted us
-                # meanwhile, and then its token is ours
-                if self._take_token():
-                    notified = True
-                else:
-                    seg.add(off + _WAITERS, -1)
-        return notified
 
     def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
         """Wait until predicate() is true or timeout seconds pass; return
@@ -246,13 +255,20 @@ class Condition:
 
     def notify(self, n: int = 1) -> None:
         """Wake up at most n processes or threads waiting on the condition."""
-        assert self._lock._is_mine(), "lock is not owned"
-        seg, off = self._rec.seg, self._rec.off
-        k = min(n, seg.load(off + _WAITERS))
-        if k > 0:
-            seg.add(off + _WAITERS, -k)
-            seg.add(off + _TOKENS, k)
-            seg.wake(off + _TOKENS, k)
+        assert self._owned(), "lock is not owned"
+        # waiters that timed out since the last notify posted without a unit
+        while self._woken_count.acquire(False):
+            self._sleeping_count.acquire(False)
+        woken = 0
+        while woken < n and self._sleeping_count.acquire(False):
+            self._wait_semaphore.release()
+            woken += 1
+        if woken:
+            for _ in range(woken):
+                self._woken_count.acquire()
+            # a waiter that timed out as it was handed a unit left it here
+            while self._wait_semaphore.acquire(False):
+                pass
 
     def notify_all(self) -> None:
         """Wake up all the processes or threads waiting on the condition."""

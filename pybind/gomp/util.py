@@ -12,6 +12,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from . import process
+from subprocess import _args_from_interpreter_flags  # noqa: F401  (the stdlib's name)
 
 __all__ = [
     "sub_debug", "debug", "info", "sub_warning", "get_logger", "log_to_stderr",
@@ -81,6 +82,34 @@ def log_to_stderr(level: Optional[int] = None) -> logging.Logger:
     return _logger
 
 
+# Linux has an abstract socket namespace (gomp does not listen in it: any
+# local user could connect)
+abstract_sockets_supported = sys.platform == "linux"
+
+
+def _platform_supports_abstract_sockets() -> bool:
+    return abstract_sockets_supported
+
+
+def is_abstract_socket_namespace(address: Any) -> bool:
+    """Whether address names a socket in the abstract namespace."""
+    if not address:
+        return False
+    if isinstance(address, bytes):
+        return address[0] == 0
+    if isinstance(address, str):
+        return address[0] == "\0"
+    raise TypeError(f"address type of {address!r} unrecognized")
+
+
+def _remove_temp_dir(rmtree: Callable[[str], Any], tempdir: str) -> None:
+    rmtree(tempdir)
+    current = process.current_process()
+    # None late in interpreter shutdown
+    if current is not None:
+        current._config["tempdir"] = None
+
+
 def get_temp_dir() -> str:
     """A temporary directory for this process, removed at exit."""
     tempdir = process.current_process()._config.get("tempdir")
@@ -89,7 +118,8 @@ def get_temp_dir() -> str:
         import tempfile
         tempdir = tempfile.mkdtemp(prefix="pymp-")
         info("created temp directory %s", tempdir)
-        Finalize(None, shutil.rmtree, args=(tempdir, True), exitpriority=-100)
+        # rmtree bound now: the finalizer may run late in shutdown
+        Finalize(None, _remove_temp_dir, args=(shutil.rmtree, tempdir), exitpriority=-100)
         process.current_process()._config["tempdir"] = tempdir
     return tempdir
 
@@ -275,11 +305,36 @@ class ForkAwareLocal(threading.local):
         return type(self), ()
 
 
+try:
+    MAXFD = os.sysconf("SC_OPEN_MAX")
+except (AttributeError, ValueError, OSError):
+    MAXFD = 256
+
+
 def close_all_fds_except(fds: "list[int]") -> None:
     fds = sorted(set(list(fds) + [-1]))
-    fds.append(os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1 << 16)
+    fds.append(MAXFD)
     for i in range(len(fds) - 1):
         os.closerange(fds[i] + 1, fds[i + 1])
+
+
+def spawnv_passfds(path: str, args: "list[str]", passfds: Any) -> int:
+    """Start the program at path with args, passing the descriptors passfds
+    (under their own numbers) and no other; returns its pid, which the
+    caller reaps. The child does not die with this process."""
+    import subprocess
+    # subprocess forks and execs in C, which is safe once Go runs
+    proc = subprocess.Popen(args, executable=path, close_fds=True,
+                            pass_fds=sorted({int(fd) for fd in passfds}))
+    # the caller reaps the pid: keep subprocess from doing it behind its back
+    proc.returncode = 0
+    return proc.pid
+
+
+def close_fds(*fds: int) -> None:
+    """Close each file descriptor given as an argument."""
+    for fd in fds:
+        os.close(fd)
 
 
 def _close_stdin() -> None:
@@ -308,3 +363,16 @@ def _flush_std_streams() -> None:
                 stream.flush()
         except (AttributeError, ValueError):
             pass
+
+
+def _cleanup_tests() -> None:
+    """Stop what a test run of multiprocessing left running (children, the
+    zygotes, the resource tracker) and remove its temporary directories."""
+    from test import support
+    from . import resource_tracker, zygote
+    process._cleanup()
+    zygote.stop_all()
+    resource_tracker._resource_tracker._stop()
+    _run_finalizers()
+    support.gc_collect()
+    support.reap_children()

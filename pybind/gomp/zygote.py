@@ -23,6 +23,8 @@ import sysconfig
 import threading
 from typing import Any, Optional, Sequence
 
+from . import _install
+
 _preload: "list[str]" = []
 
 
@@ -132,12 +134,14 @@ class Zygote:
         self.sock = parent_end
         self._lock = threading.Lock()
         self.broken = False
+        self.installed = _install.installed()
         init: "dict[str, Any]" = {
             "sys_path": [p if p else os.getcwd() for p in sys.path],
             "dir": os.getcwd(),
             "preload": modules_to_preload(),
             "compile": user_module_files(),
             "parent_pid": os.getpid(),
+            "installed": _install.installed(),
         }
         main = spawn.main_reference()
         if method == "forkserver":
@@ -183,13 +187,27 @@ def get(method: str) -> Zygote:
     """The zygote for a start method, started on first use."""
     with _zygote_lock:
         z = _zygotes.get(method)
-        if z is not None and z.broken:
+        # a zygote made before gomp.install() has the stdlib's modules
+        if z is not None and (z.broken or z.installed != _install.installed()):
             _zygotes.pop(method)
             z.close()
             z = None
         if z is None:
             z = _zygotes[method] = Zygote(method)
         return z
+
+
+def stop_all() -> None:
+    """Stop every zygote; the next start makes a new one. (Children a
+    zygote forked as its own, not the program's, die with it.)"""
+    with _zygote_lock:
+        stopping = list(_zygotes.values())
+        _zygotes.clear()
+    for z in stopping:
+        try:
+            z.close()
+        except OSError:
+            pass
 
 
 def discard(z: Zygote) -> None:
@@ -286,6 +304,8 @@ def _get_ready(init: "dict[str, Any]") -> None:
     """Take the parent's sys.path and directory, import what children will
     need, and freeze the result."""
     from . import spawn
+    if init.get("installed"):
+        _install.install()
     sys.path[:] = init["sys_path"]
     os.chdir(init["dir"])
     # what every child needs, then the parent's libraries
