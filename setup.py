@@ -10,6 +10,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GO_LIBRARY = "_gocore.so"  # not libgomp: that name is GCC's OpenMP runtime
@@ -42,6 +43,20 @@ class BuildWithGo(build_ext):
         super().run()
 
 
+# A one-line hook that site runs at every interpreter start: when a program
+# ran gomp.install() (or python -m gomp), the Python processes it starts get
+# gomp as multiprocessing too, whatever starts them (see gomp/_install.py).
+PTH = "gomp-install.pth"
+
+
+class BuildWithPth(build_py):
+    """Puts the .pth hook at the top of site-packages, beside the package."""
+
+    def run(self):
+        super().run()
+        self.copy_file(os.path.join(HERE, "pybind", PTH), os.path.join(self.build_lib, PTH))
+
+
 setup(
     ext_modules=[
         Extension(
@@ -53,5 +68,5 @@ setup(
             extra_compile_args=["-O2", "-Wall"],
         )
     ],
-    cmdclass={"build_ext": BuildWithGo},
+    cmdclass={"build_ext": BuildWithGo, "build_py": BuildWithPth},
 )

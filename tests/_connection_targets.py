@@ -71,3 +71,52 @@ def send_tagged(conn, tag, count):
     for i in range(count):
         conn.send_bytes(bytes([tag]) * (1 + (i * 7919) % 300_000 if i % 10 == 0 else 1 + i % 50))
     conn.send(("done", tag))
+
+
+def recv_handle_and_write(conn, data, fill_low_fds=False):
+    """Receive a descriptor with reduction.recv_handle, write data to it and
+    report where it landed. With fill_low_fds the descriptors below 256 are
+    taken first, so that the received one is large."""
+    from gomp import reduction
+    if fill_low_fds:
+        for i in range(256):
+            try:
+                os.fstat(i)
+            except OSError:
+                os.dup2(conn.fileno(), i)
+    fd = reduction.recv_handle(conn)
+    os.write(fd, data)
+    os.close(fd)
+    conn.send(fd)
+
+
+def send_handle_of(conn, path):
+    """Open path for writing and send its descriptor with send_handle."""
+    from gomp import reduction
+    with open(path, "wb") as f:
+        reduction.send_handle(conn, f.fileno(), os.getpid())
+    conn.recv()  # the parent wrote through it
+
+
+def recv_socket_and_send(conn, data):
+    """Receive a socket object over conn and send data on it."""
+    s = conn.recv()
+    s.sendall(data)
+    s.close()
+    conn.send("sent")
+
+
+def detach_dupfd_and_write(pickled, data):
+    """Unpickle a reduction.DupFd and write data to its descriptor."""
+    from gomp import reduction
+    fd = reduction.ForkingPickler.loads(pickled).detach()
+    os.write(fd, data)
+    os.close(fd)
+
+
+def report_tracker(conn):
+    """Send the state of this process's resource tracker to the parent."""
+    from gomp.resource_tracker import _resource_tracker
+    fd = _resource_tracker._fd
+    conn.send((fd is not None, _resource_tracker._pid,
+               fd is not None and _resource_tracker._check_alive()))

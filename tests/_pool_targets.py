@@ -99,3 +99,25 @@ def load_fails(_=None):
 
 def echo(x):
     return x
+
+
+def make_lambda(_=None):
+    return lambda: 42  # only by value could this be pickled
+
+
+class Counted:
+    """Counts its live instances in this process (copies made by
+    unpickling included: they are made by __new__, not __init__)."""
+
+    n_instances = 0
+
+    def __new__(cls):
+        Counted.n_instances += 1
+        return object.__new__(cls)
+
+    def __del__(self):
+        Counted.n_instances -= 1
+
+
+def second(_first, x):
+    return x

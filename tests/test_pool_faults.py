@@ -188,6 +188,26 @@ def test_interactive_function_from_stdin():
     assert r.stdout == "[1, 4, 9] 2\n", r.stderr[-2000:]
 
 
+def test_interactive_classes_and_lambdas_come_back_from_workers():
+    # what the parent's __main__ defines travels to the workers by value
+    # and must come back as itself (results are otherwise pickled by
+    # reference, as the stdlib pickles them)
+    r = run_script("""
+        import gomp
+        class Box:
+            def __init__(self, v):
+                self.v = v
+        def same(b):
+            return b
+        def maker():
+            return lambda: "made in a worker"
+        with gomp.Pool(2) as p:
+            b = p.apply(same, (Box(3),))
+            print(type(b) is Box, b.v, p.apply(maker)())
+    """, stdin=True)
+    assert r.stdout == "True 3 made in a worker\n", r.stderr[-2000:]
+
+
 def test_pool_tour_example():
     t = time.monotonic()
     r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "pool.py")],

@@ -157,3 +157,69 @@ def test_shareable_list_reaches_child(cleanup):
     p.start()
     p.join(10)
     assert list(sl) == [42, "child"]
+
+
+def test_module_names_and_random_names():
+    assert gsm._USE_POSIX is True
+    assert gsm._O_CREX == os.O_CREAT | os.O_EXCL
+    assert (gsm._SHM_SAFE_NAME_LENGTH, gsm._SHM_NAME_PREFIX) == (14, "/psm_")
+    names = {gsm._make_filename() for _ in range(20)}
+    assert len(names) == 20
+    assert all(n.startswith("/psm_") and len(n) <= 14 for n in names)
+
+
+def test_make_filename_is_looked_up_and_retried(monkeypatch, cleanup):
+    # the stdlib's tests replace _make_filename; a name in use is skipped
+    names = ["/psm_gomp_t1_%d" % os.getpid(), "/psm_gomp_t2_%d" % os.getpid()]
+    monkeypatch.setattr(gsm, "_make_filename", iter(names).__next__)
+    a = gsm.SharedMemory(create=True, size=1)
+    cleanup.append(a)
+    assert a._name == names[0]
+    monkeypatch.setattr(gsm, "_make_filename", iter(names).__next__)
+    b = gsm.SharedMemory(create=True, size=1)
+    cleanup.append(b)
+    assert b._name == names[1]
+
+
+def test_subclass_flags_and_mode(cleanup):
+    class Permissive(gsm.SharedMemory):
+        _mode = 0o640
+
+    a = Permissive(create=True, size=32)
+    cleanup.append(a)
+    assert os.stat("/dev/shm/" + a.name).st_mode & 0o777 == 0o640 & ~_umask()
+
+    class OptionalAttach(gsm.SharedMemory):
+        _flags = os.O_CREAT | os.O_RDWR
+
+    b = OptionalAttach(a.name)  # exists: attached, not an error
+    assert b.size == 32
+    b.close()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_shareable_list_room_for_strings(cleanup):
+    # the stdlib's room (by characters, one spare byte), never too little
+    # for the encoded bytes
+    a = gsm.ShareableList(["encodés", "ééééééé", "abcdefgh", ""])
+    cleanup.append(a.shm)
+    b = std.ShareableList(["encodés", "abcdefgh", ""])
+    cleanup.append(b.shm)
+    fa = [a._get_packing_format(i) for i in range(4)]
+    fb = [b._get_packing_format(i) for i in range(3)]
+    assert [fa[0], fa[2], fa[3]] == fb == ["8s", "16s", "8s"]
+    assert fa[1] == "16s" and a[1] == "ééééééé"  # 14 bytes: whole
+
+
+def test_shareable_list_copy_keeps_the_format(cleanup):
+    sl = gsm.ShareableList(["howdy", 1])
+    cleanup.append(sl.shm)
+    sl[0] = "encodés"  # exactly 8 bytes of UTF-8
+    copy = gsm.ShareableList(sl)
+    cleanup.append(copy.shm)
+    assert list(copy) == list(sl) and copy.format == sl.format

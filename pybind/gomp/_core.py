@@ -11,6 +11,8 @@ from types import ModuleType
 
 from . import _gomp
 
+__all__ = ['ext', 'go', 'loaded']
+
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gocore.so")
 
 

@@ -138,6 +138,7 @@ typedef struct {
     PyObject *backlog;    /* Queue._backlog_pickled(queue, data) */
     PyObject *closed_msg; /* ValueError text once closed, else NULL */
     Py_ssize_t pending;   /* items in this process's backlog */
+    int wrote;            /* this process has written a message here */
     int tasks;            /* a JoinableQueue: count unfinished tasks */
 } RingObject;
 
@@ -482,6 +483,7 @@ has_space(RingObject *r, void *arg)
 static inline void
 publish(RingObject *r, uint64_t pos)
 {
+    r->wrote = 1;
     /* consumers sleep on the tail's low word (see cond_step) */
     __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
     wake_waiters(r, OFF_DATAWAIT, OFF_TAIL);
@@ -1662,6 +1664,12 @@ ring_maxsize(RingObject *r, void *closure)
     return PyLong_FromUnsignedLongLong(r->maxsize);
 }
 
+static PyObject *
+ring_wrote(RingObject *r, void *closure)
+{
+    return PyBool_FromLong(r->wrote || r->pending);
+}
+
 static void
 ring_dealloc(RingObject *r)
 {
@@ -1720,6 +1728,7 @@ static PyMethodDef ring_methods[] = {
 static PyGetSetDef ring_getset[] = {
     {"capacity", (getter)ring_capacity, NULL, NULL, NULL},
     {"maxsize", (getter)ring_maxsize, NULL, NULL, NULL},
+    {"wrote", (getter)ring_wrote, NULL, "whether this process has put a message", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1756,6 +1765,7 @@ ring_wrap(void *base, long long size, int fd)
     r->seen_head = r->seen_tail = 0;
     r->owner = r->slow_put = r->backlog = r->closed_msg = NULL;
     r->pending = 0;
+    r->wrote = 0;
     r->tasks = 0;
     return (PyObject *)r;
 }

@@ -2,9 +2,12 @@
 
 :func:`install` makes ``import multiprocessing`` and every
 ``import multiprocessing.X`` resolve to gomp and ``gomp.X``, in this process
-and in every child gomp starts (the flag travels with the start-up data, see
-:mod:`gomp.spawn` and :mod:`gomp.zygote`). ``python -m gomp script.py``
-installs before the script runs (:mod:`gomp.__main__`).
+and in every Python process it starts: a child gomp starts gets the flag
+with its start-up data (see :mod:`gomp.spawn` and :mod:`gomp.zygote`), and
+any other (loky's workers, a ``subprocess``) finds ``GOMP_INSTALL=1`` in its
+environment, which the ``gomp-install.pth`` hook that pip puts in
+site-packages reads at start-up. ``python -m gomp script.py`` installs
+before the script runs (:mod:`gomp.__main__`).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import warnings
 from types import ModuleType
@@ -20,6 +24,9 @@ from typing import Optional, Sequence
 __all__ = ["install", "uninstall", "installed"]
 
 _STDLIB = "multiprocessing"
+# read at start-up by gomp-install.pth, in every Python process started
+# with this environment
+ENV = "GOMP_INSTALL"
 _OURS = __name__.rpartition(".")[0]  # "gomp"
 
 
@@ -87,6 +94,7 @@ def install() -> None:
             "program with `python -m gomp`", RuntimeWarning, stacklevel=2)
     _finder = _AliasFinder()
     sys.meta_path.insert(0, _finder)
+    os.environ[ENV] = "1"
     sys.modules[_STDLIB] = gomp
     # the modules gomp has loaded already, under both names
     for name, module in list(sys.modules.items()):
@@ -105,6 +113,7 @@ def uninstall() -> None:
     except ValueError:
         pass
     _finder = None
+    os.environ.pop(ENV, None)
     for name in [n for n in sys.modules if n == _STDLIB or n.startswith(_STDLIB + ".")]:
         del sys.modules[name]
     sys.modules.update(_saved)

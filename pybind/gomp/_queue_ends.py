@@ -24,19 +24,31 @@ from typing import Any, Optional
 
 from . import context
 
+__all__ = ['SharedRing', 'RingReader', 'RingWriter', 'SlotSemaphore']
+
 # message kinds (see queues.py)
 _PICKLED = 0
 
 
-def _dup_ring(ring: Any) -> Any:
-    context.assert_spawning(ring)
-    popen = context.get_spawning_popen()
-    return popen.DupFd(popen.duplicate_for_child(ring.fileno()))
+class SharedRing:
+    """A queue's ring as this process knows it, held by the queue and its
+    ends alike: pickled within one message (a process's start-up data) it
+    travels once, as one descriptor, however many of them refer to it."""
+
+    __slots__ = ("ring", "__weakref__")
+
+    def __init__(self, ring: Any) -> None:
+        self.ring = ring
+
+    def __reduce__(self) -> Any:
+        context.assert_spawning(self)
+        popen = context.get_spawning_popen()
+        return _map_ring, (popen.DupFd(popen.duplicate_for_child(self.ring.fileno())),)
 
 
-def _map_ring(fd: Any) -> Any:
+def _map_ring(fd: Any) -> SharedRing:
     from . import queues
-    return queues._go().ring_map(fd.detach())
+    return SharedRing(queues._go().ring_map(fd.detach()))
 
 
 class _End:
@@ -45,8 +57,9 @@ class _End:
     readable = False
     writable = False
 
-    def __init__(self, ring: Any) -> None:
-        self._ring = ring
+    def __init__(self, shared: SharedRing) -> None:
+        self._shared = shared
+        self._ring = shared.ring
         self._closed = False
 
     @property
@@ -58,11 +71,7 @@ class _End:
             raise OSError("handle is closed")
 
     def __reduce__(self) -> Any:
-        return _rebuild_end, (type(self), _dup_ring(self._ring))
-
-
-def _rebuild_end(cls: type, fd: Any) -> Any:
-    return cls(_map_ring(fd))
+        return type(self), (self._shared,)
 
 
 class RingReader(_End):
@@ -70,8 +79,8 @@ class RingReader(_End):
 
     readable = True
 
-    def __init__(self, ring: Any) -> None:
-        super().__init__(ring)
+    def __init__(self, shared: SharedRing) -> None:
+        super().__init__(shared)
         self._efd = -1
         self._watch: Any = None
         self._lock = threading.Lock()
@@ -190,8 +199,9 @@ class RingWriter(_End):
 class SlotSemaphore:
     """A bounded queue's free slots, as the stdlib's BoundedSemaphore."""
 
-    def __init__(self, ring: Any) -> None:
-        self._ring = ring
+    def __init__(self, shared: SharedRing) -> None:
+        self._shared = shared
+        self._ring = shared.ring
 
     def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
         from queue import Full
@@ -217,4 +227,4 @@ class SlotSemaphore:
         self.release()
 
     def __reduce__(self) -> Any:
-        return _rebuild_end, (SlotSemaphore, _dup_ring(self._ring))
+        return SlotSemaphore, (self._shared,)

@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from . import _install
 
+__all__ = ['module', 'set_spawning_popen', 'Reducers']
+
 
 def module(name: str) -> Optional[ModuleType]:
     """The stdlib's ``multiprocessing.<name>`` if it is loaded, else None

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import itertools
+import operator
 import os
 import pickle
 import select
+import selectors
 import socket
 import struct
 import threading
@@ -20,6 +22,7 @@ import time
 from typing import Any, Iterable, List, Optional, Tuple
 
 from . import reduction
+from . import resource_sharer
 from .context import AuthenticationError, BufferTooShort
 
 __all__ = ["Client", "Listener", "Pipe", "wait"]
@@ -41,6 +44,20 @@ if hasattr(socket, "AF_INET6"):
     families.insert(1, "AF_INET6")
 
 _mmap_counter = itertools.count()
+
+# the stdlib's module-level names, which its tests and some libraries use
+_ForkingPickler = reduction.ForkingPickler
+_WaitSelector = selectors.PollSelector
+
+
+def _init_timeout(timeout: float = CONNECTION_TIMEOUT) -> float:
+    """The deadline (time.monotonic()) timeout seconds from now."""
+    return time.monotonic() + timeout
+
+
+def _check_timeout(t: float) -> bool:
+    """Whether the deadline t has passed."""
+    return time.monotonic() > t
 
 
 _ext: Any = None
@@ -113,6 +130,9 @@ class _ConnectionBase:
     _handle: Any = None
 
     def __init__(self, handle: Any, readable: bool = True, writable: bool = True) -> None:
+        handle = operator.index(handle)
+        if handle < 0:
+            raise ValueError("invalid handle")
         if not readable and not writable:
             raise ValueError("at least one of `readable` and `writable` must be True")
         self._handle = handle
@@ -432,6 +452,24 @@ class PipeConnection(Connection):
     def _poll(self, timeout: Optional[float]) -> bool:
         return _go().pipe_poll(self._handle, timeout)
 
+    # reduction.send_handle/recv_handle: the descriptors travel in a message
+    # of their own, shaped as the stdlib's (one byte: their count)
+
+    def _send_fds(self, fds: "list[int]") -> None:
+        self._check_closed()
+        self._check_writable()
+        _go().pipe_send(self._handle, bytes([len(fds) % 256]), list(fds))
+
+    def _recv_fds(self, size: int) -> "list[int]":
+        self._check_closed()
+        self._check_readable()
+        data, fds = _go().pipe_recv(self._handle)
+        if len(fds) != size or data != bytes([size % 256]):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("received %d items of ancdata" % (len(fds),))
+        return list(fds)
+
     def _ready(self) -> bool:
         return _go().pipe_poll(self._handle, 0)
 
@@ -447,9 +485,68 @@ def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
     return PipeConnection(a, writable=False), PipeConnection(b, readable=False)
 
 
-# pickling a pipe end: to a child being started, its descriptors are
-# inherited; through a pipe, they travel with the message (SCM_RIGHTS);
-# otherwise (a queue, say) the receiver fetches them from this process.
+# Pickling an object that holds descriptors (a connection, a socket): to a
+# child being started they are inherited; inside a message on a gomp pipe
+# they travel with it (SCM_RIGHTS on the pipe's socket); otherwise (a
+# queue, bytes pickled now and sent later) the process that unpickles the
+# object fetches them from this one (see gomp.resource_sharer).
+
+
+class _ChildFds:
+    """Descriptors passed to a child when it starts."""
+
+    def __init__(self, dups: "list[Any]") -> None:
+        self.dups = dups
+
+    def detach(self) -> "list[int]":
+        return [d.detach() for d in self.dups]  # inherited: ours to own
+
+
+class _MessageFds:
+    """Descriptors that travel with the pipe message being sent; the
+    receiving side hands them to the unpickler (``_tls.incoming``)."""
+
+    def __init__(self, first: int, count: int) -> None:
+        self.first = first
+        self.count = count
+
+    def detach(self) -> "list[int]":
+        incoming = getattr(_tls, "incoming", None)
+        stop = self.first + self.count
+        if incoming is None or stop > len(incoming) or -1 in incoming[self.first:stop]:
+            raise RuntimeError("an object holding a descriptor can only be unpickled (once) "
+                               "from the pipe message that carried it")
+        fds = incoming[self.first:stop]
+        incoming[self.first:stop] = [-1] * self.count  # taken: not closed after the load
+        return fds
+
+
+def _message_fds(fds: "list[int]") -> Optional[_MessageFds]:
+    """Send fds with the pipe message being pickled in this thread, if
+    any; they must stay open until that send returns."""
+    outgoing = getattr(_tls, "outgoing", None)
+    if outgoing is None:
+        return None
+    first = len(outgoing)
+    outgoing.extend(fds)
+    return _MessageFds(first, len(fds))
+
+
+def _pass_fds(fds: "list[int]") -> Any:
+    """A picklable object whose ``detach()``, in the process that unpickles
+    it, returns copies of fds (owned by the caller)."""
+    from .context import get_spawning_popen
+    popen = get_spawning_popen()
+    if popen is not None:
+        return _ChildFds([popen.DupFd(popen.duplicate_for_child(fd)) for fd in fds])
+    passed = _message_fds(fds)
+    if passed is not None:
+        return passed
+    return resource_sharer.DupFds(fds)
+
+
+# the name under which an earlier gomp kept shared descriptors
+_SharedFds = resource_sharer.DupFds
 
 
 def _reduce_pipe_connection(conn: PipeConnection) -> Any:
@@ -461,18 +558,7 @@ def _reduce_pipe_connection(conn: PipeConnection) -> Any:
     # the copy counts as open from now on: the other end's sends do not
     # fail while it travels (see gomp/pipe.go)
     g.pipe_reserve(conn._handle)
-    from .context import get_spawning_popen
-    popen = get_spawning_popen()
-    if popen is not None:
-        dups = [popen.DupFd(popen.duplicate_for_child(fd)) for fd in fds]
-        return _rebuild_pipe_connection, (dups, layout, conn.readable, conn.writable)
-    outgoing = getattr(_tls, "outgoing", None)
-    if outgoing is not None:
-        first = len(outgoing)
-        outgoing.extend(fds)
-        return _rebuild_passed_pipe_connection, (first, len(fds), layout, conn.readable,
-                                                 conn.writable)
-    return _rebuild_pipe_connection, (_share_fds(fds), layout, conn.readable, conn.writable)
+    return _rebuild_pipe_connection, (_pass_fds(fds), layout, conn.readable, conn.writable)
 
 
 def _open_end(fds: "list[int]", layout: Tuple[int, int]) -> int:
@@ -480,146 +566,31 @@ def _open_end(fds: "list[int]", layout: Tuple[int, int]) -> int:
     return _go().pipe_open(tuple(files[:4]) + tuple(layout))
 
 
-def _rebuild_pipe_connection(dups: Any, layout: Tuple[int, int], readable: bool,
+def _rebuild_pipe_connection(passed: Any, layout: Tuple[int, int], readable: bool,
                              writable: bool) -> PipeConnection:
-    if isinstance(dups, _SharedFds):
-        fds = dups.detach()
-    else:
-        fds = [d.detach() for d in dups]  # inherited: ours to own
-    return PipeConnection(_open_end(fds, layout), readable, writable)
-
-
-def _rebuild_passed_pipe_connection(first: int, n: int, layout: Tuple[int, int],
-                                    readable: bool, writable: bool) -> PipeConnection:
-    incoming = getattr(_tls, "incoming", None)
-    if incoming is None or first + n > len(incoming):
-        raise RuntimeError("a pipe connection can only be unpickled from the message "
-                           "that carried it")
-    fds = incoming[first:first + n]
-    for i in range(first, first + n):
-        incoming[i] = -1  # taken
-    return PipeConnection(_open_end(fds, layout), readable, writable)
+    return PipeConnection(_open_end(passed.detach(), layout), readable, writable)
 
 
 reduction.register(PipeConnection, _reduce_pipe_connection)
 
 
-# a socket or pipe based Connection travels by its descriptor
-
-def _reduce_connection(conn: Connection) -> Any:
+def reduce_connection(conn: Connection) -> Any:
+    """Reduce a socket or pipe based Connection: it travels by its descriptor."""
     conn._check_closed()
-    fd = conn.fileno()
-    from .context import get_spawning_popen
-    popen = get_spawning_popen()
-    if popen is not None:
-        return _rebuild_connection, (popen.DupFd(popen.duplicate_for_child(fd)),
-                                     conn.readable, conn.writable)
-    outgoing = getattr(_tls, "outgoing", None)
-    if outgoing is not None:
-        outgoing.append(fd)
-        return _rebuild_passed_connection, (len(outgoing) - 1, conn.readable, conn.writable)
-    return _rebuild_connection, (_share_fds([fd]), conn.readable, conn.writable)
+    return rebuild_connection, (_pass_fds([conn.fileno()]), conn.readable, conn.writable)
 
 
-def _rebuild_connection(dup: Any, readable: bool, writable: bool) -> Connection:
-    if isinstance(dup, _SharedFds):
-        fd = dup.detach()[0]
-    else:
-        fd = dup.detach()
+def rebuild_connection(df: Any, readable: bool, writable: bool) -> Connection:
+    """Rebuild a Connection from what reduce_connection made (or from any
+    object whose detach() gives a descriptor, as the stdlib's DupFd)."""
+    fd = df.detach()
+    if isinstance(fd, list):
+        fd = fd[0]
     return Connection(fd, readable, writable)
 
 
-def _rebuild_passed_connection(i: int, readable: bool, writable: bool) -> Connection:
-    incoming = getattr(_tls, "incoming", None)
-    if incoming is None or i >= len(incoming):
-        raise RuntimeError("a connection can only be unpickled from the message that "
-                           "carried it")
-    fd, incoming[i] = incoming[i], -1
-    return Connection(fd, readable, writable)
-
-
-reduction.register(Connection, _reduce_connection)
-reduce_connection, rebuild_connection = _reduce_connection, _rebuild_connection
-
-
-class _SharedFds:
-    """Descriptors that a process keeps for another one to fetch once, over
-    a Unix socket in the abstract namespace, named by a random key."""
-
-    def __init__(self, address: str, key: bytes) -> None:
-        self.address = address
-        self.key = key
-
-    def detach(self) -> "list[int]":
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(CONNECTION_TIMEOUT)
-            s.connect(self.address)
-            s.sendall(self.key)
-            msg, fds, _flags, _addr = socket.recv_fds(s, 4, 16)
-            if msg[:1] != b"\x01":
-                for fd in fds:
-                    os.close(fd)
-                raise OSError("the process that pickled a connection no longer has it "
-                              "(it is unpickled only once)")
-            return list(fds)
-
-
-class _FdSharer:
-    """Serves _SharedFds to other processes from a daemon thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pending: "dict[bytes, list[int]]" = {}
-        self.sock: Optional[socket.socket] = None
-        self.pid = -1
-
-    def share(self, fds: "list[int]") -> _SharedFds:
-        with self.lock:
-            if self.sock is None or self.pid != os.getpid():
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.bind("\0gomp-fds-%d-%s" % (os.getpid(), os.urandom(8).hex()))
-                self.sock.listen(64)
-                self.pid = os.getpid()
-                self.pending = {}
-                threading.Thread(target=self._serve, args=(self.sock,), daemon=True,
-                                 name="gomp-fd-sharer").start()
-            key = os.urandom(16)
-            self.pending[key] = [os.dup(fd) for fd in fds]
-            return _SharedFds(self.sock.getsockname(), key)
-
-    def _serve(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                c, _ = sock.accept()
-            except OSError:
-                return
-            try:
-                c.settimeout(CONNECTION_TIMEOUT)
-                key = b""
-                while len(key) < 16:
-                    chunk = c.recv(16 - len(key))
-                    if not chunk:
-                        break
-                    key += chunk
-                with self.lock:
-                    fds = self.pending.pop(key, None)
-                if fds is None:
-                    c.sendall(b"\x00")
-                else:
-                    socket.send_fds(c, [b"\x01"], fds)
-                    for fd in fds:
-                        os.close(fd)
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-
-_sharer = _FdSharer()
-
-
-def _share_fds(fds: "list[int]") -> _SharedFds:
-    return _sharer.share(fds)
+_reduce_connection, _rebuild_connection = reduce_connection, rebuild_connection
+reduction.register(Connection, reduce_connection)
 
 
 # ---------------------------------------------------------------------------
@@ -645,7 +616,8 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
         fd_of.append(fd)
         poller.register(fd, select.POLLIN)
     # a pipe end (or a queue's reader) with a message already waiting makes
-    # the wait return at once, with whatever else is ready too
+    # the wait return at once, with whatever else is ready too (a queue
+    # reader's descriptor is signalled a moment after the message lands)
     if any(_has_message(o) for o in objects):
         timeout = 0
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
@@ -654,15 +626,16 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
             slice_ = _SLICE
         else:
             slice_ = min(_SLICE, max(deadline - time.monotonic(), 0))
-        events = poller.poll(slice_ * 1000)
-        if events:
-            fds = {fd for fd, _ in events}
-            # a pipe end's descriptor may, rarely, be signalled for a
-            # message already taken: check that it really is ready
-            ready = [o for o, fd in zip(objects, fd_of)
-                     if fd in fds and _has_message(o) is not False]
-            if ready:
-                return ready
+        fds = {fd for fd, _ in poller.poll(slice_ * 1000)}
+        # a pipe end's descriptor may, rarely, be signalled for a message
+        # already taken: what says whether it has a message is believed
+        ready = []
+        for o, fd in zip(objects, fd_of):
+            has = _has_message(o)
+            if has or (has is None and fd in fds):
+                ready.append(o)
+        if ready:
+            return ready
         if deadline is not None and time.monotonic() >= deadline:
             return []
 
@@ -888,18 +861,25 @@ def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
 
 # the stdlib's authentication: HMAC over a random challenge. The challenge
 # names its digest ({sha256}); a 16- or 20-byte message is the older
-# protocol (HMAC-MD5, no prefix), which both sides still accept.
+# protocol (HMAC-MD5, no prefix), which both sides still accept. Every
+# Python gomp runs on speaks both, as the stdlib does from 3.12 on.
 
 MESSAGE_LENGTH = 40
 _CHALLENGE = CHALLENGE = b"#CHALLENGE#"
 _WELCOME = WELCOME = b"#WELCOME#"
 _FAILURE = FAILURE = b"#FAILURE#"
-_LEGACY_LENGTHS = (20, 16)
+_MD5ONLY_MESSAGE_LENGTH = 20
+_MD5_DIGEST_LEN = 16
+_LEGACY_LENGTHS = (_MD5ONLY_MESSAGE_LENGTH, _MD5_DIGEST_LEN)
 _ALLOWED_DIGESTS = frozenset({b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"})
 _MAX_DIGEST_LEN = max(len(d) for d in _ALLOWED_DIGESTS)
 
 
-def _digest_and_payload(message: bytes) -> Tuple[str, bytes]:
+def _get_digest_name_and_payload(message: bytes) -> Tuple[str, bytes]:
+    """Returns a digest name and the payload for a response hash.
+
+    The name is empty for the legacy protocol (a 16- or 20-byte message,
+    HMAC-MD5 without a prefix)."""
     if len(message) in _LEGACY_LENGTHS:
         return "", message
     if message.startswith(b"{"):
@@ -910,28 +890,37 @@ def _digest_and_payload(message: bytes) -> Tuple[str, bytes]:
                               "or unsupported digest: message=%r" % (message,))
 
 
-def _response(authkey: bytes, message: bytes) -> bytes:
+def _create_response(authkey: bytes, message: bytes) -> bytes:
+    """Create a MAC based on authkey and message: raw HMAC-MD5 for a legacy
+    message (unless MD5 is unavailable), else b"{digest}" and the HMAC
+    with that digest. The MAC covers the whole message, prefix included."""
     import hmac
-    name = _digest_and_payload(message)[0]
+    name = _get_digest_name_and_payload(message)[0]
     if not name:
         try:
             return hmac.new(authkey, message, "md5").digest()
         except ValueError:  # no MD5 (FIPS): the modern reply
             name = "sha256"
-    # the MAC covers the whole message, prefix included
     mac = hmac.new(authkey, message, name).digest()
     return b"{%s}%s" % (name.encode("ascii"), mac)
 
 
-def _verify(authkey: bytes, message: bytes, response: bytes) -> None:
+def _verify_challenge(authkey: bytes, message: bytes, response: bytes) -> None:
+    """Verify the peer's response to our challenge message; raises
+    AuthenticationError if it is wrong. The peer may pick a digest for an
+    unprefixed message; a prefixed one is covered by the MAC, so it cannot
+    be downgraded."""
     import hmac
-    name, mac = _digest_and_payload(response)
+    name, mac = _get_digest_name_and_payload(response)
     name = name or "md5"
     try:
         expected = hmac.new(authkey, message, name).digest()
     except ValueError:
         raise AuthenticationError("%r unsupported" % name) from None
-    if len(expected) != len(mac) or not hmac.compare_digest(expected, mac):
+    if len(expected) != len(mac):
+        raise AuthenticationError("expected %r of length %d got %d"
+                                  % (name, len(expected), len(mac)))
+    if not hmac.compare_digest(expected, mac):
         raise AuthenticationError("digest received was wrong")
 
 
@@ -952,7 +941,7 @@ def deliver_challenge(connection: Any, authkey: bytes, digest_name: str = "sha25
     connection.send_bytes(_CHALLENGE + message)
     response = _recv_auth(connection)
     try:
-        _verify(authkey, message, response)
+        _verify_challenge(authkey, message, response)
     except AuthenticationError:
         connection.send_bytes(_FAILURE)
         raise
@@ -970,7 +959,7 @@ def answer_challenge(connection: Any, authkey: bytes) -> None:
     message = message[len(_CHALLENGE):]
     if len(message) < 20:
         raise AuthenticationError("challenge too short: %d bytes" % len(message))
-    connection.send_bytes(_response(authkey, message))
+    connection.send_bytes(_create_response(authkey, message))
     if _recv_auth(connection) != _WELCOME:
         raise AuthenticationError("digest sent was rejected")
 

@@ -295,6 +295,23 @@ class ForkServerProcess(process.BaseProcess):
         pass
 
 
+class ForkProcess(process.BaseProcess):
+    """The stdlib's fork start method, which gomp does not offer (the Go
+    runtime does not survive fork()): the class exists for code that names
+    it; starting one raises ValueError."""
+
+    _start_method = "fork"
+
+    @staticmethod
+    def _Popen(process_obj: process.BaseProcess) -> Any:
+        ForkContext._check_available()
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _after_fork() -> None:
+        pass
+
+
 class SpawnContext(BaseContext):
     _name = "spawn"
     Process = SpawnProcess
@@ -305,7 +322,24 @@ class ForkServerContext(BaseContext):
     Process = ForkServerProcess
 
 
+class ForkContext(BaseContext):
+    """The fork start method: not available in gomp (see ForkProcess);
+    get_context("fork") raises ValueError, as on platforms without fork."""
+
+    _name = "fork"
+    Process = ForkProcess
+
+    @staticmethod
+    def _check_available() -> None:
+        raise ValueError("cannot find context for 'fork': gomp has no fork start method "
+                         "(the Go runtime does not survive fork()); use 'spawn' or "
+                         "'forkserver'")
+
+
+# what get_context(name) finds (libraries add their own, as loky does);
+# 'fork' is listed so that asking for it explains why it is missing
 _concrete_contexts = {
+    "fork": ForkContext(),
     "spawn": SpawnContext(),
     "forkserver": ForkServerContext(),
 }

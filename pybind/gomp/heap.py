@@ -11,18 +11,23 @@ each one once however many objects travel in it.
 from __future__ import annotations
 
 import bisect
+import copyreg
 import mmap
 import os
+import sys
 import threading
 import weakref
+from collections import defaultdict
 from typing import Any, Dict, List, Tuple
 
 from . import _core
 from . import context
 from . import util
+from .context import assert_spawning
 from .reduction import ForkingPickler
 
-__all__ = ["Segment", "new_segment", "Heap", "BufferWrapper", "SyncHeap", "Record", "new_record"]
+__all__ = ["Segment", "new_segment", "Arena", "Heap", "BufferWrapper", "SyncHeap", "Record",
+           "new_record"]
 
 # the C type; the Go core is loaded only when one is made
 Segment, _ = _core.ext().sync_types()
@@ -69,94 +74,260 @@ def _reduce_segment(seg: Any) -> Any:
     return _rebuild_segment, (popen.DupFd(popen.duplicate_for_child(seg.fd)),)
 
 
-ForkingPickler.register(Segment, _reduce_segment)
+# copyreg, not only ForkingPickler: libraries pickle processes with picklers
+# of their own (loky's), which start from copyreg's table
+copyreg.pickle(Segment, _reduce_segment)
+
+
+class Arena(Segment):
+    """A shared memory segment that a Heap carves blocks out of.
+
+    ``Arena(size)`` makes a new zero-filled one; ``Arena(size, fd)`` maps
+    the segment whose descriptor another process passed (the arena then
+    owns fd); a segment that arrives more than once is mapped once. An
+    arena is a gomp segment: a buffer, with atomic word operations;
+    ``buffer`` is the arena itself, as the stdlib's is its mapping."""
+
+    __slots__ = ()
+
+    def __new__(cls, size: int, fd: int = -1) -> "Arena":
+        _core.go()
+        if fd == -1:
+            arena = super().__new__(cls, size, "heap")
+            with _mapped_lock:
+                _mapped[_key(arena.fd)] = arena
+            return arena
+        key = _key(fd)
+        with _mapped_lock:
+            known = _mapped.get(key)
+            if isinstance(known, cls) and not known.closed:
+                os.close(fd)
+                return known
+            arena = cls.from_fd(fd)
+            _mapped[key] = arena
+            return arena
+
+    @property
+    def buffer(self) -> "Arena":
+        return self
+
+    def __repr__(self) -> str:
+        return "<%s size=%d fd=%d>" % (type(self).__name__, self.size, self.fd)
+
+
+def reduce_arena(a: Arena) -> Any:
+    if a.fd == -1:
+        raise ValueError("Arena is unpicklable: it is closed")
+    from . import reduction
+    return rebuild_arena, (a.size, reduction.DupFd(a.fd))
+
+
+def rebuild_arena(size: int, dupfd: Any) -> Arena:
+    return Arena(size, dupfd.detach())
+
+
+# in copyreg's table too, as Segment (see above)
+copyreg.pickle(Arena, reduce_arena)
 
 
 class Heap:
-    """A first-fit allocator over arenas (segments of ARENA_SIZE bytes or,
-    for large objects, of their own size). Blocks are 16-byte aligned.
-    Freed blocks are merged with free neighbours. A block starts with a
-    count of the references processes hold to it (see BufferWrapper); a
-    block freed while another process still has it waits until it has
-    none."""
+    """Blocks of shared memory for objects that processes share, carved out
+    of arenas as the stdlib's heap does (best fit; a freed block merges
+    with its free neighbours; an arena larger than
+    ``_DISCARD_FREE_SPACE_LARGER_THAN`` goes once it is all free). The
+    stdlib's fields are kept, for code and tests that look at them.
 
-    ARENA_SIZE = 1 << 20
-    ALIGN = 16
+    A block made by :class:`BufferWrapper` starts with a count of the
+    processes that use it; when its owner gives it back while another
+    process still uses it, it is reused only once that count is 0 (see
+    ``_release``), so an object the parent dropped stays valid in a child.
+    """
 
-    def __init__(self) -> None:
+    _alignment = 16
+    # arenas are memfd segments whose pages are touched only as blocks use
+    # them, and each one is a descriptor to pass to every child: start at
+    # 1 MiB, where the stdlib starts at a page
+    _DEFAULT_SIZE = 1 << 20
+    _DISCARD_FREE_SPACE_LARGER_THAN = 4 * 1024 ** 2
+    _DOUBLE_ARENA_SIZE_UNTIL = 4 * 1024 ** 2
+
+    def __init__(self, size: int = _DEFAULT_SIZE) -> None:
+        self._lastpid = os.getpid()
         self._lock = threading.Lock()
-        self._arenas: List[Any] = []
-        # per arena: sorted starts and, in step, stops of its free extents
-        self._free: Dict[int, Tuple[List[int], List[int]]] = {}
-        self._pending: List[Tuple[Any, int, int]] = []
-        # blocks given back, taken in by malloc: free() runs from __del__,
-        # maybe from a garbage collection inside malloc, so it only appends
-        self._returned: List[Tuple[Any, int, int]] = []
+        # the size of the next arena
+        self._size = size
+        # sorted lengths of free blocks, and the free blocks of each length
+        self._lengths: List[int] = []
+        self._len_to_seq: Dict[int, List[Tuple[Arena, int, int]]] = {}
+        # free blocks by (arena, start) and by (arena, stop), for merging
+        self._start_to_block: Dict[Tuple[Arena, int], Tuple[Arena, int, int]] = {}
+        self._stop_to_block: Dict[Tuple[Arena, int], Tuple[Arena, int, int]] = {}
+        # (start, stop) of the blocks in use, by arena
+        self._allocated_blocks: "defaultdict[Arena, set]" = defaultdict(set)
+        self._arenas: List[Arena] = []
+        # blocks freed while the lock was held (by a collection in malloc)
+        self._pending_free_blocks: List[Tuple[Arena, int, int]] = []
+        # blocks given back by their owner while other processes use them
+        self._held_elsewhere: List[Tuple[Arena, int, int]] = []
+        self._n_mallocs = 0
+        self._n_frees = 0
 
-    def _fit(self, size: int) -> Any:
-        for i, arena in enumerate(self._arenas):
-            starts, stops = self._free[i]
-            for j in range(len(starts)):
-                if stops[j] - starts[j] >= size:
-                    start = starts[j]
-                    if stops[j] - start == size:
-                        del starts[j], stops[j]
-                    else:
-                        starts[j] = start + size
-                    return arena, start, start + size
-        return None
+    @staticmethod
+    def _roundup(n: int, alignment: int) -> int:
+        # alignment is a power of 2
+        mask = alignment - 1
+        return (n + mask) & ~mask
 
-    def malloc(self, size: int) -> Tuple[Any, int, int]:
+    def _new_arena(self, size: int) -> Tuple[Arena, int, int]:
+        length = self._roundup(max(self._size, size), mmap.PAGESIZE)
+        if self._size < self._DOUBLE_ARENA_SIZE_UNTIL:
+            self._size *= 2
+        util.info("allocating a new mmap of length %d", length)
+        arena = Arena(length)
+        self._arenas.append(arena)
+        return (arena, 0, length)
+
+    def _discard_arena(self, arena: Arena) -> None:
+        # an arena that is all free goes, if it is large
+        length = arena.size
+        if length < self._DISCARD_FREE_SPACE_LARGER_THAN:
+            return
+        blocks = self._allocated_blocks.pop(arena)
+        assert not blocks
+        del self._start_to_block[(arena, 0)]
+        del self._stop_to_block[(arena, length)]
+        self._arenas.remove(arena)
+        seq = self._len_to_seq[length]
+        seq.remove((arena, 0, length))
+        if not seq:
+            del self._len_to_seq[length]
+            self._lengths.remove(length)
+
+    def _malloc(self, size: int) -> Tuple[Arena, int, int]:
+        # the smallest free block that is large enough
+        i = bisect.bisect_left(self._lengths, size)
+        if i == len(self._lengths):
+            if not self._release_unused_elsewhere():
+                return self._new_arena(size)
+            i = bisect.bisect_left(self._lengths, size)
+            if i == len(self._lengths):
+                return self._new_arena(size)
+        length = self._lengths[i]
+        seq = self._len_to_seq[length]
+        block = seq.pop()
+        if not seq:
+            del self._len_to_seq[length], self._lengths[i]
+        arena, start, stop = block
+        del self._start_to_block[(arena, start)]
+        del self._stop_to_block[(arena, stop)]
+        return block
+
+    def _add_free_block(self, block: Tuple[Arena, int, int]) -> None:
+        # merge with the free blocks before and after it
+        arena, start, stop = block
+        prev_block = self._stop_to_block.get((arena, start))
+        if prev_block is not None:
+            start, _ = self._absorb(prev_block)
+        next_block = self._start_to_block.get((arena, stop))
+        if next_block is not None:
+            _, stop = self._absorb(next_block)
+        block = (arena, start, stop)
+        length = stop - start
+        seq = self._len_to_seq.get(length)
+        if seq is None:
+            seq = self._len_to_seq[length] = []
+            bisect.insort(self._lengths, length)
+        seq.append(block)
+        self._start_to_block[(arena, start)] = block
+        self._stop_to_block[(arena, stop)] = block
+
+    def _absorb(self, block: Tuple[Arena, int, int]) -> Tuple[int, int]:
+        # take a free block out of the free lists, to merge it
+        arena, start, stop = block
+        del self._start_to_block[(arena, start)]
+        del self._stop_to_block[(arena, stop)]
+        length = stop - start
+        seq = self._len_to_seq[length]
+        seq.remove(block)
+        if not seq:
+            del self._len_to_seq[length]
+            self._lengths.remove(length)
+        return start, stop
+
+    def _remove_allocated_block(self, block: Tuple[Arena, int, int]) -> None:
+        arena, start, stop = block
+        blocks = self._allocated_blocks[arena]
+        blocks.remove((start, stop))
+        if not blocks:
+            self._discard_arena(arena)
+
+    def _free_pending_blocks(self) -> None:
+        while self._pending_free_blocks:
+            block = self._pending_free_blocks.pop()
+            self._add_free_block(block)
+            self._remove_allocated_block(block)
+
+    def _release_unused_elsewhere(self) -> bool:
+        """Free the blocks that other processes have stopped using; returns
+        whether there were any."""
+        held = self._held_elsewhere
+        unused = [b for b in held if b[0].load(b[1]) == 0]
+        for block in unused:
+            held.remove(block)  # in place: _release appends without the lock
+            self._add_free_block(block)
+            self._remove_allocated_block(block)
+        return bool(unused)
+
+    def free(self, block: Tuple[Arena, int, int]) -> None:
+        """Give block back to the heap."""
+        # free() may run from a finalizer in a garbage collection that
+        # malloc() started, holding the lock: then it only queues the block
+        if os.getpid() != self._lastpid:
+            raise ValueError(
+                "My pid ({0:n}) is not last pid {1:n}".format(os.getpid(), self._lastpid))
+        self._n_frees += 1
+        if not self._lock.acquire(False):
+            self._pending_free_blocks.append(block)
+            return
+        try:
+            self._free_pending_blocks()
+            self._add_free_block(block)
+            self._remove_allocated_block(block)
+        finally:
+            self._lock.release()
+
+    def _release(self, block: Tuple[Arena, int, int]) -> None:
+        """Drop the owner's reference to a counted block (see BufferWrapper)
+        and free it, or, while other processes still use it, keep it until
+        they stop."""
+        arena, start, _ = block
+        if arena.add(start, -1) == 1:  # the count was ours alone
+            self.free(block)
+            return
+        # no lock: this may run in a collection that malloc() started
+        self._n_frees += 1
+        self._held_elsewhere.append(block)
+
+    def malloc(self, size: int) -> Tuple[Arena, int, int]:
         """A block of at least size bytes: (arena, start, stop)."""
         if size < 0:
             raise ValueError("Size {0:n} out of range".format(size))
-        size = max(self.ALIGN, (size + self.ALIGN - 1) & ~(self.ALIGN - 1))
+        if sys.maxsize <= size:
+            raise OverflowError("Size {0:n} too large".format(size))
+        if os.getpid() != self._lastpid:
+            self.__init__()  # type: ignore[misc]  # forked: start afresh
         with self._lock:
-            while self._returned:
-                self._free_or_defer(self._returned.pop())
-            block = self._fit(size)
-            if block is None and self._pending:
-                pending, self._pending = self._pending, []
-                for b in pending:
-                    self._free_or_defer(b)
-                block = self._fit(size)
-            if block is not None:
-                return block
-            arena_size = max(self.ARENA_SIZE,
-                             (size + mmap.PAGESIZE - 1) & ~(mmap.PAGESIZE - 1))
-            arena = new_segment(arena_size, "heap")
-            self._arenas.append(arena)
-            i = len(self._arenas) - 1
-            self._free[i] = ([size], [arena_size]) if size < arena_size else ([], [])
-            return arena, 0, size
+            self._n_mallocs += 1
+            self._free_pending_blocks()
+            size = self._roundup(max(size, 1), self._alignment)
+            arena, start, stop = self._malloc(size)
+            real_stop = start + size
+            if real_stop < stop:
+                # the rest of a larger block stays free
+                self._add_free_block((arena, real_stop, stop))
+            self._allocated_blocks[arena].add((start, real_stop))
+            return (arena, start, real_stop)
 
-    def free(self, block: Tuple[Any, int, int]) -> None:
-        self._returned.append(block)
-
-    def _free_or_defer(self, block: Tuple[Any, int, int]) -> None:
-        arena, start, stop = block
-        if arena.load(start) != 0:
-            self._pending.append(block)
-            return
-        for i, a in enumerate(self._arenas):
-            if a is arena:
-                break
-        else:
-            return
-        starts, stops = self._free[i]
-        j = bisect.bisect_left(starts, start)
-        # merge with the extent after, then with the one before
-        if j < len(starts) and starts[j] == stop:
-            stop = stops[j]
-            del starts[j], stops[j]
-        if j > 0 and stops[j - 1] == start:
-            stops[j - 1] = stop
-        else:
-            starts.insert(j, start)
-            stops.insert(j, stop)
-
-
-_heap = Heap()
 
 # bytes before an object's data: the block's reference count (4 bytes),
 # padded so that the data stays 16-byte aligned
@@ -168,18 +339,25 @@ def _drop_block_reference(arena: Any, header: int) -> None:
 
 
 class BufferWrapper:
-    """A block of the heap for one ctypes object. The process that made it
-    frees it when the object goes, but the block is reused only once every
-    process it was passed to has dropped it or exited."""
+    """A block of the heap for one shared object. The process that made it
+    gives it back when the object goes, but the block is reused only once
+    every process it was passed to has dropped it or exited."""
+
+    _heap = Heap()
 
     def __init__(self, size: int) -> None:
-        arena, start, stop = _heap.malloc(size + _HEADER)
-        self._state = (arena, start + _HEADER, size)
-        self._owner = os.getpid()
-        self._block = (arena, start, stop)
+        if size < 0:
+            raise ValueError("Size {0:n} out of range".format(size))
+        if sys.maxsize <= size:
+            raise OverflowError("Size {0:n} too large".format(size))
+        heap = BufferWrapper._heap
+        block = heap.malloc(size + _HEADER)
+        arena, start, stop = block
         # a reused block holds old data: objects start zero-filled
-        memoryview(arena)[start:start + _HEADER + size] = bytes(_HEADER + size)
-        arena.store(start, 1)
+        memoryview(arena)[start:stop] = bytes(stop - start)
+        arena.store(start, 1)  # this process's reference
+        self._state = (arena, start + _HEADER, size)
+        self._owner = (os.getpid(), heap, block)
 
     def create_memoryview(self) -> memoryview:
         arena, start, size = self._state
@@ -201,10 +379,10 @@ class BufferWrapper:
                       exitpriority=0)
 
     def __del__(self) -> None:
-        if getattr(self, "_owner", None) == os.getpid():
+        owner = getattr(self, "_owner", None)
+        if owner is not None and owner[0] == os.getpid():
             try:
-                _drop_block_reference(self._block[0], self._block[1])
-                _heap.free(self._block)
+                owner[1]._release(owner[2])
             except Exception:
                 pass  # at interpreter shutdown
 

@@ -37,10 +37,22 @@ Other differences from the stdlib, where it is undefined or hangs:
   waiting forever;
 * workers ignore SIGINT: Ctrl-C interrupts the parent, which terminates
   them when it leaves the ``with`` block.
+
+Results are pickled as the stdlib pickles them (by reference), so a result
+that cannot be (a lambda of a module's, a lock) fails its task with
+:class:`MaybeEncodingError`; only functions and classes of the parent's
+``__main__`` travel back by value where they must, as they came.
+
+The stdlib's internals that tests and libraries reach into exist with its
+meaning: ``Pool._pool`` (the worker Process objects), ``_processes``,
+``_state``, ``_cache``, ``_repopulate_pool()``, and the module's ``worker``
+loop for callers that run it over queues of their own.
 """
 from __future__ import annotations
 
 import collections
+import functools
+import io
 import itertools
 import os
 import pickle
@@ -58,6 +70,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from . import context
 from . import util
+from .connection import wait
 from .context import ProcessError, TimeoutError
 
 __all__ = ["Pool", "ThreadPool"]
@@ -68,6 +81,9 @@ CLOSE = "CLOSE"
 TERMINATE = "TERMINATE"
 
 job_counter = itertools.count()
+
+# the default context's, as the stdlib's pool module has it
+get_context = context._default_context.get_context
 
 # kinds of task: func(*args, **kwds); list(map(func, chunk)); starmap
 _APPLY, _MAP, _STARMAP = 0, 1, 2
@@ -159,6 +175,74 @@ class WorkerLostError(ProcessError):
         return type(self), (self.pid, self.exitcode)
 
 
+def worker(inqueue: Any, outqueue: Any, initializer: Optional[Callable] = None,
+           initargs: Iterable[Any] = (), maxtasks: Optional[int] = None,
+           wrap_exception: bool = False) -> None:
+    """The stdlib's pool worker loop, for code that runs it over queues of
+    its own (torch's pool does): take ``(job, i, func, args, kwds)`` tasks
+    from inqueue until None, EOF or maxtasks tasks, and put
+    ``(job, i, (success, value))`` on outqueue. gomp's own pools do not use
+    it (their workers take messages of several tasks from rings)."""
+    if maxtasks is not None and not (isinstance(maxtasks, int) and maxtasks >= 1):
+        raise AssertionError("Maxtasks {!r} is not valid".format(maxtasks))
+    put = outqueue.put
+    get = inqueue.get
+    if hasattr(inqueue, "_writer"):
+        # the ends this process does not use, as the stdlib's worker does
+        inqueue._writer.close()
+        outqueue._reader.close()
+    if initializer is not None:
+        initializer(*initargs)
+    completed = 0
+    while maxtasks is None or completed < maxtasks:
+        try:
+            task = get()
+        except (EOFError, OSError):
+            util.debug("worker got EOFError or OSError -- exiting")
+            break
+        if task is None:
+            util.debug("worker got sentinel -- exiting")
+            break
+        job, i, func, args, kwds = task
+        try:
+            result = (True, func(*args, **kwds))
+        except Exception as e:
+            if wrap_exception and func is not _helper_reraises_exception:
+                e = ExceptionWithTraceback(e, e.__traceback__)  # type: ignore[assignment]
+            result = (False, e)
+        try:
+            put((job, i, result))
+        except Exception as e:
+            wrapped = MaybeEncodingError(e, result[1])
+            util.debug("Possible encoding error while sending result: %s" % wrapped)
+            put((job, i, (False, wrapped)))
+        # nothing of this task stays alive while the next one is awaited
+        task = job = result = func = args = kwds = None
+        completed += 1
+    util.debug("worker exiting after %d tasks" % completed)
+
+
+def _helper_reraises_exception(ex: BaseException) -> None:
+    """Raise ex: a picklable task that fails with the exception an
+    iterable raised (the stdlib sends it to report such an error)."""
+    raise ex
+
+
+class _PoolCache(dict):
+    """A pool's outstanding results by job number. As the stdlib's, it puts
+    None on ``notifier`` (when there is one) each time ``del`` empties it;
+    gomp's pools need no notice and have none."""
+
+    def __init__(self, /, *args: Any, notifier: Any = None, **kwds: Any) -> None:
+        self.notifier = notifier
+        super().__init__(*args, **kwds)
+
+    def __delitem__(self, item: Any) -> None:
+        super().__delitem__(item)
+        if not self and self.notifier is not None:
+            self.notifier.put(None)
+
+
 # ---------------------------------------------------------------- pickling
 
 _HIGHEST = pickle.HIGHEST_PROTOCOL
@@ -179,26 +263,64 @@ def _dumps(obj: Any) -> bytes:
     return bytes(reduction.ForkingPickler.dumps(obj, _HIGHEST))
 
 
+_ResultPickler: Any = None
+# where results may hold functions and classes the by-value pickler
+# handles: the parent's main module, and the builtin types it names by
+# reference in its own way (CodeType, NoneType...)
+_PICKLED_AS_TASKS = ("__main__", "__mp_main__", "builtins")
+
+
+def _dumps_result(obj: Any) -> bytes:
+    """Pickle a worker's result as the stdlib would (by reference, with the
+    reducers registered for connections, locks and the like), except that
+    functions and classes of the parent's __main__ go by value where they
+    must, as they came: what else cannot be found by reference fails."""
+    global _ResultPickler
+    try:
+        return pickle.dumps(obj, _HIGHEST)
+    except Exception:
+        pass
+    if _ResultPickler is None:
+        from . import reduction
+        base = type(reduction.ForkingPickler(io.BytesIO(), _HIGHEST))
+
+        class _ResultPickler(base):  # type: ignore[no-redef,valid-type,misc]
+            def reducer_override(self, obj: Any) -> Any:
+                if ((type(obj) is types.FunctionType or isinstance(obj, type))
+                        and getattr(obj, "__module__", None) not in _PICKLED_AS_TASKS):
+                    return NotImplemented  # by reference, or fail
+                return super().reducer_override(obj)
+    buf = io.BytesIO()
+    _ResultPickler(buf, _HIGHEST).dump(obj)
+    return buf.getvalue()
+
+
 # ------------------------------------------------------------ worker side
 
 def _run(tasks: Iterable[tuple], wrap: bool) -> list:
     """Run a message's tasks; [(job, i, success, value), ...]."""
-    out = []
-    for job, i, kind, func, args, kwds in tasks:
-        try:
-            if kind == _APPLY:
-                value = func(*args, **kwds)
-            elif kind == _MAP:
-                value = list(map(func, args))
-            else:
-                value = list(itertools.starmap(func, args))
-            out.append((job, i, True, value))
-        except Exception as e:
-            if wrap:
-                e = ExceptionWithTraceback(e, e.__traceback__)  # type: ignore[assignment]
-            out.append((job, i, False, e))
-        func = args = kwds = None
-    return out
+    out: Optional[list] = []
+    try:
+        for job, i, kind, func, args, kwds in tasks:
+            try:
+                if kind == _APPLY:
+                    value = func(*args, **kwds)
+                elif kind == _MAP:
+                    value = list(map(func, args))
+                else:
+                    value = list(itertools.starmap(func, args))
+                out.append((job, i, True, value))  # type: ignore[union-attr]
+            except Exception as e:
+                if wrap:
+                    e = ExceptionWithTraceback(e, e.__traceback__)  # type: ignore[assignment]
+                out.append((job, i, False, e))  # type: ignore[union-attr]
+            func = args = kwds = value = None
+        return out  # type: ignore[return-value]
+    finally:
+        # an exception's traceback keeps this frame (the frames it went
+        # through refer to their callers): it must not keep every task and
+        # result of the message alive with it
+        tasks = out = None  # type: ignore[assignment]
 
 
 # a record on the result queue: this header, then a pickle. The header
@@ -211,17 +333,20 @@ def _record(wid: int, elapsed: float, body: bytes = b"") -> memoryview:
 
 
 def _encode_results(results: list) -> bytes:
+    """Pickle a message's results; one that cannot be pickled becomes a
+    MaybeEncodingError, as in the stdlib, and fails its task only."""
+    dumps = _dumps_result
     try:
-        return _dumps(results)
+        return dumps(results)
     except Exception:
         fixed = []
         for job, i, ok, value in results:
             try:
-                _dumps(value)
+                dumps(value)
             except Exception as e:
                 ok, value = False, MaybeEncodingError(e, value)
             fixed.append((job, i, ok, value))
-        return _dumps(fixed)
+        return dumps(fixed)
 
 
 def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
@@ -253,6 +378,30 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
 
 # ------------------------------------------------------------ parent side
 
+_FunctionType = types.FunctionType
+
+
+def _cost_key(func: Any) -> Any:
+    """What the pool keeps a function's cost under: its code, not the
+    function, so that the pool keeps no closure, partial or bound method
+    (nor what they hold) alive once their tasks are done."""
+    t = type(func)
+    if t is _FunctionType:
+        return func.__code__
+    if t is types.MethodType:
+        return _cost_key(func.__func__)
+    if t is functools.partial:
+        return _cost_key(func.func)
+    if t is types.BuiltinFunctionType:  # and builtin methods, bound
+        owner = func.__self__
+        if owner is None or type(owner) is types.ModuleType:
+            return func
+        return (type(owner), func.__name__)
+    if isinstance(func, type):
+        return func
+    return t  # a callable object: by its class
+
+
 class _Worker:
     """The parent's view of one worker: its queue and what it holds."""
 
@@ -263,7 +412,7 @@ class _Worker:
         self.wid = wid
         self.process: Any = None
         self.queue: Any = None
-        # messages sent and not answered, oldest first: (data, refs)
+        # messages sent and not answered, oldest first: (tasks, cost cell)
         self.inflight: "collections.deque" = collections.deque()
         self.sent = 0
         self.dead = False
@@ -513,12 +662,13 @@ class Pool:
         self._threads: List[threading.Thread] = []
         self._workers: "dict[int, _Worker]" = {}
         self._ctx = context or _default_context()
-        self._cache: dict = {}
+        self._cache = _PoolCache()
         self._maxtasksperchild = maxtasksperchild
         self._initializer = initializer
         self._initargs = tuple(initargs)
         if processes is None:
-            processes = os.cpu_count() or 1
+            # 3.13: the CPUs this process may use (PYTHON_CPU_COUNT, affinity)
+            processes = getattr(os, "process_cpu_count", os.cpu_count)() or 1
         if processes < 1:
             raise ValueError("Number of processes must be at least 1")
         if maxtasksperchild is not None:
@@ -530,12 +680,15 @@ class Pool:
         self._lock = threading.RLock()
         self._pending: "collections.deque" = collections.deque()
         self._wid = itertools.count(1)
-        self._est: dict = {}  # function -> seconds per call, about
+        # what a function takes per call, about: _cost_key(func) -> [seconds]
+        self._est: dict = {}
         self._taskqueue: Any = None
         self._setup()
         try:
-            for _ in range(processes):
-                self._add_worker()
+            # not through a subclass's override: those written for the
+            # stdlib's pool start its worker() on its queues, which gomp's
+            # pool does not have (torch's pool works on gomp's transport)
+            Pool._repopulate_pool(self)
         except Exception:
             self._terminate_now()
             raise
@@ -583,14 +736,26 @@ class Pool:
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
                                self._initargs, self._maxtasksperchild))
         p.name = p.name.replace("Process", "PoolWorker")
-        p.start()
+        try:
+            p.start()
+        except BaseException:
+            # no one else holds the queue: its ring goes with it
+            w.queue.close()
+            w.queue = None
+            raise
+        w.process = p
+        w.pid = getattr(p, "pid", None)
         # a Popen keeps its child's descriptors until closed: close them
         # when the pool lets go of the worker's process object
         # (not at exit: the pool's own finalizer still needs them then)
-        weakref.finalize(p, _close_popen, p._popen).atexit = False
-        w.process = p
-        w.pid = p.pid
-        self._go.supervisor_watch(self._sup, p.sentinel, w.wid)
+        popen = getattr(p, "_popen", None)
+        if popen is not None:
+            weakref.finalize(p, _close_popen, popen).atexit = False
+        # a Process-like object of someone else's may have no sentinel (as
+        # in the stdlib, it is then not watched)
+        sentinel = getattr(p, "sentinel", None)
+        if sentinel is not None:
+            self._go.supervisor_watch(self._sup, sentinel, w.wid)
 
     def _send(self, w: _Worker, data: Any) -> None:
         w.queue.put(memoryview(data))
@@ -602,12 +767,28 @@ class Pool:
 
     def _add_worker(self) -> _Worker:
         w = _Worker(next(self._wid))
-        self._new_worker(w)
+        try:
+            self._new_worker(w)
+        finally:
+            # a worker that started and then failed (to be watched, say)
+            # must still be ended by terminate()
+            if w.process is not None:
+                with self._lock:
+                    self._workers[w.wid] = w
+                    self._pool.append(w.process)
         with self._lock:
-            self._workers[w.wid] = w
-            self._pool.append(w.process)
             self._feed(w)
         return w
+
+    def _repopulate_pool(self) -> None:
+        """Bring the number of pool processes up to the specified number
+        (``_processes``). gomp's pool replaces a worker the moment it ends,
+        so this only matters to code that removed workers itself."""
+        with self._lock:
+            missing = self._processes - len(self._workers)
+        for _ in range(missing):
+            self._add_worker()
+            util.debug("added worker")
 
     def _start_threads(self) -> None:
         t = threading.Thread(target=self._handle_results, name="PoolResultHandler", daemon=True)
@@ -688,10 +869,13 @@ class Pool:
         pending = self._pending
         first = pending.popleft()
         func = first[3]
-        try:
-            est = self._est.get(func)
-        except TypeError:  # unhashable callable
-            est = None
+        key = func.__code__ if type(func) is _FunctionType else _cost_key(func)
+        cell = self._est.get(key)
+        if cell is None:
+            if len(self._est) >= 4096:
+                self._est.clear()
+            cell = self._est[key] = [None]
+        est = cell[0]
         n = 1 if est is None else min(_MAX_BATCH, int(_MESSAGE_WORK / (est + 1e-7)))
         if self._maxtasksperchild is not None:
             n = min(n, self._maxtasksperchild - w.sent)
@@ -707,7 +891,7 @@ class Pool:
             data = self._encode(tasks)
         if not w.inflight:
             w.last = time.monotonic()
-        w.inflight.append((data, tasks))
+        w.inflight.append((tasks, cell))
         w.sent += len(tasks)
         self._send(w, data)
 
@@ -737,8 +921,6 @@ class Pool:
     # -- results
 
     def _handle_results(self) -> None:
-        cache = self._cache
-        decode = self._decode
         get = self._get_results
         while True:
             try:
@@ -755,46 +937,59 @@ class Pool:
                 util.info("pool result handler: %s" % traceback.format_exc())
                 time.sleep(0.01)
                 continue
-            for item in batch:
-                try:
-                    wid, elapsed, body = decode(item)
-                    item = None
-                    if wid >= 0 and body is None:
-                        self._started(wid)
-                    elif wid >= 0:
-                        tasks = self._done(wid, elapsed)
-                        if isinstance(body, BaseException):
-                            # the results cannot be loaded here
-                            self._fail(tasks, body)
-                            continue
-                        streams: Optional[dict] = None
-                        for job, i, ok, value in body:
-                            obj = cache.get(job)
-                            if obj is None:
-                                continue
-                            if isinstance(obj, IMapIterator):
-                                # its reader is woken once per message
-                                if streams is None:
-                                    streams = {}
-                                streams.setdefault(obj, []).append((i, (ok, value)))
-                                continue
-                            try:
-                                obj._set(i, (ok, value))
-                            except Exception:
-                                traceback.print_exc()
-                        if streams:
-                            for obj, items in streams.items():
-                                obj._set_many(items)
-                        body = value = tasks = streams = None
-                    elif wid == _DIED:
-                        self._lost(*body)
-                    else:
-                        return
-                except Exception:
-                    # this thread must go on, or every result waits forever
-                    traceback.print_exc()
-            if self._state == CLOSE and not cache:
+            if not self._deliver(batch):
+                return
+            # nothing of what was delivered stays alive while this thread
+            # waits for the next results (the caller may drop it at once)
+            batch = None
+            if self._state == CLOSE and not self._cache:
                 self._finish()
+
+    def _deliver(self, batch: list) -> bool:
+        """Hand a batch of records from the result stream to the results
+        they belong to; False once the pool's stop record is among them.
+        (A function of its own so that its locals, which refer to the last
+        task and result, go when it returns.)"""
+        cache = self._cache
+        decode = self._decode
+        for item in batch:
+            try:
+                wid, elapsed, body = decode(item)
+                item = None
+                if wid >= 0 and body is None:
+                    self._started(wid)
+                elif wid >= 0:
+                    tasks = self._done(wid, elapsed)
+                    if isinstance(body, BaseException):
+                        # the results cannot be loaded here
+                        self._fail(tasks, body)
+                        continue
+                    streams: Optional[dict] = None
+                    for job, i, ok, value in body:
+                        obj = cache.get(job)
+                        if obj is None:
+                            continue
+                        if isinstance(obj, IMapIterator):
+                            # its reader is woken once per message
+                            if streams is None:
+                                streams = {}
+                            streams.setdefault(obj, []).append((i, (ok, value)))
+                            continue
+                        try:
+                            obj._set(i, (ok, value))
+                        except Exception:
+                            traceback.print_exc()
+                    if streams:
+                        for obj, items in streams.items():
+                            obj._set_many(items)
+                elif wid == _DIED:
+                    self._lost(*body)
+                else:
+                    return False
+            except Exception:
+                # the handler must go on, or every result waits forever
+                traceback.print_exc()
+        return True
 
     def _done(self, wid: int, elapsed: float) -> list:
         """A message of wid's came back; returns its tasks."""
@@ -802,26 +997,19 @@ class Pool:
             w = self._workers.get(wid)
             if w is None or not w.inflight:
                 return []
-            tasks = w.inflight.popleft()[1]
+            tasks, cell = w.inflight.popleft()
             w.last = time.monotonic()
             per_task = elapsed / len(tasks)
-            func = tasks[0][3]
-            est = self._est
-            try:
-                old = est.get(func)
-                # quick to rise (a function that turns slow soon stops being
-                # batched), but not on one sample: a worker that lost its
-                # CPU for a while would otherwise stop all batching
-                if old is None:
-                    est[func] = per_task
-                elif per_task > old:
-                    est[func] = min(per_task, 4 * old)
-                else:
-                    est[func] = 0.7 * old + 0.3 * per_task
-            except TypeError:
-                pass
-            if len(est) > 4096:
-                est.clear()
+            old = cell[0]
+            # quick to rise (a function that turns slow soon stops being
+            # batched), but not on one sample: a worker that lost its
+            # CPU for a while would otherwise stop all batching
+            if old is None:
+                cell[0] = per_task
+            elif per_task > old:
+                cell[0] = min(per_task, 4 * old)
+            else:
+                cell[0] = 0.7 * old + 0.3 * per_task
             if self._pending:
                 self._feed(w)
             elif not w.inflight:
@@ -853,7 +1041,7 @@ class Pool:
                 continue
             k = min(self._take_back(v), len(v.inflight))
             for _ in range(k):
-                _data, tasks = v.inflight.pop()
+                tasks, _cell = v.inflight.pop()
                 v.sent -= len(tasks)
                 self._pending.extendleft(reversed(tasks))  # back in their order
         for w in idle:
@@ -935,12 +1123,12 @@ class Pool:
             taken, rest = held[:len(held) - untaken], held[len(held) - untaken:]
             if self._state != TERMINATE:
                 # untaken tasks go first, in their order
-                for _data, tasks in reversed(rest):
+                for tasks, _cell in reversed(rest):
                     self._pending.extendleft(reversed(tasks))
                 self._pump()
         self._discard_queue(w)
         err = WorkerLostError(pid, exitcode)
-        for _data, tasks in taken:
+        for tasks, _cell in taken:
             self._fail(tasks, err)
         if w.process is not None and self._sup is not None:
             try:
@@ -1086,46 +1274,52 @@ class Pool:
             entry = tq.get()
             if entry is None or self._state == TERMINATE:
                 return
-            result, func, iterable, chunksize = entry
-            job = result._job
-            n = 0
-            tasks: list = []
-            clock = time.perf_counter
-            # a container's tasks are submitted in groups; an iterator's
-            # leave one by one, as they come, since its next item may be
-            # long in coming
-            group = 64 if hasattr(iterable, "__len__") else 1
-            try:
-                it = iter(iterable)
-                since = clock()
-                while self._state != TERMINATE:
-                    if chunksize == 1:
-                        try:
-                            x = next(it)
-                        except StopIteration:
-                            break
-                        tasks.append((job, n, _APPLY, func, (x,), _NO_KWDS))
-                    else:
-                        chunk = tuple(itertools.islice(it, chunksize))
-                        if not chunk:
-                            break
-                        tasks.append((job, n, _MAP, func, chunk, None))
-                    n += 1
-                    if len(tasks) >= group or clock() - since > 0.0005:
-                        self._submit(result, tasks)
-                        tasks = []
-                        since = clock()
-            except Exception as e:
-                if tasks:
+            self._feed_iterable(*entry)
+            # the iterable and its last item go now, not with the next entry
+            entry = None
+
+    def _feed_iterable(self, result: "IMapIterator", func: Callable, iterable: Iterable[Any],
+                       chunksize: int) -> None:
+        job = result._job
+        n = 0
+        tasks: list = []
+        clock = time.perf_counter
+        # a container's tasks are submitted in groups; an iterator's
+        # leave one by one, as they come, since its next item may be
+        # long in coming
+        group = 64 if hasattr(iterable, "__len__") else 1
+        try:
+            it = iter(iterable)
+            since = clock()
+            while self._state != TERMINATE:
+                if chunksize == 1:
+                    try:
+                        x = next(it)
+                    except StopIteration:
+                        break
+                    tasks.append((job, n, _APPLY, func, (x,), _NO_KWDS))
+                else:
+                    chunk = tuple(itertools.islice(it, chunksize))
+                    if not chunk:
+                        break
+                    tasks.append((job, n, _MAP, func, chunk, None))
+                n += 1
+                if len(tasks) >= group or clock() - since > 0.0005:
                     self._submit(result, tasks)
                     tasks = []
-                result._set(n, (False, e))
-                n += 1
+                    since = clock()
+        except Exception as e:
             if tasks:
                 self._submit(result, tasks)
                 tasks = []
-            result._set_length(n)
-            entry = result = iterable = None
+            result._set(n, (False, e))
+            n += 1
+        finally:
+            # the iterable's exception keeps this frame: not its items
+            iterable = it = x = chunk = None  # type: ignore[assignment]
+        if tasks:
+            self._submit(result, tasks)
+        result._set_length(n)
 
     def __reduce__(self) -> Any:
         raise NotImplementedError(
@@ -1182,10 +1376,13 @@ class Pool:
         outstanding work."""
         util.debug("terminating pool")
         fin = getattr(self, "_finalizer", None)
-        if fin is not None:
+        if fin is None:
+            self._terminate_now()
+        elif fin.still_active():
             fin()
         else:
-            self._terminate_now()
+            # closed and joined already: nothing is left to stop
+            self._state = TERMINATE
 
     def _terminate_now(self) -> None:
         with self._lock:
@@ -1225,8 +1422,12 @@ class Pool:
         deadline = time.monotonic() + 1.0
         for p in procs:
             try:
-                p.join(max(0.0, deadline - time.monotonic()))
-                if p.exitcode is None:
+                try:
+                    p.join(max(0.0, deadline - time.monotonic()))
+                except TypeError:
+                    # a Process-like object whose join() takes no timeout
+                    p.join()
+                if p.exitcode is None and hasattr(p, "kill"):
                     p.kill()
                     p.join(5)
             except Exception:

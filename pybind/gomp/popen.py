@@ -60,6 +60,11 @@ class Popen:
 
     def _launch(self, process_obj: Any) -> None:
         prep = spawn.get_preparation_data(process_obj._name)
+        # the child shares this process's resource tracker, if one runs
+        tracker = sys.modules.get(__package__ + ".resource_tracker")
+        tracker_fd = tracker._fd_for_child() if tracker is not None else None
+        if tracker_fd is not None:
+            prep["tracker_fd_slot"] = self.duplicate_for_child(tracker_fd)
         buf = io.BytesIO()
         context.set_spawning_popen(self)
         _stdlib.set_spawning_popen(self)  # for the stdlib's objects among the arguments

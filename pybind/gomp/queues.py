@@ -215,12 +215,16 @@ class Queue:
     def __getattr__(self, name: str) -> Any:
         # only for what is not set: the stdlib's internals, made on first use
         d = self.__dict__
-        if name == "_ring" and "_reader" in d:
+        if name in ("_ring", "_shared") and "_reader" in d:
             # unpickled by a subclass that restores the stdlib's fields only
-            ring = d["_ring"] = d["_reader"]._ring
-            return ring
+            shared = d["_shared"] = d["_reader"]._shared
+            d["_ring"] = shared.ring
+            return d[name]
+        if name == "_shared" and "_ring" in d:
+            shared = d["_shared"] = _queue_ends.SharedRing(d["_ring"])
+            return shared
         if name in _STDLIB_ENDS and "_ring" in d:
-            end = d[name] = _STDLIB_ENDS[name](d["_ring"])
+            end = d[name] = _STDLIB_ENDS[name](self._shared)
             return end
         if name in _STDLIB_LOCKS:
             from .synchronize import Lock
@@ -256,13 +260,11 @@ class Queue:
 
     def __getstate__(self) -> Any:
         context.assert_spawning(self)
-        popen = context.get_spawning_popen()
-        fd = popen.DupFd(popen.duplicate_for_child(self._ring.fileno()))
-        return (self._maxsize, fd)
+        return (self._maxsize, self._shared)
 
     def __setstate__(self, state: Any) -> None:
-        self._maxsize, fd = state
-        self._ring = _go().ring_map(fd.detach())
+        self._maxsize, self._shared = state
+        self._ring = self._shared.ring
         self._reset()
 
     def __repr__(self) -> str:
@@ -420,6 +422,9 @@ class Queue:
 
     def empty(self) -> bool:
         """Return True if the queue is empty, False otherwise."""
+        reader = self.__dict__.get("_reader")
+        if reader is not None and reader.closed:
+            raise OSError("handle is closed")
         return not self._pending() and self._ring.empty()
 
     def full(self) -> bool:
@@ -431,6 +436,12 @@ class Queue:
         current process. The feeder thread flushes what is buffered."""
         self._closed = True
         self._ring.set_closed(f"Queue {self!r} is closed")
+        # the stdlib's feeder closes the pipe's ends once the queue was
+        # used (the reader too from 3.13 on, so that empty() raises)
+        if self._ring.wrote and not self._classic:  # (a classic feeder closes its own)
+            self._writer.close()
+            if sys.version_info >= (3, 13):
+                self._reader.close()
         if self._classic:
             close, self._close = self._close, None
             if close is not None:
@@ -533,6 +544,12 @@ class SimpleQueue(Queue):
     def get(self) -> Any:  # type: ignore[override]
         """Remove and return an item from the queue."""
         return self._ring.get(True, None)
+
+    def close(self) -> None:
+        """Close the queue: no more put() or get() here."""
+        Queue.close(self)
+        self._reader.close()
+        self._writer.close()
 
     if sys.version_info >= (3, 9):
         import types as _types

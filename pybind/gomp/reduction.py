@@ -7,8 +7,9 @@ value with cloudpickle instead of failing in the child.
 """
 from __future__ import annotations
 
-import copyreg
+import functools
 import io
+import os
 import pickle
 import socket
 import sys
@@ -22,6 +23,8 @@ __all__ = ["send_handle", "recv_handle", "ForkingPickler", "register", "dump",
            "dumps", "loads", "DupFd", "sendfds", "recvfds", "AbstractReducer"]
 
 HAVE_SEND_HANDLE = True
+# whether the receiver of descriptors acknowledges them (only macOS needs it)
+ACKNOWLEDGE = sys.platform == "darwin"
 
 _cloudpickle_pickler: Any = None
 
@@ -156,41 +159,95 @@ register(type(list.append), _reduce_method_descriptor)
 register(type(int.__add__), _reduce_method_descriptor)
 
 
+def _reduce_partial(p: functools.partial) -> Any:
+    return _rebuild_partial, (p.func, p.args, p.keywords or {})
+
+
+def _rebuild_partial(func: Callable, args: tuple, keywords: dict) -> functools.partial:
+    return functools.partial(func, *args, **keywords)
+
+
+register(functools.partial, _reduce_partial)
+
+
 # descriptor passing over Unix sockets
 def sendfds(sock: socket.socket, fds: "list[int]") -> None:
     """Send a list of file descriptors over a Unix socket."""
     socket.send_fds(sock, [bytes([len(fds) % 256])], list(fds))
+    if ACKNOWLEDGE and sock.recv(1) != b"A":
+        raise RuntimeError("did not receive acknowledgement of fd")
 
 
 def recvfds(sock: socket.socket, size: int) -> "list[int]":
     """Receive size file descriptors over a Unix socket."""
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 1, size)
+    msg, fds, _flags, _addr = socket.recv_fds(sock, 1, size,
+                                              getattr(socket, "MSG_CMSG_CLOEXEC", 0))
     if not msg and not fds:
         raise EOFError
-    if len(fds) != size:
-        raise RuntimeError("received %d fds, expected %d" % (len(fds), size))
+    if ACKNOWLEDGE:
+        sock.send(b"A")
+    if len(fds) != size or msg[0] != size % 256:
+        for fd in fds:
+            os.close(fd)
+        raise RuntimeError("received %d items of ancdata" % len(fds))
     return list(fds)
 
 
 def send_handle(conn: Any, handle: int, destination_pid: int) -> None:
     """Send a handle over a local connection."""
+    send = getattr(conn, "_send_fds", None)
+    if send is not None:  # a gomp pipe end: with a message of the pipe
+        send([handle])
+        return
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         sendfds(s, [handle])
 
 
 def recv_handle(conn: Any) -> int:
     """Receive a handle over a local connection."""
+    recv = getattr(conn, "_recv_fds", None)
+    if recv is not None:  # a gomp pipe end
+        return recv(1)[0]
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         return recvfds(s, 1)[0]
 
 
+class _FirstFd:
+    """Wraps an object whose detach() returns a list of one descriptor."""
+
+    def __init__(self, passed: Any) -> None:
+        self.passed = passed
+
+    def detach(self) -> int:
+        return self.passed.detach()[0]
+
+
 def DupFd(fd: int) -> Any:
-    """Return a wrapper for an fd that survives pickling to a child."""
+    """Return a wrapper for an fd: its detach(), in the process that
+    unpickles it, returns a copy of fd."""
     from .context import get_spawning_popen
     popen_obj = get_spawning_popen()
     if popen_obj is not None:
         return popen_obj.DupFd(popen_obj.duplicate_for_child(fd))
-    raise ValueError("DupFd can only pass a descriptor while starting a process")
+    from . import connection
+    passed = connection._message_fds([fd])  # inside a send on a gomp pipe
+    if passed is not None:
+        return _FirstFd(passed)
+    from . import resource_sharer
+    return resource_sharer.DupFd(fd)
+
+
+def _reduce_socket(s: socket.socket) -> Any:
+    df = DupFd(s.fileno())
+    return _rebuild_socket, (df, s.family, s.type, s.proto)
+
+
+def _rebuild_socket(df: Any, family: int, type: int, proto: int) -> socket.socket:
+    fd = df.detach()
+    return socket.socket(family, type, proto, fileno=fd)
+
+
+register(socket.socket, _reduce_socket)
 
 
 class AbstractReducer:
@@ -204,8 +261,15 @@ class AbstractReducer:
     DupFd = DupFd
     sendfds = sendfds
     recvfds = recvfds
+    _reduce_method = _reduce_method
+    _reduce_method_descriptor = _reduce_method_descriptor
+    _rebuild_partial = _rebuild_partial
+    _reduce_socket = _reduce_socket
+    _rebuild_socket = _rebuild_socket
 
     def __init__(self, *args: Any) -> None:
-        copyreg.pickle(type(_C().f), _reduce_method)
-        copyreg.pickle(type(list.append), _reduce_method_descriptor)
-        copyreg.pickle(type(int.__add__), _reduce_method_descriptor)
+        register(type(_C().f), _reduce_method)
+        register(type(list.append), _reduce_method_descriptor)
+        register(type(int.__add__), _reduce_method_descriptor)
+        register(functools.partial, _reduce_partial)
+        register(socket.socket, _reduce_socket)

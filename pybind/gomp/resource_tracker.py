@@ -12,3 +12,17 @@ _path = _os.path.join(_os.path.dirname(_os.__file__), "multiprocessing", "resour
 with open(_path, "rb") as _f:
     exec(compile(_f.read(), _path, "exec"), globals())
 del _f, _path
+
+
+# A child shares its parent's tracker, as the stdlib's spawned children do:
+# gomp's Popen passes the tracker's descriptor when one runs (it starts none
+# for a child), and the child's tracker writes to it (see gomp.spawn).
+
+def _fd_for_child() -> "int | None":
+    """The descriptor of the tracker this process uses, or None if none."""
+    return _resource_tracker._fd
+
+
+def _use_inherited_fd(fd: int) -> None:
+    """Make this process use the tracker whose descriptor fd it inherited."""
+    _resource_tracker._fd = fd

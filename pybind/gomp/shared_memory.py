@@ -24,14 +24,20 @@ from typing import Any, Iterable, Optional
 __all__ = ["SharedMemory", "ShareableList"]
 
 _SHM_DIR = "/dev/shm"
-# the stdlib's naming, so that names look alike: "psm_" and 10 hex digits
-_PREFIX = "/psm_"
-_SAFE_NAME_LENGTH = 14
-_O_FLAGS = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# the stdlib's module names: POSIX shared memory, its names ("/psm_" and 10
+# hex digits, short enough for every platform's limit) and flags
+_USE_POSIX = True
+_O_CREX = os.O_CREAT | os.O_EXCL
+_SHM_SAFE_NAME_LENGTH = 14
+_SHM_NAME_PREFIX = "/psm_"
+# what every open adds: no symbolic link followed, not inherited by exec
+_O_ALWAYS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _random_name() -> str:
-    return _PREFIX + secrets.token_hex((_SAFE_NAME_LENGTH - len(_PREFIX)) // 2)
+def _make_filename() -> str:
+    """Create a random filename for the shared memory object."""
+    nbytes = (_SHM_SAFE_NAME_LENGTH - len(_SHM_NAME_PREFIX)) // 2
+    return _SHM_NAME_PREFIX + secrets.token_hex(nbytes)
 
 
 def _shm_open(name: str, flags: int, mode: int = 0o600) -> int:
@@ -40,7 +46,7 @@ def _shm_open(name: str, flags: int, mode: int = 0o600) -> int:
     if not base or "/" in base or base in (".", ".."):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), name)
     try:
-        return os.open(os.path.join(_SHM_DIR, base), flags | _O_FLAGS, mode)
+        return os.open(os.path.join(_SHM_DIR, base), flags | _O_ALWAYS, mode)
     except OSError as e:
         e.filename = name
         raise
@@ -81,31 +87,35 @@ class SharedMemory:
     _mmap: Optional[mmap.mmap] = None
     _buf: Optional[memoryview] = None
     _tracked = False
+    # as in the stdlib, a subclass may open with other flags or mode
+    _flags = os.O_RDWR
+    _mode = 0o600
+    _prepend_leading_slash = True
 
     def __init__(self, name: Optional[str] = None, create: bool = False, size: int = 0,
                  *, track: bool = True) -> None:
         if not size >= 0:
             raise ValueError("'size' must be a positive integer")
         if create:
+            self._flags = _O_CREX | os.O_RDWR
             if size == 0:
                 raise ValueError("'size' must be a positive number different from zero")
-            flags = os.O_CREAT | os.O_EXCL
-        else:
-            flags = 0
-        if name is None and not create:
+        if name is None and not self._flags & os.O_EXCL:
             raise ValueError("'name' can only be None if create=True")
 
         if name is None:
             while True:
-                name = _random_name()
+                # looked up at each call: tests replace it
+                name = _make_filename()
                 try:
-                    self._fd = _shm_open(name, flags)
+                    self._fd = _shm_open(name, self._flags, self._mode)
                 except FileExistsError:
                     continue
                 break
         else:
-            name = "/" + name if not name.startswith("/") else name
-            self._fd = _shm_open(name, flags)
+            if self._prepend_leading_slash and not name.startswith("/"):
+                name = "/" + name
+            self._fd = _shm_open(name, self._flags, self._mode)
         self._name = name
         try:
             if create and size:
@@ -222,8 +232,14 @@ def _from_stored(code: int, value: Any) -> Any:
 
 def _format_of(value: Any) -> str:
     if isinstance(value, (str, bytes)):
-        n = len(value.encode(_encoding) if isinstance(value, str) else value)
-        return "%ds" % (_SLOT * (n // _SLOT + 1))
+        # the stdlib's room: the length (in characters for a str) rounded
+        # up to whole slots, with at least one byte to spare; but never
+        # less than the encoded bytes need (the stdlib would cut a long
+        # non-ASCII str short)
+        n = len(value)
+        encoded = len(value.encode(_encoding)) if isinstance(value, str) else n
+        room = max(_SLOT * (n // _SLOT + 1), -(-encoded // _SLOT) * _SLOT)
+        return "%ds" % room
     try:
         return _FORMATS[type(value)]
     except KeyError:

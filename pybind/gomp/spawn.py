@@ -40,6 +40,17 @@ def get_executable() -> str:
     return _executable or sys.executable
 
 
+def __getattr__(name: str) -> Any:
+    # the stdlib's module names: the interpreter children run, and the
+    # package's start-method functions
+    if name == "_python_exe":
+        return get_executable()
+    if name in ("get_start_method", "set_start_method"):
+        from . import context
+        return getattr(context._default_context, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 def is_forking(argv: "list[str]") -> bool:
     """Whether argv is that of a child being started (frozen executables)."""
     return len(argv) >= 2 and argv[1] == "--gomp-child"
@@ -154,6 +165,9 @@ def prepare(data: "dict[str, Any]") -> None:
     if "start_method" in data:
         from . import context
         context._force_start_method(data["start_method"])
+    if "tracker_fd_slot" in data:
+        from . import resource_tracker
+        resource_tracker._use_inherited_fd(inherited_fd(data["tracker_fd_slot"]))
     if "init_main_from_name" in data:
         _fixup_main_from_name(data["init_main_from_name"])
     elif "init_main_from_path" in data:
@@ -327,3 +341,10 @@ def exec_main(fd: int) -> int:
 def _main(fd: int, parent_sentinel: Optional[int] = None) -> int:
     """The stdlib's name for a spawned child's entry point."""
     return exec_main(fd)
+
+
+def spawn_main(pipe_handle: int, parent_pid: Optional[int] = None,
+               tracker_fd: Optional[int] = None) -> None:
+    """Run code of a child started by exec, reading its start-up data from
+    pipe_handle, and exit with its exit code."""
+    sys.exit(exec_main(pipe_handle))

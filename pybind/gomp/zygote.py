@@ -25,6 +25,8 @@ from typing import Any, Optional, Sequence
 
 from . import _install
 
+__all__ = ['Zygote', 'get', 'running', 'discard', 'stop_all', 'set_preload', 'main']
+
 _preload: "list[str]" = []
 
 
@@ -197,6 +199,13 @@ def get(method: str) -> Zygote:
         return z
 
 
+def running(method: str) -> Optional[Zygote]:
+    """The zygote of a start method if one runs, else None."""
+    with _zygote_lock:
+        z = _zygotes.get(method)
+        return None if z is None or z.broken else z
+
+
 def stop_all() -> None:
     """Stop every zygote; the next start makes a new one. (Children a
     zygote forked as its own, not the program's, die with it.)"""
@@ -331,10 +340,13 @@ def _get_ready(init: "dict[str, Any]") -> None:
             pass
         finally:
             del process.current_process()._inheriting
-    if threading.active_count() > 1:
-        # An import started a Python thread: a fork now could copy a lock
-        # it holds into every child. Start over, preloading nothing but
-        # what gomp needs. (Threads of a C library, such as a BLAS pool,
+    from . import _core
+    if threading.active_count() > 1 or _core.loaded():
+        # An import started a Python thread (a fork now could copy a lock it
+        # holds into every child) or made a gomp object at module level,
+        # which started the Go runtime (it does not survive a fork). Start
+        # over, preloading nothing but what gomp needs: the children import
+        # the rest themselves. (Threads of a C library, such as a BLAS pool,
         # are handled in _serve.)
         init = dict(init, preload=[])
         for key in ("init_main_from_name", "init_main_from_path"):
