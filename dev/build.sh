@@ -14,3 +14,7 @@ for f in "$tmp"/lib/gomp/*.so; do
     mv -f "$f" pybind/gomp/
 done
 rm -rf "$tmp"
+# the start-up hook that gives gomp.install() to every Python process the
+# program starts (pip puts it in site-packages; here, the interpreter's)
+site=$("${PYTHON:-python3}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cp pybind/gomp-install.pth "$site/" 2>/dev/null || echo "note: could not put gomp-install.pth in $site"

@@ -43,6 +43,15 @@ DIFFERENCES = {
     "TestStartMethod.test_get_all": NO_FORK,
     "TestStartMethod.test_mixed_startmethod": NO_FORK,
     "TestInternalDecorators.test_only_run_in_spawn_testsuite": NO_FORK,
+    "TestProcess.test_parent_process":
+        "children die with their parent (PR_SET_PDEATHSIG): the test's grandchild "
+        "outliving its parent is what gomp prevents",
+    "TestConnection.test_missing_fd_transfer":
+        "a Pipe end's fileno() is for waiting (select, poll, wait), not for raw "
+        "writes: its messages travel in shared memory",
+    "TestResourceTracker.test_resource_tracker_sigkill":
+        "gomp's locks and semaphores are anonymous shared memory, with no name for "
+        "the resource tracker to clean up, so making one does not contact it",
     "TestQueue.test_queue_feeder_donot_stop_onexc":
         "an object that cannot be pickled raises in put(), in the caller, instead of "
         "being reported and lost by a feeder thread (gomp never drops a message silently)",

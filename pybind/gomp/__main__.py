@@ -22,7 +22,7 @@ USAGE = "usage: python -m gomp [-m module | script.py] [args...]"
 def main(argv: List[str]) -> None:
     """Install gomp, then run argv as ``python`` would."""
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip(), file=sys.stderr if not argv else sys.stdout)
+        print(USAGE + "\n\n" + __doc__.strip(), file=sys.stderr if not argv else sys.stdout)
         sys.exit(2 if not argv else 0)
     from . import install
     install()

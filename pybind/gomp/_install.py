@@ -80,7 +80,6 @@ def install() -> None:
     global _finder
     if _finder is not None:
         return
-    gomp = importlib.import_module(_OURS)
     stale = [name for name in sys.modules
              if name == _STDLIB or name.startswith(_STDLIB + ".")]
     for name in stale:
@@ -95,11 +94,9 @@ def install() -> None:
     _finder = _AliasFinder()
     sys.meta_path.insert(0, _finder)
     os.environ[ENV] = "1"
-    sys.modules[_STDLIB] = gomp
-    # the modules gomp has loaded already, under both names
-    for name, module in list(sys.modules.items()):
-        if name.startswith(_OURS + "."):
-            sys.modules[_STDLIB + name[len(_OURS):]] = module
+    # nothing is put in sys.modules here: the finder answers the first
+    # import of each name (so a process that installs at start-up has not
+    # imported multiprocessing until its code does)
 
 
 def uninstall() -> None:

@@ -1400,7 +1400,7 @@ class _SharedMemoryTracker:
         """Adds the supplied shared memory block name to tracker."""
         # the stdlib's resource tracker (a process of its own) unlinks the
         # segment should this process be killed
-        from multiprocessing import resource_tracker
+        from . import resource_tracker
         resource_tracker.register(_tracker_name(segment_name), "shared_memory")
         self.segment_names.append(segment_name)
 
@@ -1408,7 +1408,7 @@ class _SharedMemoryTracker:
         """Calls unlink() on the shared memory block with the supplied name
         and removes it from the list of blocks being tracked."""
         from . import shared_memory
-        from multiprocessing import resource_tracker
+        from . import resource_tracker
         self.segment_names.remove(segment_name)
         try:
             segment = shared_memory.SharedMemory(segment_name)
@@ -1503,12 +1503,14 @@ class SharedMemoryManager(BaseManager):
         bytes, to be tracked by the manager."""
         from . import shared_memory
         sms = shared_memory.SharedMemory(None, create=True, size=size)
+        # handed over first: the server's process may share our tracker,
+        # which must then end up knowing the name once, from the server
+        _hand_over(sms)
         try:
             self._control("track_segment", (sms.name,))
         except BaseException:
             sms.unlink()
             raise
-        _hand_over(sms)
         return sms
 
     def ShareableList(self, sequence: Optional[Iterable[Any]]) -> Any:
@@ -1516,12 +1518,14 @@ class SharedMemoryManager(BaseManager):
         from the input sequence, to be tracked by the manager."""
         from . import shared_memory
         sl = shared_memory.ShareableList(sequence)
+        # handed over first: the server's process may share our tracker,
+        # which must then end up knowing the name once, from the server
+        _hand_over(sl.shm)
         try:
             self._control("track_segment", (sl.shm.name,))
         except BaseException:
             sl.shm.unlink()
             raise
-        _hand_over(sl.shm)
         return sl
 
 
@@ -1534,7 +1538,7 @@ def _hand_over(segment: Any) -> None:
     and its resource tracker does if it dies): this process's tracker
     forgets it, or it would report it leaked at exit."""
     if getattr(segment, "_tracked", False):
-        from multiprocessing import resource_tracker
+        from . import resource_tracker
         try:
             resource_tracker.unregister(_tracker_name(segment.name), "shared_memory")
         except Exception:

@@ -130,7 +130,7 @@ class SharedMemory:
         self._size = size
         self._buf = memoryview(self._mmap)
         if create and track and _is_main_process():
-            from multiprocessing import resource_tracker
+            from . import resource_tracker
             resource_tracker.register(self._name, "shared_memory")
             self._tracked = True
 
@@ -188,7 +188,7 @@ class SharedMemory:
         if self._name:
             _shm_unlink(self._name)
             if self._tracked:
-                from multiprocessing import resource_tracker
+                from . import resource_tracker
                 resource_tracker.unregister(self._name, "shared_memory")
                 self._tracked = False
 
