@@ -257,3 +257,17 @@ def test_shared_memory(tmp_path):
     r = gomp_run(script)
     assert r.stdout.strip() == "ok"
     assert "Traceback" not in r.stderr and "leaked" not in r.stderr, r.stderr
+
+
+def test_futures_example_both_ways():
+    import os
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "examples", "futures.py")
+    expected = ["True"] * 5 + ["False"]
+    for cmd in ([sys.executable, example],
+                [sys.executable, "-m", "gomp", example, "--installed"]):
+        r = run(cmd)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert [line.rsplit(" ", 1)[1] for line in lines if "is prime" in line] == expected
+    assert lines[0] == "multiprocessing is gomp"

@@ -426,6 +426,110 @@ def test_barrier_abort_reaches_child():
     assert out.value == -1
 
 
+def _barrier_rounds(b, rounds, counter):
+    for _ in range(rounds):
+        b.wait(30)
+        with counter.get_lock():
+            counter.value += 1
+
+
+@pytest.mark.timeout(60)
+def test_barrier_many_rounds_across_processes():
+    # each round's waiters must all be woken before the next round's arrive
+    # (a notify that a late waiter could steal hung this)
+    b = gomp.Barrier(3)
+    counter = gomp.Value("i", 0)
+    ps = [gomp.Process(target=_barrier_rounds, args=(b, 200, counter)) for _ in range(2)]
+    for p in ps:
+        p.start()
+    _barrier_rounds(b, 200, counter)
+    for p in ps:
+        p.join(30)
+        assert p.exitcode == 0
+    assert counter.value == 600
+
+
+def _barrier_then_report(b, out):
+    try:
+        b.wait(30)
+        out.value = 1
+    except threading.BrokenBarrierError:
+        out.value = -1
+
+
+@pytest.mark.timeout(60)
+def test_barrier_reset_then_reused_across_processes():
+    b = gomp.Barrier(2)
+    out = gomp.Value("i", 0)
+    p = gomp.Process(target=_barrier_then_report, args=(b, out))
+    p.start()
+    deadline = time.monotonic() + 10
+    while b.n_waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    b.reset()  # the waiting child gets BrokenBarrierError
+    p.join(30)
+    assert out.value == -1 and not b.broken
+    p = gomp.Process(target=_barrier_then_report, args=(b, out))
+    p.start()
+    b.wait(30)
+    p.join(30)
+    assert out.value == 1
+
+
+def test_condition_notify_returns_once_the_woken_have_woken():
+    cond = gomp.Condition()
+    waiting = threading.Semaphore(0)
+
+    def waiter():
+        with cond:
+            waiting.release()
+            cond.wait(30)
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        waiting.acquire()
+    with cond:
+        cond.notify(2)
+        # the two units were taken before notify returned: a waiter arriving
+        # now cannot take one meant for those already waiting
+        assert cond._wait_semaphore.get_value() == 0
+        assert cond._sleeping_count.get_value() - cond._woken_count.get_value() == 1
+        cond.notify_all()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert "0" in repr(cond)
+
+
+def _wait_for_flag(cond, flag, out):
+    with cond:
+        out.value = 1 if cond.wait_for(lambda: flag.value == 1, 30) else -1
+
+
+@pytest.mark.timeout(60)
+def test_condition_wait_for_across_processes():
+    cond = gomp.Condition()
+    flag = gomp.Value("i", 0, lock=False)
+    outs = [gomp.Value("i", 0) for _ in range(2)]
+    ps = [gomp.Process(target=_wait_for_flag, args=(cond, flag, o)) for o in outs]
+    for p in ps:
+        p.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with cond:
+            if cond._sleeping_count.get_value() - cond._woken_count.get_value() == 2:
+                break
+        time.sleep(0.01)
+    with cond:
+        flag.value = 1
+        cond.notify_all()
+    for p in ps:
+        p.join(30)
+    assert [o.value for o in outs] == [1, 1]
+
+
 # --- pickling ---------------------------------------------------------------------------
 
 
