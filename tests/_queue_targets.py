@@ -102,3 +102,8 @@ def produce_forever(q, tag):
 def consume_forever(q):
     while True:
         q.get()
+
+
+def put_items(q, items):
+    for item in items:
+        q.put(item)

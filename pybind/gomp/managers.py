@@ -127,7 +127,10 @@ def dispatch(c: Any, id: Any, methodname: str, args: tuple = (), kwds: dict = {}
     kind, result = c.recv()
     if kind == "#RETURN":
         return result
-    raise convert_to_error(kind, result)
+    try:
+        raise convert_to_error(kind, result)
+    finally:
+        del result  # else the exception's frame keeps it: a cycle
 
 
 def all_methods(obj: Any) -> "list[str]":
@@ -572,7 +575,10 @@ def _open_connection(address: Any, authkey: bytes, serializer: str) -> Any:
             conn.send(False)
             return conn
         if kind != "#RETURN":
-            raise convert_to_error(kind, result)
+            try:
+                raise convert_to_error(kind, result)
+            finally:
+                del result  # else the exception's frame keeps it: a cycle
         if result is None:
             return conn
         conn.send(True)
@@ -651,7 +657,10 @@ def _call(address: Any, authkey: bytes, serializer: str, ident: Any, methodname:
         _busy.on = False
     if kind == "#RETURN":
         return result
-    raise convert_to_error(kind, result)
+    try:
+        raise convert_to_error(kind, result)
+    finally:
+        del result  # else the exception's frame keeps it: a cycle
 
 
 def _flush_decrefs() -> None:
@@ -980,7 +989,10 @@ class BaseProxy:
                 proxytype = _proxytype_for(token.typeid)
             return _adopt_proxy(proxytype, token, self._serializer, self._manager,
                                 self._authkey, exposed)
-        raise convert_to_error(kind, result)
+        try:
+            raise convert_to_error(kind, result)
+        finally:
+            del result  # else the exception's frame keeps it: a cycle
 
     def _getvalue(self) -> Any:
         """Get a copy of the value of the referent"""

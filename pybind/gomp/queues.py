@@ -462,9 +462,7 @@ class Queue:
     def _terminate_broken(self) -> None:
         """Close a queue whose readers died: what waits in this process's
         backlog is dropped, and close() does not wait for it."""
-        reader = self.__dict__.get("_reader")
-        if reader is not None:
-            reader.close()
+        self._reader.close()
         feed = self._feed
         with feed.cond:
             dropped = len(feed.backlog)
