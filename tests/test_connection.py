@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import gc
 import os
 import pickle
 import select
@@ -519,6 +520,7 @@ def test_no_descriptor_leaks():
 def test_connections_passed_in_a_message_leave_no_descriptors():
     a, b = gomp.Pipe()
     x, y = gomp.Pipe()
+    gc.collect()  # earlier tests' garbage closes its descriptors now, not during the loop
     before = _open_fds()
     for _ in range(50):
         a.send([x, y])
@@ -527,7 +529,7 @@ def test_connections_passed_in_a_message_leave_no_descriptors():
         assert y.recv() == "through the copy"
         x2.close()
         y2.close()
-    assert _open_fds() == before
+    assert _open_fds() <= before
 
 
 @pytest.mark.timeout(60)
