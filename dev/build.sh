@@ -18,3 +18,6 @@ rm -rf "$tmp"
 # program starts (pip puts it in site-packages; here, the interpreter's)
 site=$("${PYTHON:-python3}" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cp pybind/gomp-install.pth "$site/" 2>/dev/null || echo "note: could not put gomp-install.pth in $site"
+# and this source tree on that interpreter's path, as an editable install
+# would: Python processes that ignore PYTHONPATH (python -I/-E) find gomp too
+echo "$(pwd)/pybind" > "$site/gomp-dev.pth" 2>/dev/null || true

@@ -49,6 +49,9 @@ DIFFERENCES = {
     "TestConnection.test_missing_fd_transfer":
         "a Pipe end's fileno() is for waiting (select, poll, wait), not for raw "
         "writes: its messages travel in shared memory",
+    "TestResourceTracker.test_resource_tracker":
+        "gomp's locks and semaphores are anonymous shared memory: a Lock has no "
+        "name (_semlock.name is None) for the test to hand to the resource tracker",
     "TestResourceTracker.test_resource_tracker_sigkill":
         "gomp's locks and semaphores are anonymous shared memory, with no name for "
         "the resource tracker to clean up, so making one does not contact it",
@@ -113,16 +116,26 @@ class _Result(unittest.TextTestResult):
 
     def startTest(self, test):
         faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
+        self._outcome_written = False
         self._write("START", test)
         super().startTest(test)
 
     def stopTest(self, test):
         faulthandler.cancel_dump_traceback_later()
+        if not self._outcome_written:  # only subtests failed: no add* call
+            self._write("failure", test)
         super().stopTest(test)
 
     def _write(self, what, test):
         self.record.write("%s %s\n" % (what, _id(test)))
         self.record.flush()
+        if what != "START":
+            self._outcome_written = True
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None and not self._outcome_written:
+            self._write("failure", test)
 
     def addSuccess(self, test):
         super().addSuccess(test)

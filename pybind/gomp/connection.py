@@ -680,13 +680,8 @@ def address_type(address: Any) -> str:
 
 
 def _is_abstract_socket_namespace(address: Any) -> bool:
-    if not address:
-        return False
-    if isinstance(address, bytes):
-        return address[0] == 0
-    if isinstance(address, str):
-        return address[0] == "\0"
-    raise TypeError(f"address type of {address!r} unrecognized")
+    from .util import is_abstract_socket_namespace
+    return is_abstract_socket_namespace(address)
 
 
 class SocketListener:

@@ -1423,7 +1423,8 @@ class _SharedMemoryTracker:
         from . import resource_tracker
         self.segment_names.remove(segment_name)
         try:
-            segment = shared_memory.SharedMemory(segment_name)
+            # tracked by name below, not again by this handle
+            segment = shared_memory.SharedMemory(segment_name, track=False)
             segment.close()
             segment.unlink()
         finally:

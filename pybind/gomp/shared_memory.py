@@ -5,10 +5,11 @@ Unlike the segments gomp makes for its own objects, these are named in
 block made by gomp opens by name in a program using the stdlib and the
 other way round; ``ShareableList`` uses the stdlib's layout for the same
 reason. A block lives until ``unlink()``. Blocks created by the main
-process are registered with the stdlib's resource tracker (as the
-stdlib's are), which unlinks them at shutdown if the program forgot to;
-blocks created in children are not tracked, so they outlive the child
-that made them.
+process, or by a child that shares its tracker, are registered with the
+resource tracker (with ``track=True``, the default, as the stdlib's are,
+whether made or opened), which unlinks them once every process of the
+program has exited if it forgot to; a child with no tracker of the
+program's does not track, so its blocks outlive it.
 """
 from __future__ import annotations
 
@@ -61,9 +62,14 @@ def _shm_unlink(name: str) -> None:
         raise
 
 
-def _is_main_process() -> bool:
-    from . import process
-    return process.parent_process() is None
+def _may_track() -> bool:
+    """Whether a block made or opened here may be registered with the
+    resource tracker: in the main process, or in a child that shares its
+    parent's tracker. A child with no tracker of the program's would start
+    its own, which would unlink the block when the child exits."""
+    from . import process, resource_tracker
+    return (process.parent_process() is None
+            or resource_tracker._resource_tracker._fd is not None)
 
 
 class SharedMemory:
@@ -129,7 +135,7 @@ class SharedMemory:
             raise
         self._size = size
         self._buf = memoryview(self._mmap)
-        if create and track and _is_main_process():
+        if track and _may_track():
             from . import resource_tracker
             resource_tracker.register(self._name, "shared_memory")
             self._tracked = True
