@@ -29,3 +29,13 @@ def sink_bytes(conn, reply):
         if not data:
             break
     conn.close()
+
+
+def socket_echo_bytes(address, stdlib):
+    """Connect to a Listener at address (the stdlib's or gomp's Client) and
+    echo messages as echo_bytes does."""
+    if stdlib:
+        from multiprocessing.connection import Client
+    else:
+        from gomp.connection import Client
+    echo_bytes(Client(address))

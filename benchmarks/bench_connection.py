@@ -1,9 +1,11 @@
 """Pipe: round trip of a small object, and 64 MiB send_bytes/recv_bytes,
-between two processes (an echo child started once per row)."""
+between two processes (an echo child started once per row); the same 64 MiB
+over a Listener/Client socket connection."""
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.connection
 import time
 
 import gomp
@@ -57,6 +59,22 @@ def _round_trip(child: _Child) -> float:
     return (time.perf_counter() - t) / ROUND_TRIPS * 1e6
 
 
+class _SocketChild(_Child):
+    """An echo child connected through a Listener/Client socket."""
+
+    def get(self):
+        if self.conn is None:
+            stdlib = self.ctx is not gomp
+            mod = multiprocessing.connection if stdlib else gomp.connection
+            with mod.Listener() as listener:
+                self.proc = self.ctx.Process(target=_connection_targets.socket_echo_bytes,
+                                             args=(listener.address, stdlib))
+                self.proc.start()
+                self.conn = listener.accept()
+            atexit.register(self.stop)
+        return self.conn
+
+
 _payload = b""
 
 
@@ -82,6 +100,7 @@ def cases():
     ctxs = {"gomp": gomp, "stdlib spawn": multiprocessing.get_context("spawn")}
     echo = {k: _Child(c, _connection_targets.echo) for k, c in ctxs.items()}
     echo_bytes = {k: _Child(c, _connection_targets.echo_bytes) for k, c in ctxs.items()}
+    sockets = {k: _SocketChild(c, _connection_targets.echo_bytes) for k, c in ctxs.items()}
     return [
         Case("pipe round trip, small object", "µs",
              {k: (lambda c=c: _round_trip(c)) for k, c in echo.items()},
@@ -89,4 +108,7 @@ def cases():
         Case("pipe 64 MiB send_bytes/recv_bytes", "MB/s",
              {k: (lambda c=c: _throughput(c)) for k, c in echo_bytes.items()},
              baseline="stdlib spawn", higher_is_better=True, goal="gomp >= 2x stdlib"),
+        Case("socket 64 MiB send_bytes/recv_bytes (Listener/Client)", "MB/s",
+             {k: (lambda c=c: _throughput(c)) for k, c in sockets.items()},
+             baseline="stdlib spawn", higher_is_better=True),
     ]

@@ -61,6 +61,9 @@ const (
 	offWriterSleeping = 72  // uint32, the writer sleeps on head's low word
 	offWriterLock     = 128 // uint32, thread id of the writer of a message, 0: none
 	offLockWaiters    = 132 // uint32, a writer sleeps on the lock
+	offWriterTid      = 136 // uint32, the writer's record (liveness.go): its thread id,
+	offWriterPid      = 140 // uint32, its process,
+	offWriterStart    = 144 // uint64, and that process's start time
 
 	offOpen = 16 // uint32 per side in the segment header: open copies
 )
@@ -72,6 +75,8 @@ type ring struct {
 	tail, head                                       *uint64
 	readerSleeping, wantFD, signaled, writerSleeping *uint32
 	lock, lockWaiters                                *uint32
+	writerTid, writerPid                             *uint32
+	writerStart                                      *uint64
 	data                                             []byte
 	size                                             uint64
 	eventFD                                          int
@@ -89,6 +94,9 @@ func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
 		writerSleeping: w(offWriterSleeping),
 		lock:           w(offWriterLock),
 		lockWaiters:    w(offLockWaiters),
+		writerTid:      w(offWriterTid),
+		writerPid:      w(offWriterPid),
+		writerStart:    (*uint64)(unsafe.Pointer(&seg.Mem[base+offWriterStart])),
 		data:           seg.Mem[pipeHeaderLen+i*int(size) : pipeHeaderLen+(i+1)*int(size)],
 		size:           size,
 		eventFD:        eventFD,
@@ -163,18 +171,23 @@ func (r *ring) arm() {
 // lockWriter makes the calling thread the ring's only writer until
 // unlockWriter, waiting at most slice: several threads or processes may
 // send on copies of one end, and each message must go in whole. A lock
-// held by a thread that no longer exists is taken over. It reports
-// whether the thread holds the lock.
+// whose thread is dead (liveness.go: its process died, or the thread is
+// no longer one of that process's) is taken over. It reports whether the
+// thread holds the lock.
 func (r *ring) lockWriter(slice time.Duration) bool {
 	tid := uint32(unix.Gettid())
 	start := time.Now()
 	for {
 		cur := atomic.LoadUint32(r.lock)
 		if cur == tid {
-			return true // held since an earlier step of this send
+			// held since an earlier step of this send, or by a dead thread
+			// of another process whose id this live one now has
+			r.recordWriter(tid)
+			return true
 		}
-		if cur == 0 || unix.Kill(int(cur), 0) == unix.ESRCH {
+		if cur == 0 || r.writerDead(cur) {
 			if atomic.CompareAndSwapUint32(r.lock, cur, tid) {
+				r.recordWriter(tid)
 				return true
 			}
 			continue
@@ -191,9 +204,27 @@ func (r *ring) lockWriter(slice time.Duration) bool {
 	}
 }
 
+// recordWriter writes the record of the thread that took the lock.
+func (r *ring) recordWriter(tid uint32) {
+	pid, start := Self()
+	atomic.StoreUint64(r.writerStart, start)
+	atomic.StoreUint32(r.writerPid, pid)
+	atomic.StoreUint32(r.writerTid, tid)
+}
+
+// writerDead reports whether the thread cur holding the lock is dead.
+func (r *ring) writerDead(cur uint32) bool {
+	return recordedDead(cur, r.writerTid, r.writerPid, r.writerStart)
+}
+
 // unlockWriter releases the lock if the calling thread holds it.
 func (r *ring) unlockWriter() {
-	if !atomic.CompareAndSwapUint32(r.lock, uint32(unix.Gettid()), 0) {
+	tid := uint32(unix.Gettid())
+	if atomic.LoadUint32(r.lock) != tid {
+		return
+	}
+	atomic.StoreUint32(r.writerTid, 0)
+	if !atomic.CompareAndSwapUint32(r.lock, tid, 0) {
 		return
 	}
 	if atomic.LoadUint32(r.lockWaiters) != 0 {
@@ -666,19 +697,24 @@ func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, erro
 	return true, n, fds, nil
 }
 
+// recvFDs takes the descriptors a header announced. Its writer sent them
+// before it wrote the header, so they are there already: a header that
+// announces descriptors which are not (a forged one) is EBADMSG at once,
+// not a wait on the socket.
 func (e *PipeEnd) recvFDs(n int) ([]int, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4*n))
 	for {
-		k, oobn, _, _, err := unix.Recvmsg(e.files.Sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		k, oobn, _, _, err := unix.Recvmsg(e.files.Sock, buf, oob,
+			unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.EAGAIN || err == nil && k == 0 {
+			return nil, unix.EBADMSG
+		}
 		if err != nil {
 			return nil, err
-		}
-		if k == 0 {
-			return nil, ErrPeerClosed
 		}
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 		if err != nil {
@@ -740,6 +776,11 @@ func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (
 		ok, err := wait(func() bool { return r.used() >= need }, r.readerSleeping, low(r.tail),
 			left, e.peerAlive, &e.recvSpin)
 		if err != nil {
+			if r.used() > 0 {
+				// the writer is gone: take what it left before reporting
+				// the end, so that the ring is empty after a cut message
+				continue
+			}
 			return false, err
 		}
 		if !ok {

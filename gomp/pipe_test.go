@@ -2,10 +2,12 @@ package gomp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,6 +319,57 @@ func TestOpenPipeEndRejectsOtherSegments(t *testing.T) {
 	ev, _ := unix.Eventfd(0, 0)
 	if _, err := OpenPipeEnd(PipeFiles{Mem: fd, Sock: s[0], Events: [2]int{ev, -1}, In: 0, Out: 0}); err != unix.EINVAL {
 		t.Fatalf("want EINVAL, got %v", err)
+	}
+}
+
+// forgeHeader writes a raw message header into the ring e writes, as any
+// process that maps the segment can.
+func forgeHeader(e *PipeEnd, v uint64) {
+	var hdr [msgHeader]byte
+	binary.LittleEndian.PutUint64(hdr[:], v)
+	tail := atomic.LoadUint64(e.out.tail)
+	e.out.put(tail, hdr[:])
+	e.out.publish(tail + msgHeader)
+}
+
+func TestPipeHeaderAnnouncingDescriptorsNeverSentFailsAtOnce(t *testing.T) {
+	r, w := newTestPipe(t, false, 8192)
+	forgeHeader(w, 1<<63) // 128 descriptors, no payload
+	start := time.Now()
+	_, _, err := recv(t, r)
+	if err != unix.EBADMSG || time.Since(start) > time.Second {
+		t.Fatalf("want EBADMSG at once, got %v after %v", err, time.Since(start))
+	}
+	if err := send(t, w, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := recv(t, r); err != nil || string(got) != "after" {
+		t.Fatalf("the pipe goes on: got %q, %v", got, err)
+	}
+}
+
+func TestPipeMessageCutShortLeavesTheRingEmpty(t *testing.T) {
+	r, w := newTestPipe(t, false, 8192)
+	forgeHeader(w, 1<<40) // far more than will come
+	done, size, _, err := r.RecvHeaderStep(testSlice)
+	if !done || size != 1<<40 || err != nil {
+		t.Fatalf("header: %v %d %v", done, size, err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the reader waits for a good share
+		send(t, w, make([]byte, 100))
+		time.Sleep(50 * time.Millisecond)
+		w.Close()
+	}()
+	buf := make([]byte, 1<<16)
+	p := 0
+	for err == nil {
+		// one long wait, which the bytes and the hang-up both come into
+		_, err = r.RecvBodyStep(buf, &p, 5*time.Second)
+	}
+	if err != ErrPeerClosed || p != msgHeader+100 || r.in.used() != 0 {
+		t.Fatalf("want the 108 bytes taken, then the end: %v, %d taken, %d left", err, p,
+			r.in.used())
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -32,26 +31,30 @@ import (
 // its pid, high bit = waiters) and publishes a frame by advancing tail after
 // copying it, so a writer that dies mid-copy leaves nothing visible. A
 // writer that dies between frames of one message leaves a partial message:
-// the reader drops it when the next frame is a RingFirst, or when the pid
-// of its writer is no longer alive. Likewise one consumer at a time holds
-// the consumer lock and advances head after copying a frame out, so a
-// consumer that dies mid-copy leaves the frame to the next one; frames of
-// a message whose first frame was taken by a dead consumer are skipped. A
-// lock whose holder died is taken over by the next process that finds the
-// holder's pid dead (a zombie counts as dead).
+// the reader drops it when the next frame is a RingFirst, or when the
+// writer no longer holds the producer lock (it died, or gave the message
+// up). Likewise one consumer at a time holds the consumer lock and
+// advances head after copying a frame out, so a consumer that dies
+// mid-copy leaves the frame to the next one; frames of a message whose
+// first frame was taken by a dead consumer are skipped.
+//
+// Each lock is a Holder (liveness.go): the word, then the holder's pid and
+// start time, recorded after the word is taken and cleared before it is
+// released. A lock whose holder died (ProcessDead: gone, a zombie, or its
+// pid reused) is taken over by the next process that waits for it.
 const (
 	RingMagic   = 0x676f6d70 // "gomp"
-	RingVersion = 1
+	RingVersion = 2          // 2: holder records beside the locks
 
 	RingOffMagic     = 0   // u32 magic, u32 version
 	RingOffCapacity  = 8   // u64 bytes in the ring
 	RingOffMaxsize   = 16  // u64 maximum number of messages, 0: none
 	RingOffData      = 24  // u64 offset of the ring from the segment start
-	RingOffPLock     = 64  // u32 producer lock
+	RingOffPLock     = 64  // Holder (16 bytes): producer lock, holder pid, start
 	RingOffTail      = 128 // u64 write position; futex on its low word
 	RingOffDataWait  = 140 // u32 1: consumers sleep on the tail
 	RingOffPuts      = 144 // u64 messages put (or slots taken)
-	RingOffCLock     = 192 // u32 consumer lock
+	RingOffCLock     = 192 // Holder (16 bytes): consumer lock, holder pid, start
 	RingOffHead      = 256 // u64 read position; futex on its low word
 	RingOffSpaceWait = 268 // u32 1: producers sleep on the head
 	RingOffGets      = 272 // u64 messages taken (qsize = puts - gets)
@@ -126,6 +129,9 @@ func (r *Ring) store64(off int, v uint64) { atomic.StoreUint64(r.word64(off), v)
 // Load64 reads a 64-bit header field (RingOff*).
 func (r *Ring) Load64(off int) uint64 { return atomic.LoadUint64(r.word64(off)) }
 
+// Lock is the producer (RingOffPLock) or consumer (RingOffCLock) lock.
+func (r *Ring) Lock(off int) *Holder { return HolderAt(unsafe.Pointer(&r.Seg.Mem[off])) }
+
 // Capacity is the number of bytes in the ring.
 func (r *Ring) Capacity() uint64 { return r.Load64(RingOffCapacity) }
 
@@ -157,27 +163,4 @@ func WaitWord(addr *uint32, val uint32, timeout time.Duration) (bool, error) {
 	default:
 		return false, err
 	}
-}
-
-// ProcessAlive reports whether pid names a live process: one that exists
-// and is not a zombie (a killed child its parent has not reaped yet still
-// exists, but will never release a lock).
-func ProcessAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !os.IsNotExist(err)
-	}
-	// the state follows the last ')' (the command name may hold one)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ')' {
-			return i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
-		}
-	}
-	return true
 }

@@ -2,7 +2,6 @@ package gomp
 
 import (
 	"os"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,35 +84,5 @@ func TestRingWaitWake(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("waiter never woke")
 		}
-	}
-}
-
-func TestProcessAlive(t *testing.T) {
-	if !ProcessAlive(os.Getpid()) {
-		t.Fatal("this process is not alive?")
-	}
-	cmd := exec.Command("sleep", "10")
-	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep binary:", err)
-	}
-	pid := cmd.Process.Pid
-	if !ProcessAlive(pid) {
-		t.Fatal("running child reported dead")
-	}
-	cmd.Process.Kill()
-	// a killed, unreaped child is a zombie: dead for lock recovery
-	deadline := time.Now().Add(5 * time.Second)
-	for ProcessAlive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatal("zombie reported alive")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cmd.Wait()
-	if ProcessAlive(pid) {
-		t.Fatal("reaped child reported alive")
-	}
-	if ProcessAlive(0) || ProcessAlive(-1) {
-		t.Fatal("bad pids reported alive")
 	}
 }

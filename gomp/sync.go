@@ -1,10 +1,6 @@
 package gomp
 
 import (
-	"bytes"
-	"os"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -14,33 +10,30 @@ import (
 
 // Locks and semaphores on words in shared segments.
 //
-// A lock is one 32-bit word: 0 when free, otherwise the owner's pid. The
-// pid is written by the same compare-and-swap that takes the lock, so a
-// process that dies at any instant leaves a word naming it. Beside the
-// word the owner records its pid again with its start time (from
-// /proc/<pid>/stat), which tells a recycled pid from the owner, and
-// sleepers count themselves in Waiters, so that a release wakes someone
-// only when someone sleeps (a waiter that is still polling costs the
-// releaser nothing).
+// A lock is a Holder (liveness.go): a 32-bit word, 0 when free, otherwise
+// the owner's pid, written by the same compare-and-swap that takes the
+// lock, and beside it the owner's record (pid and start time), which tells
+// a recycled pid from the owner. Sleepers count themselves in Waiters, so
+// that a release wakes someone only when someone sleeps (a waiter that is
+// still polling costs the releaser nothing).
 //
 // The uncontended paths (take a free lock, release one nobody sleeps on)
-// are single atomic operations. The Python binding does them, and its
-// futex sleeps and wakes, in C (pybind/gomp/_gomp_sync.c mirrors these
-// layouts and LockWait/SemWait: a call into Go from a thread that was
-// idle costs far more than the futex) and calls Go to recover the locks
-// and units of processes that died (Recover).
+// are one atomic operation each, plus plain stores of the record. The
+// Python binding does them, and its futex sleeps and wakes, in C
+// (pybind/gomp/_gomp_sync.c mirrors these layouts and LockWait/SemWait: a
+// call into Go from a thread that was idle costs far more than the futex)
+// and calls Go to recover the locks and units of processes that died
+// (Recover).
 
 // LockRecord is the shared state of a Lock or RLock (64 bytes).
 type LockRecord struct {
-	Word       uint32 // 0, or the owner's pid
-	OwnerPid   uint32 // the pid OwnerStart belongs to
-	OwnerStart uint64 // owner's start time, against pid reuse
-	Thread     uint64 // RLock: owning thread (meaningful to its process only)
-	Count      uint32 // RLock: recursion depth
-	Kind       uint32
-	Waiters    uint32 // processes and threads asleep on Word
-	_          [24]byte
-	Refs       uint32 // processes' references (kept by the Python side)
+	Holder         // Word: 0, or the owner's pid; then the owner's record
+	Thread  uint64 // RLock: owning thread (meaningful to its process only)
+	Count   uint32 // RLock: recursion depth
+	Kind    uint32
+	Waiters uint32 // processes and threads asleep on Word
+	_       [24]byte
+	Refs    uint32 // processes' references (kept by the Python side)
 }
 
 // SemSlots is the number of per-process holder records of a semaphore.
@@ -70,77 +63,10 @@ type SemRecord struct {
 	Holders [SemSlots]SemHolder
 }
 
-var (
-	selfOnce  sync.Once
-	selfPid   uint32
-	selfStart uint64
-)
-
-// Self returns this process's pid and start time, the identity written
-// into the records of what it holds.
-func Self() (uint32, uint64) {
-	selfOnce.Do(func() {
-		selfPid = uint32(os.Getpid())
-		selfStart, _, _ = procStat(int(selfPid))
-	})
-	return selfPid, selfStart
-}
-
-// procStat reads the state letter and start time of a process from
-// /proc/<pid>/stat; ok is false when there is no such process.
-func procStat(pid int) (start uint64, state byte, ok bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// the command name (field 2) may hold spaces and parentheses: the
-	// fields that follow start after its last ')'
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	fields := bytes.Fields(data[i+1:])
-	// fields[0] is field 3 (state); field 22 (starttime) is fields[19]
-	if len(fields) < 20 {
-		return 0, 0, false
-	}
-	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	return start, fields[0][0], true
-}
-
-// ProcessDead reports whether the process recorded as (pid, start) has
-// exited: no such pid, a zombie, or a pid recycled by a newer process.
-// start 0 means unknown (only the first two tests apply).
-func ProcessDead(pid uint32, start uint64) bool {
-	if pid == 0 {
-		return false
-	}
-	if err := unix.Kill(int(pid), 0); err == unix.ESRCH {
-		return true
-	}
-	st, state, ok := procStat(int(pid))
-	if !ok {
-		// gone between the two looks, or /proc hidden: trust kill
-		return unix.Kill(int(pid), 0) == unix.ESRCH
-	}
-	if state == 'Z' || state == 'X' {
-		return true
-	}
-	return start != 0 && st != start
-}
-
-func (r *LockRecord) setOwner(pid uint32, start uint64) {
-	atomic.StoreUint64(&r.OwnerStart, start)
-	atomic.StoreUint32(&r.OwnerPid, pid)
-}
-
 // TryLock takes a free lock for pid (the fast path, also done in C).
 func (r *LockRecord) TryLock(pid uint32, start uint64) bool {
 	if atomic.CompareAndSwapUint32(&r.Word, 0, pid) {
-		r.setOwner(pid, start)
+		r.Record(pid, start)
 		return true
 	}
 	return false
@@ -150,23 +76,12 @@ func (r *LockRecord) TryLock(pid uint32, start uint64) bool {
 // sleeper count is read after the word is cleared: a waiter counts itself
 // before it sleeps, and its sleep returns at once if the word changed.
 func (r *LockRecord) Unlock() bool {
+	r.Clear()
 	old := atomic.SwapUint32(&r.Word, 0)
 	if atomic.LoadUint32(&r.Waiters) != 0 {
 		FutexWake(&r.Word, 1)
 	}
 	return old != 0
-}
-
-// ownerDead reports whether the owner named by lock word v has exited.
-func (r *LockRecord) ownerDead(owner uint32) bool {
-	if owner == 0 {
-		return false
-	}
-	var start uint64
-	if atomic.LoadUint32(&r.OwnerPid) == owner {
-		start = atomic.LoadUint64(&r.OwnerStart)
-	}
-	return ProcessDead(owner, start)
 }
 
 // spin polls the word for a free lock for up to budget before sleeping:
@@ -365,19 +280,19 @@ func SemAt(p unsafe.Pointer) *SemRecord { return (*SemRecord)(p) }
 // OwnerDead reports whether the lock is held by a process that exited.
 func (r *LockRecord) OwnerDead() bool {
 	v := atomic.LoadUint32(&r.Word)
-	return v != 0 && r.ownerDead(v)
+	return v != 0 && r.Dead(v)
 }
 
 // Recover takes over a lock whose owner died, for pid; it returns the
 // dead owner, or 0 if the lock was not held by a dead process.
 func (r *LockRecord) Recover(pid uint32, start uint64) uint32 {
 	v := atomic.LoadUint32(&r.Word)
-	if v == 0 || !r.ownerDead(v) {
+	if v == 0 || !r.Dead(v) {
 		return 0
 	}
 	if !atomic.CompareAndSwapUint32(&r.Word, v, pid) {
 		return 0
 	}
-	r.setOwner(pid, start)
+	r.Record(pid, start)
 	return v
 }

@@ -97,7 +97,7 @@ func TestLockOfLiveOwnerIsNotTaken(t *testing.T) {
 		t.Fatal("took a lock its live owner holds")
 	}
 	// a recycled pid: live process, other start time
-	r.setOwner(pid, start+1)
+	r.Record(pid, start+1)
 	if ok, _, from := r.LockWait(pid, start, 10*time.Millisecond, 0); !ok || from != pid {
 		t.Fatal("did not recover a lock whose pid was reused")
 	}

@@ -107,3 +107,7 @@ def consume_forever(q):
 def put_items(q, items):
     for item in items:
         q.put(item)
+
+
+def get_into(q, out):
+    out.put(q.get())

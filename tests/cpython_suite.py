@@ -20,9 +20,15 @@ unguarded.
 import fnmatch
 import faulthandler
 import os
+import signal
 import sys
 import time
 import unittest
+
+if __name__ == "__main__":
+    # SIGINT starts ignored in a background job; the suite's tests of Ctrl-C
+    # need Python's handler (the processes they start inherit it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 STDLIB = "--stdlib" in sys.argv or os.environ.get("GOMP_SUITE_STDLIB") == "1"
 if STDLIB:

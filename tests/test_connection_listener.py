@@ -108,15 +108,26 @@ def test_wrong_key(server, client):
                                                      std.AuthenticationError))
 
 
+# what a Listener's accept() raises for a client that sends this and hangs
+# up: the stdlib's errors, an AuthenticationError only for a wrong answer
+GARBAGE = {
+    "huge length": (b"\x7f\x7f\x7f\x7f" + b"x" * 60, OSError),
+    "64-bit length": (b"\xff\xff\xff\xff" + b"x" * 8, OSError),
+    "cut short": (b"\x00\x00\x00\x40" + b"y" * 10, OSError),
+    "wrong answer": (b"\x00\x00\x00\x05#CHAL", AuthenticationError),
+    "nothing": (b"", EOFError),
+}
+
+
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("garbage", [os.urandom(64), b"\xff\xff\xff\xff" + b"x" * 8,
-                                     b"\x00\x00\x00\x05#CHAL", b""])
+@pytest.mark.parametrize("garbage", list(GARBAGE), ids=list(GARBAGE))
 def test_garbage_client_does_not_stop_the_listener(garbage):
+    data, error = GARBAGE[garbage]
     with connection.Listener(family="AF_INET", authkey=KEY) as listener:
         def garbage_client():
             with socket.create_connection(listener.address) as s:
                 try:
-                    s.sendall(garbage)
+                    s.sendall(data)
                     s.shutdown(socket.SHUT_WR)
                     while s.recv(4096):
                         pass
@@ -125,8 +136,10 @@ def test_garbage_client_does_not_stop_the_listener(garbage):
 
         g = threading.Thread(target=garbage_client)
         g.start()
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(error) as info:
             listener.accept()
+        if error is not AuthenticationError:
+            assert not isinstance(info.value, AuthenticationError)
         g.join(10)
         t, out = _serve(listener, _echo_once)
         with connection.Client(listener.address, authkey=KEY) as c:
@@ -145,7 +158,8 @@ def test_silent_client_times_out(monkeypatch):
         silent = socket.socket(socket.AF_UNIX)
         silent.connect(listener.address)
         t = time.monotonic()
-        with pytest.raises(AuthenticationError):
+        # silence is no wrong key
+        with pytest.raises(TimeoutError):
             listener.accept()
         assert time.monotonic() - t < 5
         silent.close()
@@ -156,6 +170,96 @@ def test_silent_client_times_out(monkeypatch):
             c.send_bytes(b"xy")
             assert c.recv_bytes() == b"yx"
         t.join(10)
+
+
+def _fake_server(family, script):
+    """A server that follows script (a list of "send:<bytes>", "recv" and
+    "close") with the first client, in a thread; returns its address."""
+    srv = socket.socket(getattr(socket, family))
+    srv.bind(("127.0.0.1", 0) if family == "AF_INET" else connection.arbitrary_address(family))
+    srv.listen(1)
+
+    def run():
+        with srv:
+            s, _ = srv.accept()
+            with s:
+                for step in script:
+                    if step == "recv":
+                        head = s.recv(4)
+                        if len(head) == 4:
+                            s.recv(struct.unpack("!i", head)[0])
+                    elif step.startswith("send:"):
+                        s.sendall(struct.pack("!i", len(step) - 5) + step[5:].encode("latin-1"))
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()
+
+
+# where a dying server stops: before its challenge, after it, after its
+# welcome (the client has sent its own challenge)
+HANG_UPS = {
+    "at once": [],
+    "after its challenge": ["send:#CHALLENGE#{sha256}" + "c" * 40],
+    "before its welcome": ["send:#CHALLENGE#{sha256}" + "c" * 40, "recv"],
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("where", list(HANG_UPS), ids=list(HANG_UPS))
+def test_server_hanging_up_is_no_authentication_error(family, where):
+    address = _fake_server(family, HANG_UPS[where])
+    with pytest.raises((EOFError, ConnectionError)) as info:
+        connection.Client(address, authkey=KEY)
+    assert not isinstance(info.value, AuthenticationError)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("where", ["at once", "after reading the challenge"])
+def test_client_hanging_up_is_no_authentication_error(family, where):
+    with connection.Listener(family=family, authkey=KEY) as listener:
+        def client():
+            with socket.socket(getattr(socket, family)) as s:
+                s.connect(listener.address)
+                if where != "at once":
+                    head = s.recv(4)
+                    s.recv(struct.unpack("!i", head)[0])
+
+        g = threading.Thread(target=client)
+        g.start()
+        with pytest.raises((EOFError, ConnectionError)) as info:
+            listener.accept()
+        assert not isinstance(info.value, AuthenticationError)
+        g.join(10)
+
+
+def test_wrong_digest_is_an_authentication_error_even_if_the_peer_left():
+    class AnswersWrongThenLeaves:
+        """A peer whose answer is wrong, gone before the FAILURE reply."""
+
+        def send_bytes(self, data):
+            if data == connection.FAILURE:
+                raise BrokenPipeError(32, "Broken pipe")
+
+        def recv_bytes(self, maxlength=None):
+            return b"{sha256}" + b"\0" * 32
+
+    with pytest.raises(AuthenticationError):
+        connection.deliver_challenge(AnswersWrongThenLeaves(), KEY)
+
+
+@pytest.mark.timeout(30)
+def test_tcp_connections_send_at_once():
+    # Nagle's algorithm held the first request after the handshake till
+    # the peer's delayed ACK: 40 ms for each new connection to a manager
+    with connection.Listener(("127.0.0.1", 0), authkey=KEY) as listener:
+        t, out = _serve(listener, lambda c: socket.socket(fileno=os.dup(c.fileno())))
+        with connection.Client(listener.address, authkey=KEY) as c:
+            t.join(10)
+            with socket.socket(fileno=os.dup(c.fileno())) as mine, out[0] as theirs:
+                for s in (mine, theirs):
+                    assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 @pytest.mark.timeout(30)
@@ -251,6 +355,8 @@ def test_wait_on_socket_connections():
 def test_ctrl_c_interrupts_socket_waits(call):
     code = {"accept": "listener.accept()", "recv": "c.recv()"}[call]
     out = _interrupt(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
         import gomp
         from gomp import connection
         gomp.Pipe()  # the Go runtime is loaded, as in a real program

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -287,7 +288,8 @@ def test_manager_exits_when_owner_is_killed():
 
 
 CTRL_C = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
     import gomp
     m = gomp.Manager()
     q = m.Queue()
@@ -417,3 +419,49 @@ def test_registered_lambda_reaches_the_server():
                            proxytype=managers.ListProxy)
     with LambdaManager() as m:
         assert m.squares(4)[:] == [0, 1, 4, 9]
+
+
+@pytest.mark.timeout(120)
+def test_killed_manager_gives_connection_errors_not_authentication_error():
+    # new connections are being opened when the manager dies: a client cut
+    # off half-way through the handshake sees the stdlib's errors
+    errors = []
+    for trial in range(20):
+        m = managers.SyncManager()
+        m.start()
+        try:
+            failed = []
+
+            def connect_again_and_again():
+                while True:
+                    try:
+                        managers._open_connection(m.address, m._authkey, "pickle").close()
+                    except Exception as e:
+                        failed.append(e)
+                        return
+
+            t = threading.Thread(target=connect_again_and_again)
+            t.start()
+            time.sleep(0.005 * (trial % 5))
+            os.kill(m._process.pid, signal.SIGKILL)
+            t.join(30)
+            assert failed, "the manager served after it was killed"
+            errors.extend(failed)
+        finally:
+            m.shutdown()
+    wrong = [e for e in errors if isinstance(e, gomp.AuthenticationError)
+             or not isinstance(e, (EOFError, OSError))]
+    assert not wrong, wrong
+
+
+def test_manager_at_a_path_removes_its_socket_at_shutdown(tmp_path):
+    # as the stdlib's: the listener's file goes when the manager's process ends
+    address = str(tmp_path / "manager")
+    m = managers.SyncManager(address=address)
+    m.start()
+    try:
+        assert m.address == address and os.path.exists(address)
+        assert m.list([1])[0] == 1
+    finally:
+        m.shutdown()
+    assert not os.path.exists(address)

@@ -295,7 +295,8 @@ def test_non_daemonic_child_is_joined_when_the_parent_exits(tmp_path):
 
 def test_ctrl_c_during_join_raises_keyboard_interrupt_promptly(tmp_path):
     script = scripts.write(tmp_path / "ctrlc.py", """
-        import time
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
         import gomp
 
         def wait_long():
@@ -327,7 +328,8 @@ def test_ctrl_c_during_join_raises_keyboard_interrupt_promptly(tmp_path):
 
 def test_sigint_to_the_parent_alone_interrupts_join(tmp_path):
     script = scripts.write(tmp_path / "ctrlc2.py", """
-        import time
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
         import gomp
 
         if __name__ == "__main__":
@@ -410,6 +412,8 @@ def test_ctrl_c_while_the_zygote_is_still_importing(tmp_path):
     # not make Ctrl-C wait for it
     scripts.write(tmp_path / "slowmod.py", "import time\ntime.sleep(60)\n")
     script = scripts.write(tmp_path / "slowstart.py", """
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
         import gomp
 
         def noop():

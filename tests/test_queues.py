@@ -472,6 +472,86 @@ def test_lock_of_a_dead_process_is_taken_over():
     assert q.get_many(timeout=5) == [1, 2]
 
 
+def _start_time(pid):
+    """A process's start time (field 22 of /proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+@pytest.fixture
+def other_process():
+    """A live process that holds no lock: its pid stands for a dead holder's
+    pid given to a new process."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield p.pid, _start_time(p.pid)
+    p.kill()
+    p.wait()
+
+
+@pytest.mark.timeout(60)
+def test_lock_of_a_dead_process_whose_pid_was_reused_is_taken_over(other_process):
+    pid, start = other_process
+    q = gomp.Queue()
+    q.put("first")
+    # the holder recorded as that pid with that start time is alive: wait
+    q._ring.debug_set_lock("c", pid, pid, start)
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.5)
+    # the same pid, started at another time: the holder died, its pid lives on
+    q._ring.debug_set_lock("c", pid | 0x80000000, pid, start + 1)
+    assert q.get(timeout=10) == "first"
+    q._ring.debug_set_lock("p", pid, pid, start - 1)
+    q.put("second")  # the feeder takes the producer lock over
+    assert q.get(timeout=10) == "second"
+    # a dead holder whose pid is now this very process's
+    me = os.getpid()
+    q._ring.debug_set_lock("c", me, me, _start_time(me) + 1)
+    q.put("third")
+    assert q.get(timeout=10) == "third"
+
+
+@pytest.mark.timeout(60)
+def test_consumer_gives_up_a_message_its_writer_abandoned():
+    # a put that times out half-way leaves part of a message in the ring and
+    # lets the producer lock go: a reader must not wait for the rest
+    q = gomp.queues.Queue(capacity=1 << 16)
+    big = pickle.dumps(b"x" * (4 << 20))
+    assert q._ring.put(0, (big,), True, 0.2) is False
+    t = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=1)
+    assert time.monotonic() - t < 10
+    q.put("after")
+    assert q.get(timeout=10) == "after"
+
+
+@pytest.mark.timeout(60)
+def test_consumer_gives_up_a_message_whose_writer_pid_was_reused():
+    q, out = gomp.queues.Queue(capacity=1 << 16), gomp.Queue()
+    consumer = start(targets.get_into, q, out)
+    producer = start(targets.put_big, q, 400 << 20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the consumer is in the message
+        head, tail, puts, gets, plock, clock = q._ring.debug_state()
+        if clock and head > 0:
+            break
+        time.sleep(0.001)
+    # stop the producer half-way and make its lock look like the lock of a
+    # dead process whose pid was given to this stopped one
+    os.kill(producer.pid, signal.SIGSTOP)
+    try:
+        head, tail, puts, gets, plock, clock = q._ring.debug_state()
+        assert plock & 0x7FFFFFFF == producer.pid and gets == 0
+        q._ring.debug_set_lock("p", plock, producer.pid, _start_time(producer.pid) + 1)
+        q.put("after")  # takes the producer lock over
+        assert out.get(timeout=30) == "after"  # the cut message given up
+    finally:
+        producer.kill()
+        producer.join(10)
+        consumer.kill()
+        consumer.join(10)
+
+
 @pytest.mark.timeout(60)
 def test_producer_killed_mid_message():
     q = gomp.queues.Queue(capacity=1 << 16)
@@ -496,7 +576,9 @@ def test_producer_killed_mid_message():
                                   "bq.put(2)", "q.get_many()"])
 def test_ctrl_c_interrupts_blocked_calls(call):
     script = textwrap.dedent(f"""
-        import sys, time, gomp
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
+        import gomp
         q = gomp.Queue(); jq = gomp.JoinableQueue(); jq.put(1)
         bq = gomp.Queue(1); bq.put(1)
         print("ready", flush=True)

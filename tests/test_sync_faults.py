@@ -62,6 +62,44 @@ def test_lock_of_killed_process_is_taken_over(make):
     assert lock.acquire(False)
 
 
+def _start_time(pid):
+    """A process's start time (field 22 of /proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("make", [gomp.Lock, gomp.RLock])
+def test_lock_whose_holder_pid_was_reused_is_taken_over(make):
+    # a live process that never took the lock stands for a new process given
+    # the pid of a holder that died
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = make()
+        seg, off = lock._segment, lock._offset
+
+        def held_by(pid, start):  # the record (gomp.Holder), then the word
+            seg.store(off + 8, start & 0xFFFFFFFF)
+            seg.store(off + 12, start >> 32)
+            seg.store(off + 4, pid)
+            seg.store(off, pid)
+
+        start = _start_time(other.pid)
+        held_by(other.pid, start)
+        assert lock.acquire(timeout=0.3) is False  # its holder lives
+        held_by(other.pid, start + 1)
+        with pytest.warns(RuntimeWarning, match=str(other.pid)):
+            assert lock.acquire(timeout=5) is True
+        assert seg.load(off + 4) == os.getpid()
+        lock.release()
+        # a released lock keeps no record: a later holder with a reused pid
+        # cannot be judged by it before it writes its own
+        assert seg.load(off) == 0 and seg.load(off + 4) == 0
+    finally:
+        other.kill()
+        other.wait()
+
+
 @pytest.mark.timeout(30)
 def test_lock_of_exited_process_is_taken_over_by_non_blocking_acquire():
     lock = gomp.RLock()
@@ -137,7 +175,9 @@ _BLOCKERS = {
 @pytest.mark.parametrize("what", sorted(_BLOCKERS))
 def test_ctrl_c_interrupts_wait(what):
     script = textwrap.dedent("""
-        import sys, gomp
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a background job
+        import gomp
         def ready():
             print("ready", flush=True)
         if __name__ == "__main__":

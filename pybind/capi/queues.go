@@ -109,14 +109,12 @@ func GompRingWake(addr *C.uint32_t, n C.int) C.int {
 	return C.int(woken)
 }
 
-// GompProcessAlive: 1 if pid is a live process (not a zombie), else 0.
+// GompLockHolder: the pid of the live process holding the lock whose word
+// (a gomp.Holder) is at w, or 0 when it is free or its holder died.
 //
-//export GompProcessAlive
-func GompProcessAlive(pid C.int) C.int {
-	if gomp.ProcessAlive(int(pid)) {
-		return 1
-	}
-	return 0
+//export GompLockHolder
+func GompLockHolder(w *C.uint32_t) C.uint32_t {
+	return C.uint32_t(gomp.HolderAt(unsafe.Pointer(w)).LiveHolder())
 }
 
 // Watches of rings (see gomp.RingWatch), by handle.

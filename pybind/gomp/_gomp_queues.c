@@ -19,7 +19,8 @@ static int (*go_ring_map)(int, void **, long long *);
 static int (*go_ring_close)(void *);
 static int (*go_ring_wait)(uint32_t *, uint32_t, long long);
 static int (*go_ring_wake)(uint32_t *, int);
-static int (*go_process_alive)(int);
+static uint32_t (*go_lock_holder)(uint32_t *);
+static void (*go_self)(unsigned *, unsigned long long *);
 static int (*go_ring_watch)(void *, int, long long *);
 static int (*go_ring_unwatch)(long long);
 
@@ -29,7 +30,8 @@ gomp_symbol gomp_queues_symbols[] = {
     {"GompRingClose", (void **)&go_ring_close},
     {"GompRingWait", (void **)&go_ring_wait},
     {"GompRingWake", (void **)&go_ring_wake},
-    {"GompProcessAlive", (void **)&go_process_alive},
+    {"GompLockHolder", (void **)&go_lock_holder},
+    {"GompSelf", (void **)&go_self},
     {"GompRingWatch", (void **)&go_ring_watch},
     {"GompRingUnwatch", (void **)&go_ring_unwatch},
     {NULL, NULL},
@@ -49,6 +51,13 @@ gomp_symbol gomp_queues_symbols[] = {
 #define OFF_SPACEWAIT 268
 #define OFF_TASKS 384
 #define OFF_TASKWAIT 388
+/* each lock is a gomp.Holder: the word, then the holder's pid and start
+ * time (gomp/liveness.go) */
+#define HOLDER_PID(w) ((w) + 1)
+#define HOLDER_START(w) ((uint64_t *)((w) + 2))
+_Static_assert(OFF_PLOCK % 8 == 0 && OFF_CLOCK % 8 == 0 && OFF_PLOCK + 16 <= OFF_TAIL &&
+                   OFF_CLOCK + 16 <= OFF_HEAD,
+               "a ring lock and its holder record are a gomp.Holder (16 bytes, 8-aligned)");
 
 #define FRAME_HDR 16
 #define F_FIRST 1u
@@ -144,18 +153,33 @@ typedef struct {
 
 static PyTypeObject Ring_Type;
 
-/* ---- locks: word = holder pid, LOCK_WAITERS when someone sleeps ---- */
+/* ---- locks: word = holder pid, LOCK_WAITERS when someone sleeps; the
+ * holder records itself beside the word once it took it, and clears the
+ * record before it lets go (the commit protocol of gomp/liveness.go) ---- */
+
+static uint64_t self_start; /* this process's start time, set in ring_wrap */
+
+static inline void
+lock_record(uint32_t *w, uint32_t me)
+{
+    STORE(HOLDER_START(w), self_start);
+    STORE(HOLDER_PID(w), me);
+}
 
 static inline int
 lock_try(uint32_t *w, uint32_t me)
 {
     uint32_t z = 0;
-    return __atomic_compare_exchange_n(w, &z, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(w, &z, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    lock_record(w, me);
+    return 1;
 }
 
 static inline void
 lock_release(uint32_t *w)
 {
+    STORE(HOLDER_PID(w), 0);
     if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
         go_ring_wake(w, 1);
 }
@@ -180,8 +204,10 @@ lock_step(void *arg, long long slice)
         uint32_t v = LOAD(lw->w);
         if (v == 0) {
             if (__atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
-                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                lock_record(lw->w, lw->me);
                 return 1;
+            }
             continue;
         }
         if (!(v & LOCK_WAITERS)) {
@@ -198,12 +224,13 @@ lock_step(void *arg, long long slice)
         if (rc < 0)
             return rc;
         if (rc == 0 && LOAD(lw->w) == v) {
-            /* a whole slice without a release: is the holder alive? */
-            uint32_t holder = v & ~LOCK_WAITERS;
-            if (holder != lw->me && !go_process_alive((int)holder)) {
-                if (__atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
-                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-                    return 1;
+            /* a whole slice without a release: is the holder alive? (its pid
+             * may be ours: a dead process's, reused) */
+            if (go_lock_holder(lw->w) == 0 &&
+                __atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
+                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                lock_record(lw->w, lw->me);
+                return 1;
             }
             return 0;
         }
@@ -234,10 +261,11 @@ typedef struct {
     void *carg;
     uint32_t *seq; /* the futex word: the low half of tail or head */
     uint32_t *waiters;
-    uint32_t writer; /* consumer mid-message: give up if it dies */
+    uint32_t writer; /* consumer mid-message: give up if it stops writing */
 } condwait;
 
-/* 1: condition holds, 0: slice over, 2: the writer died.
+/* 1: condition holds, 0: slice over, 2: the writer no longer holds the
+ * producer lock (it died, or gave the message up).
  * Sleepers set the waiters word to 1 and sleep on the position word (tail
  * or head); the side that moves the position clears the word and wakes
  * them all (wake_waiters), so a stream of puts costs one wake per sleep
@@ -267,8 +295,9 @@ cond_step(void *arg, long long slice)
         if (cw->cond(cw->r, cw->carg))
             return 1;
         if (rc == 0 || gomp_now_ns() >= end) {
-            if (cw->writer && !go_process_alive((int)cw->writer))
-                return 2;
+            /* its last frame is published before the lock is let go */
+            if (cw->writer && go_lock_holder(U32(cw->r, OFF_PLOCK)) != cw->writer)
+                return cw->cond(cw->r, cw->carg) ? 1 : 2;
             return 0;
         }
     }
@@ -751,15 +780,26 @@ ring_unreserve(RingObject *r, PyObject *args)
 typedef struct {
     uint32_t kind;
     int nparts;
-    PyObject *parts[MAX_PARTS];
+    PyObject *parts[MAX_PARTS]; /* NULL until the part's first byte arrives */
     char *dst[MAX_PARTS];
-    uint64_t len[MAX_PARTS];
+    uint64_t len[MAX_PARTS];      /* as the message header says */
+    uint64_t cap[MAX_PARTS];      /* bytes allocated so far */
+    unsigned char writable[MAX_PARTS];
+    uint64_t left; /* bytes of the parts still to come */
     int cur;
     uint64_t curoff;
     uint32_t writer;
     int active;
     PyObject *obj; /* decoded straight from the ring */
 } incoming;
+
+/* A part's object is made when its first byte arrives and grows PART_GROW
+ * bytes at a time (or to the part's length, if less): a reader reserves at
+ * most PART_GROW bytes beyond what arrived, whatever the lengths in the
+ * message header (any process of the user can write into the ring). Parts
+ * fill in order, so only one is ever growing; a part up to PART_GROW takes
+ * one allocation, as before. */
+#define PART_GROW (64 << 20)
 
 static void
 incoming_clear(incoming *in)
@@ -769,6 +809,7 @@ incoming_clear(incoming *in)
     Py_CLEAR(in->obj);
     in->nparts = 0;
     in->active = 0;
+    in->left = 0;
 }
 
 static int
@@ -777,9 +818,56 @@ has_data(RingObject *r, void *arg)
     return data_at(r, *(uint64_t *)arg);
 }
 
+/* Grow part i to hold at least need bytes (see PART_GROW). 0 or -1. */
+static int
+part_grow(incoming *in, int i, uint64_t need)
+{
+    uint64_t want = in->cap[i] + PART_GROW;
+    if (want < need)
+        want = need;
+    if (want > in->len[i])
+        want = in->len[i];
+    if (in->writable[i]) {
+        if (in->parts[i] == NULL)
+            in->parts[i] = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)want);
+        else if (PyByteArray_Resize(in->parts[i], (Py_ssize_t)want) < 0)
+            return -1;
+        if (in->parts[i] == NULL)
+            return -1;
+        in->dst[i] = PyByteArray_AS_STRING(in->parts[i]);
+    } else {
+        if (in->parts[i] == NULL)
+            in->parts[i] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)want);
+        else if (_PyBytes_Resize(&in->parts[i], (Py_ssize_t)want) < 0)
+            return -1; /* the part is freed and NULL */
+        if (in->parts[i] == NULL)
+            return -1;
+        in->dst[i] = PyBytes_AS_STRING(in->parts[i]);
+    }
+    in->cap[i] = want;
+    return 0;
+}
+
+/* Make room for the next n bytes of the message, which have arrived (with
+ * the GIL held). 0 or -1. */
+static int
+incoming_reserve(incoming *in, uint64_t n)
+{
+    uint64_t off = in->curoff;
+    for (int i = in->cur; n > 0 && i < in->nparts; i++, off = 0) {
+        uint64_t k = in->len[i] - off < n ? in->len[i] - off : n;
+        if (off + k > in->cap[i] && part_grow(in, i, off + k) < 0)
+            return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Copy n bytes of the message (at most in->left), reserved before. */
 static void
 incoming_copy(incoming *in, const char *src, uint64_t n)
 {
+    in->left -= n;
     while (n > 0 && in->cur < in->nparts) {
         uint64_t k = in->len[in->cur] - in->curoff;
         if (k > n)
@@ -795,10 +883,11 @@ incoming_copy(incoming *in, const char *src, uint64_t n)
     }
 }
 
-/* Start a message from its first frame's payload; 0 ok, -1 exception,
- * 1 malformed (skip it). */
+/* Start a message from its first frame's payload (whole: the frame is the
+ * message's last too); 0 ok, -1 exception, 1 malformed (skip it): the part
+ * lengths must add up to what the frames carry. */
 static int
-incoming_start(incoming *in, const char *p, uint64_t n)
+incoming_start(incoming *in, const char *p, uint64_t n, int whole)
 {
     uint32_t np, kind;
     if (n < 8)
@@ -807,39 +896,45 @@ incoming_start(incoming *in, const char *p, uint64_t n)
     memcpy(&kind, p + 4, 4);
     if (np < 1 || np > MAX_PARTS || n < MSG_HDR(np))
         return 1;
-    in->kind = kind;
+    uint64_t h = MSG_HDR(np), total = 0;
     for (uint32_t i = 0; i < np; i++) {
         uint64_t d;
         memcpy(&d, p + 8 + 8 * i, 8);
         uint64_t len = d >> 1;
-        if (len > PY_SSIZE_T_MAX) {
-            incoming_clear(in);
+        if (len > (uint64_t)PY_SSIZE_T_MAX - total)
             return 1;
-        }
-        PyObject *o;
-        if (d & 1) {
-            o = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)len);
-            if (o)
-                in->dst[i] = PyByteArray_AS_STRING(o);
-        } else {
-            o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
-            if (o)
-                in->dst[i] = PyBytes_AS_STRING(o);
-        }
-        if (o == NULL) {
+        total += len;
+        in->len[i] = len;
+        in->writable[i] = (unsigned char)(d & 1);
+    }
+    if (whole ? total != n - h : total < n - h)
+        return 1;
+    in->kind = kind;
+    for (uint32_t i = 0; i < np; i++) {
+        in->parts[i] = NULL;
+        in->cap[i] = 0;
+    }
+    in->nparts = (int)np;
+    for (uint32_t i = 0; i < np; i++) {
+        if (in->len[i] > 0)
+            continue;
+        in->parts[i] = in->writable[i] ? PyByteArray_FromStringAndSize(NULL, 0)
+                                       : PyBytes_FromStringAndSize(NULL, 0);
+        if (in->parts[i] == NULL) {
             incoming_clear(in);
             return -1;
         }
-        in->parts[i] = o;
-        in->len[i] = len;
-        in->nparts = (int)i + 1;
     }
+    in->left = total;
     in->cur = 0;
     while (in->cur < in->nparts && in->len[in->cur] == 0)
         in->cur++;
     in->curoff = 0;
     in->active = 1;
-    uint64_t h = MSG_HDR(np);
+    if (incoming_reserve(in, n - h) < 0) {
+        incoming_clear(in);
+        return -1;
+    }
     incoming_copy(in, p + h, n - h);
     return 0;
 }
@@ -854,6 +949,7 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
     in->nparts = 0;
     in->active = 0;
     in->obj = NULL;
+    in->left = 0;
     for (;;) {
         if (!data_at(r, pos)) {
             if (!wait && !in->active)
@@ -896,7 +992,7 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         uint64_t next = pos + FRAME_HDR + ALIGN8(n);
         const char *p = f + FRAME_HDR;
         int skip = 0;
-        int decode_failed = 0;
+        int failed = 0; /* an exception is set: return it once the frame is taken */
         uint32_t np_kind[2] = {0, 0};
         if (n >= 8)
             memcpy(np_kind, p, 8);
@@ -914,25 +1010,33 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
                 in->obj = PyMarshal_ReadObjectFromString(p + MSG_HDR(1), (Py_ssize_t)len);
                 in->kind = KIND_READY;
                 in->active = 1;
-                decode_failed = in->obj == NULL;
+                failed = in->obj == NULL;
             }
         } else if (flags & F_FIRST) {
             if (in->active) /* its writer died before finishing the last one */
                 incoming_clear(in);
-            int rc = incoming_start(in, p, n);
-            if (rc < 0)
-                return -1;
-            if (rc > 0)
+            int rc = incoming_start(in, p, n, (flags & F_LAST) != 0);
+            if (rc != 0)
                 skip = 1;
+            failed = rc < 0;
             in->writer = h[2];
         } else if (!in->active) {
             skip = 1; /* rest of a message whose start a dead consumer took */
+        } else if (n > in->left || incoming_reserve(in, n) < 0) {
+            /* more than its header declared (malformed), or no memory */
+            failed = PyErr_Occurred() != NULL;
+            incoming_clear(in);
+            skip = 1;
         } else if (n >= NOGIL_COPY) {
             Py_BEGIN_ALLOW_THREADS
             incoming_copy(in, p, n);
             Py_END_ALLOW_THREADS
         } else {
             incoming_copy(in, p, n);
+        }
+        if (!skip && (flags & F_LAST) && in->obj == NULL && in->left != 0) {
+            incoming_clear(in); /* ends short of its header's lengths */
+            skip = 1;
         }
         int done = !skip && (flags & F_LAST);
         if (flags & F_LAST) /* delivered, or lost with a dead process */
@@ -941,7 +1045,7 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         /* producers waiting for room sleep on the head's low word */
         __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
         wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
-        if (decode_failed) {
+        if (failed) {
             in->active = 0;
             return -1;
         }
@@ -1629,15 +1733,20 @@ ring_fileno(RingObject *r, PyObject *noargs)
     return PyLong_FromLong(r->fd);
 }
 
-/* test hook: hold a lock as if this process were pid (a dead one, say) */
+/* test hook: debug_set_lock(which, word, pid=0, start=0) holds a lock as
+ * if process pid (started at start) had taken it; pid 0: not recorded */
 static PyObject *
 ring_debug_set_lock(RingObject *r, PyObject *args)
 {
     const char *which;
-    unsigned int v;
-    if (!PyArg_ParseTuple(args, "sI", &which, &v))
+    unsigned int v, pid = 0;
+    unsigned long long start = 0;
+    if (!PyArg_ParseTuple(args, "sI|IK", &which, &v, &pid, &start))
         return NULL;
-    __atomic_store_n(U32(r, which[0] == 'p' ? OFF_PLOCK : OFF_CLOCK), v, __ATOMIC_SEQ_CST);
+    uint32_t *w = U32(r, which[0] == 'p' ? OFF_PLOCK : OFF_CLOCK);
+    __atomic_store_n(HOLDER_START(w), (uint64_t)start, __ATOMIC_SEQ_CST);
+    __atomic_store_n(HOLDER_PID(w), pid, __ATOMIC_SEQ_CST);
+    __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
     Py_RETURN_NONE;
 }
 
@@ -1762,6 +1871,12 @@ ring_wrap(void *base, long long size, int fd)
     r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
     r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
     r->pid = (uint32_t)getpid();
+    if (self_start == 0) {
+        unsigned pid;
+        unsigned long long start;
+        go_self(&pid, &start);
+        self_start = start;
+    }
     r->seen_head = r->seen_tail = 0;
     r->owner = r->slow_put = r->backlog = r->closed_msg = NULL;
     r->pending = 0;

@@ -29,10 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Record layouts: mirror LockRecord and SemRecord in gomp/sync.go. */
+/* Record layouts: mirror LockRecord and SemRecord in gomp/sync.go. A lock
+ * starts with a gomp.Holder (gomp/liveness.go): the word, and the owner's
+ * record, written after the word is taken and cleared before it is let go. */
 typedef struct {
     uint32_t word;        /* 0, or the owner's pid */
-    uint32_t owner_pid;   /* the pid owner_start belongs to */
+    uint32_t owner_pid;   /* the owner's pid once recorded, 0 before and after */
     uint64_t owner_start; /* owner's start time (against pid reuse) */
     uint64_t thread;      /* RLock: owning thread of the owning process */
     uint32_t count;       /* RLock: recursion depth */
@@ -58,6 +60,8 @@ typedef struct {
 _Static_assert(sizeof(lock_record) == 64, "lock_record must match gomp.LockRecord");
 _Static_assert(offsetof(sem_record, holders) == 64, "sem_record must match gomp.SemRecord");
 _Static_assert(offsetof(lock_record, waiters) == 32, "lock_record must match gomp.LockRecord");
+_Static_assert(offsetof(lock_record, owner_pid) == 4 && offsetof(lock_record, owner_start) == 8,
+               "a lock record starts with a gomp.Holder");
 _Static_assert(offsetof(lock_record, refs) == 60 && offsetof(sem_record, refs) == 60,
                "the reference count is at offset 60 of every record");
 
@@ -542,11 +546,8 @@ semlock_dealloc(SemLockObject *self)
 static inline void
 lock_set_owner(lock_record *r)
 {
-    if (__atomic_load_n(&r->owner_pid, __ATOMIC_RELAXED) != self_pid ||
-        __atomic_load_n(&r->owner_start, __ATOMIC_RELAXED) != self_start) {
-        __atomic_store_n(&r->owner_start, self_start, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&r->owner_pid, self_pid, __ATOMIC_SEQ_CST);
-    }
+    __atomic_store_n(&r->owner_start, self_start, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->owner_pid, self_pid, __ATOMIC_RELEASE);
 }
 
 static inline int
@@ -950,6 +951,7 @@ release_impl(SemLockObject *self)
     }
     /* the sleeper count is read after the word is cleared (sequentially
      * consistent): see LockRecord.Unlock */
+    __atomic_store_n(&r->owner_pid, 0, __ATOMIC_RELEASE);
     uint32_t old = __atomic_exchange_n(&r->word, 0, __ATOMIC_SEQ_CST);
     if (old == 0) {
         PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");

@@ -33,6 +33,12 @@ __all__ = ["Client", "Listener", "Pipe", "wait"]
 _SLICE = 0.05
 
 BUFSIZE = 8192
+# A socket Connection reads a message of more than _RECV_CHUNK bytes in
+# pieces, the first _RECV_CHUNK long, each next one twice the last up to
+# _RECV_CHUNK_MAX: what it holds is at most what arrived plus one piece,
+# whatever the length header claims (a peer may lie).
+_RECV_CHUNK = 1 << 20
+_RECV_CHUNK_MAX = 16 << 20
 CONNECTION_TIMEOUT = 20.0
 # a Listener gives a client this long to pass the authentication handshake,
 # so that one that never answers does not stall accept() for ever
@@ -328,33 +334,53 @@ class Connection(_ConnectionBase):
         size, = struct.unpack("!i", head)
         if size == -1:
             more = bytearray(8)
-            self._read_exact(memoryview(more))
+            try:
+                self._read_exact(memoryview(more))
+            except EOFError:
+                raise OSError("got end of file during message") from None
             size, = struct.unpack("!Q", more)
         elif size < 0:
             raise OSError("bad message length")
         return size
 
+    def _read_body(self, size: int) -> bytes:
+        """The next size bytes. A large message is read in pieces that grow
+        with what arrived (see _RECV_CHUNK), so a header claiming more than
+        the peer sends costs no memory up front; EOF is an OSError."""
+        try:
+            if size <= _RECV_CHUNK:
+                buf = bytearray(size)
+                if size:
+                    self._read_exact(memoryview(buf))
+                return bytes(buf)
+            chunks = []
+            left, n = size, _RECV_CHUNK
+            while left:
+                buf = bytearray(min(n, left))
+                self._read_exact(memoryview(buf))
+                chunks.append(buf)
+                left -= len(buf)
+                n = min(2 * n, _RECV_CHUNK_MAX)
+            return b"".join(chunks)
+        except EOFError:
+            raise OSError("got end of file during message") from None
+
     def _recv(self, maxlength: Optional[int]) -> Optional[bytes]:
         size = self._read_header()
         if maxlength is not None and size > maxlength:
             return None
-        buf = bytearray(size)
-        if size:
-            try:
-                self._read_exact(memoryview(buf))
-            except EOFError:
-                raise OSError("got end of file during message") from None
-        return bytes(buf)
+        return self._read_body(size)
 
     def _recv_into(self, m: memoryview, offset: int) -> Tuple[int, Optional[bytes]]:
         size = self._read_header()
         if size > m.nbytes - offset:
-            buf = bytearray(size)
-            self._read_exact(memoryview(buf))
-            return size, bytes(buf)
+            return size, self._read_body(size)
         if size:
             flat = m if m.format == "B" and m.ndim == 1 else m.cast("B")
-            self._read_exact(flat[offset:offset + size])
+            try:
+                self._read_exact(flat[offset:offset + size])
+            except EOFError:
+                raise OSError("got end of file during message") from None
         return size, None
 
     def _poll(self, timeout: Optional[float]) -> bool:
@@ -374,7 +400,13 @@ class PipeConnection(Connection):
     """One end of a gomp pipe: a ring per direction in shared memory.
 
     Instances come from :func:`Pipe` (or from unpickling one); the
-    constructor is not public."""
+    constructor is not public.
+
+    A message whose writer closed or died before its end raises OSError;
+    the end then reports EOFError, as a socket's does. A header that
+    announces descriptors the message did not carry raises OSError(EBADMSG).
+    Whatever length a header claims, the receiver holds only what arrived
+    (plus one 64 MiB step of its buffer)."""
 
     def __init__(self, handle: int, readable: bool = True, writable: bool = True) -> None:
         super().__init__(handle, readable, writable)
@@ -684,6 +716,13 @@ def _is_abstract_socket_namespace(address: Any) -> bool:
     return is_abstract_socket_namespace(address)
 
 
+def _unlink_socket(path: Any) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # removed already (with its directory, say)
+
+
 class SocketListener:
     """A bound, listening socket whose accept() returns Connections."""
 
@@ -702,9 +741,12 @@ class SocketListener:
         self._family = family
         self._address = sock.getsockname()
         self._last_accepted: Any = None
-        self._unlink: Optional[str] = None
+        self._unlink: Any = None
         if family == "AF_UNIX" and not _is_abstract_socket_namespace(address):
-            self._unlink = address
+            # removed when closed, collected, or at exit if never closed (a
+            # manager's process ends so), as the stdlib's
+            from . import util
+            self._unlink = util.Finalize(self, _unlink_socket, args=(address,), exitpriority=0)
 
     def accept(self) -> Connection:
         # poll in slices so that Ctrl-C interrupts a waiting accept(), and
@@ -720,18 +762,16 @@ class SocketListener:
             except (InterruptedError, BlockingIOError):
                 continue
             s.setblocking(True)
+            _no_delay(s)
             return Connection(s.detach())
 
     def close(self) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
-            if self._unlink is not None:
-                try:
-                    os.unlink(self._unlink)
-                except OSError:
-                    pass
-                self._unlink = None
+            unlink, self._unlink = self._unlink, None
+            if unlink is not None:
+                unlink()
 
 
 class Listener:
@@ -825,16 +865,32 @@ def SocketClient(address: Any) -> Connection:
                 if e.errno != errno.EAGAIN or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+        _no_delay(s)
         return Connection(s.detach())
     except BaseException:
         s.close()
         raise
 
 
+def _no_delay(s: socket.socket) -> None:
+    """Send each message of a TCP connection at once: the handshake ends
+    with two small writes in a row (the welcome, the first request), which
+    Nagle's algorithm would hold back till the peer's delayed ACK (40 ms)."""
+    if s.family in (socket.AF_INET, getattr(socket, "AF_INET6", None)):
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
     """Mutual authentication, the listener challenging first. On a Listener
-    a client gets HANDSHAKE_TIMEOUT seconds; any protocol failure (garbage,
-    a closed socket) is an AuthenticationError."""
+    a client gets HANDSHAKE_TIMEOUT seconds to answer (TimeoutError after
+    that), so that one that never answers does not stall accept() for ever.
+
+    The errors are the stdlib's: AuthenticationError when the peer does not
+    know the key or speaks another protocol, EOFError or an OSError (a
+    ConnectionError) when it hangs up or dies half-way."""
     deadline = time.monotonic() + HANDSHAKE_TIMEOUT if server else None
     c._deadline = deadline  # type: ignore[attr-defined]
     try:
@@ -844,12 +900,6 @@ def _handshake(c: Connection, authkey: bytes, server: bool) -> None:
         else:
             answer_challenge(c, authkey)
             deliver_challenge(c, authkey)
-    except AuthenticationError:
-        raise
-    except (OSError, EOFError, ValueError) as e:
-        if isinstance(e, ValueError) and "Authkey" in str(e):
-            raise
-        raise AuthenticationError("authentication failed: %s" % (e or type(e).__name__)) from e
     finally:
         c._deadline = None  # type: ignore[attr-defined]
 
@@ -922,7 +972,8 @@ def _verify_challenge(authkey: bytes, message: bytes, response: bytes) -> None:
 def _recv_auth(connection: Any) -> bytes:
     deadline = getattr(connection, "_deadline", None)
     if deadline is not None and not connection.poll(max(deadline - time.monotonic(), 0)):
-        raise AuthenticationError("no answer to the authentication challenge in time")
+        # silence is not a wrong key: the peer may be stuck, or gone
+        raise TimeoutError("no answer to the authentication challenge in time")
     return connection.recv_bytes(256)  # reject large messages
 
 
@@ -938,7 +989,11 @@ def deliver_challenge(connection: Any, authkey: bytes, digest_name: str = "sha25
     try:
         _verify_challenge(authkey, message, response)
     except AuthenticationError:
-        connection.send_bytes(_FAILURE)
+        # a wrong digest stays an AuthenticationError if the peer has left
+        try:
+            connection.send_bytes(_FAILURE)
+        except OSError:
+            pass
         raise
     connection.send_bytes(_WELCOME)
 

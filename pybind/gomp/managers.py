@@ -1,12 +1,15 @@
 """Managers: the stdlib's ``multiprocessing.managers``.
 
 A manager is a server process that holds Python objects; other processes
-use them through proxies. The server listens on a gomp ``Listener`` and
-authenticates clients with the stdlib's challenge. A client on the same
-machine then moves to a shared-memory gomp ``Pipe`` handed over by the
-server, so that a method call is one pickled request and one pickled reply
-over a ring in shared memory, served by one thread per client connection.
-Clients on other machines stay on the socket.
+use them through proxies. The server listens on a gomp ``Listener`` (with
+no address given, a Unix socket in a directory only its user can enter)
+and authenticates clients with the stdlib's challenge. One thread accepts
+and authenticates every new client, through a selector and with a
+deadline; a Unix peer of another user is hung up on before a byte is read.
+A client on the same machine then moves to a shared-memory gomp ``Pipe``
+handed over by the server, so that a method call is one pickled request
+and one pickled reply over a ring in shared memory, served by one thread
+per client connection. Clients on other machines stay on the socket.
 
 Each thread of each process keeps one connection per manager, used for
 method calls and for the bookkeeping (creation, reference counts) alike.
@@ -14,12 +17,15 @@ method calls and for the bookkeeping (creation, reference counts) alike.
 from __future__ import annotations
 
 import array
+import errno
 import ipaddress
 import os
 import pickle
 import queue
+import selectors
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -29,8 +35,9 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from . import connection
 from . import process
+from . import resource_sharer
 from . import util
-from .context import ProcessError, get_spawning_popen
+from .context import AuthenticationError, ProcessError, get_spawning_popen
 from .reduction import ForkingPickler
 
 __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryManager"]
@@ -177,8 +184,8 @@ class Server:
         self.registry = registry
         self.authkey = process.AuthenticationString(authkey)
         self.serializer = serializer
-        # authentication happens in the connection's own thread, so that a
-        # slow client does not hold up the others
+        # clients are authenticated by the accepter thread alone (see
+        # _Handshake): a silent or slow one costs a descriptor, not a thread
         self.listener = connection.Listener(address=_default_address(address), backlog=128)
         self.address = self.listener.address
         self.id_to_obj: Dict[Any, tuple] = {"0": (None, (), None)}
@@ -207,40 +214,151 @@ class Server:
             sys.exit(0)
 
     def accepter(self) -> None:
-        try:
-            self._accept_forever()
-        except BaseException:
-            # a server that cannot accept is of no use: stop it, so that its
-            # clients see it gone instead of waiting on it
-            self.stop_event.set()
-            raise
+        """Accept and authenticate clients until the server stops, handing
+        each authenticated one to a thread of its own.
 
-    def _accept_forever(self) -> None:
-        listener = self.listener
+        Nothing a client does stops this: a failure is logged and accepting
+        goes on; the server stops only when its owner shuts it down."""
         while not self.stop_event.is_set():
             try:
-                c = listener.accept()
-            except OSError:
-                if listener.address is None:
-                    return  # closed
-                time.sleep(0.01)  # out of descriptors, say: do not spin
-                continue
+                self._accept_forever()
+                return
+            except Exception as e:
+                util.info("manager: accepting clients failed (%r); going on", e)
+                self.stop_event.wait(0.1)
+
+    def _accept_forever(self) -> None:
+        listener = self.listener._listener  # the SocketListener
+        sock = listener._socket if listener is not None else None
+        if sock is None:
+            return  # closed before serving
+        sock.setblocking(False)
+        # only processes of our user may talk to a Unix socket (its file may
+        # be in a directory others can reach: the user chose the address)
+        check_peer = sock.family == socket.AF_UNIX
+        sel = selectors.DefaultSelector()
+        # clients being authenticated, oldest first (all get the same time)
+        pending: Dict[socket.socket, _Handshake] = {}
+
+        def drop(hs: _Handshake, why: Any) -> None:
+            del pending[hs.sock]
+            sel.unregister(hs.sock)
+            hs.sock.close()
+            util.info("manager: dropped a client before authentication (%s)", why)
+
+        paused_until: Optional[float] = None
+        sel.register(sock, selectors.EVENT_READ)
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                while pending:
+                    hs = next(iter(pending.values()))
+                    if hs.deadline > now:
+                        break
+                    drop(hs, "no answer in %g s" % AUTH_TIMEOUT)
+                if paused_until is not None and now >= paused_until:
+                    paused_until = None
+                    sel.register(sock, selectors.EVENT_READ)
+                # wake at the oldest client's deadline, the end of a pause,
+                # or soon enough to see the server stop
+                wake = now + 0.5
+                if pending:
+                    wake = min(wake, next(iter(pending.values())).deadline)
+                if paused_until is not None:
+                    wake = min(wake, paused_until)
+                for key, _events in sel.select(max(wake - now, 0.0)):
+                    if key.fileobj is sock:
+                        if not self._accept_some(sock, sel, pending, drop, check_peer):
+                            # out of descriptors, say: retry a moment later
+                            # rather than spin on a listener that stays ready
+                            sel.unregister(sock)
+                            paused_until = time.monotonic() + 0.05
+                        continue
+                    hs = key.data
+                    if pending.get(hs.sock) is not hs:
+                        continue  # dropped earlier in this round
+                    try:
+                        done = hs.step(self.authkey)
+                    except Exception as e:  # that client's failure: it alone goes
+                        drop(hs, e or type(e).__name__)
+                        continue
+                    if done:
+                        del pending[hs.sock]
+                        sel.unregister(hs.sock)
+                        self._start_serving(hs)
+        finally:
+            for hs in pending.values():
+                hs.sock.close()
+            sel.close()
+
+    def _accept_some(self, sock: socket.socket, sel: selectors.BaseSelector,
+                     pending: "Dict[socket.socket, _Handshake]", drop: Callable[..., None],
+                     check_peer: bool) -> bool:
+        """Accept the clients waiting on sock (a few dozen at most, so that
+        those being authenticated get their turn) and send each its
+        challenge. Returns False if accepting failed for want of a
+        resource."""
+        for _ in range(64):
             try:
-                c._local = _same_host(c.fileno(), listener.last_accepted)
-            except OSError:
-                c.close()
+                s, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as e:
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # that client left already
+                if sock.fileno() < 0:
+                    raise  # the listener was closed
+                util.info("manager: cannot accept a client (%r)", e)
+                return False
+            if check_peer and not resource_sharer._same_user(s):
+                s.close()
                 continue
-            threading.Thread(target=self.handle_request, args=(c,), daemon=True).start()
+            if len(pending) >= MAX_UNAUTHENTICATED:
+                # the oldest is the likeliest to be one that never answers
+                drop(next(iter(pending.values())), "too many clients authenticating")
+            try:
+                s.setblocking(False)
+                connection._no_delay(s)
+                hs = _Handshake(s, peer, time.monotonic() + AUTH_TIMEOUT)
+                sel.register(s, selectors.EVENT_READ, hs)
+            except Exception as e:
+                s.close()
+                util.info("manager: dropped a client before authentication (%r)", e)
+                continue
+            pending[s] = hs
+        return True
+
+    def _start_serving(self, hs: "_Handshake") -> None:
+        """Serve an authenticated client in a thread of its own; if there
+        is none to be had, that client alone is hung up on."""
+        try:
+            hs.sock.setblocking(True)
+            conn = connection.Connection(hs.sock.detach())
+        except OSError:
+            hs.sock.close()
+            return
+        try:
+            conn._local = _same_host(conn.fileno(), hs.peer)  # type: ignore[attr-defined]
+            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+        except Exception as e:  # RuntimeError: can't start new thread
+            util.info("manager: cannot serve a client (%r); hanging up", e)
+            conn.close()
 
     def handle_request(self, conn: Any) -> None:
         """Handle a new connection: authenticate it, then serve its requests
         until it closes"""
         try:
-            try:
-                connection._handshake(conn, self.authkey, server=True)
-            except Exception as e:
-                util.info("manager: a client failed to authenticate: %s", e)
-                return
+            connection._handshake(conn, self.authkey, server=True)
+        except Exception as e:
+            util.info("manager: a client failed to authenticate: %s", e)
+            conn.close()
+            return
+        self._serve_connection(conn)
+
+    def _serve_connection(self, conn: Any) -> None:
+        """Serve the requests of an authenticated connection until it
+        closes, then close it."""
+        try:
             if self.serializer == "xmlrpclib":
                 conn = connection.ConnectionWrapper(conn, connection._xml_dumps,
                                                     connection._xml_loads)
@@ -498,11 +616,111 @@ def _same_host(fd: int, peer: Any) -> bool:
     return host == local or ipaddress.ip_address(host.split("%")[0]).is_loopback
 
 
+# seconds a new client of a manager has to pass the authentication handshake
+AUTH_TIMEOUT = 5.0
+# clients being authenticated at once: a new one beyond that replaces the
+# oldest, so that connections that say nothing cannot lock others out
+MAX_UNAUTHENTICATED = 64
+# the longest handshake message (the stdlib reads them with recv_bytes(256))
+_AUTH_MESSAGE_MAX = 256
+_MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+class _Handshake:
+    """The server's side of the stdlib's mutual authentication for one
+    client (``deliver_challenge`` then ``answer_challenge``, byte for byte),
+    driven by the accepter's selector: it never blocks, so a client that
+    says nothing, or garbage, delays no other.
+
+    It reads exactly the handshake's messages, never past them: what the
+    client sends next is left for the thread that serves it."""
+
+    __slots__ = ("sock", "peer", "deadline", "_stage", "_challenge", "_buf", "_size")
+
+    def __init__(self, sock: socket.socket, peer: Any, deadline: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.deadline = deadline
+        self._stage = 0  # 0: its answer, 1: its challenge, 2: its welcome
+        self._buf = bytearray()
+        self._size = -1  # of the message being read; -1 while in the header
+        self._challenge = b"{sha256}" + os.urandom(connection.MESSAGE_LENGTH)
+        self._send(connection._CHALLENGE + self._challenge)
+
+    def _send(self, payload: bytes) -> None:
+        data = struct.pack("!i", len(payload)) + payload
+        # a handshake writes under 200 bytes in all, which a socket's buffer
+        # always holds: a short write means the client is gone
+        if self.sock.send(data, _MSG_NOSIGNAL) != len(data):
+            raise OSError("short write to a client")
+
+    def _message(self) -> Optional[bytes]:
+        """The next whole message from the client, or None until it has
+        all arrived. Raises EOFError if the client hung up."""
+        while True:
+            if self._size < 0:
+                want = 4 - len(self._buf)
+            else:
+                want = self._size - len(self._buf)
+                if want == 0:
+                    message = bytes(self._buf)
+                    self._buf.clear()
+                    self._size = -1
+                    return message
+            try:
+                chunk = self.sock.recv(want)
+            except (BlockingIOError, InterruptedError):
+                return None
+            if not chunk:
+                raise EOFError("the client hung up")
+            self._buf += chunk
+            if self._size < 0 and len(self._buf) == 4:
+                size, = struct.unpack("!i", self._buf)
+                # checked before anything is read or allocated for it
+                if not 0 <= size <= _AUTH_MESSAGE_MAX:
+                    raise OSError("bad message length")
+                self._size = size
+                self._buf.clear()
+
+    def step(self, authkey: bytes) -> bool:
+        """Go on with what the client sent. Returns True once it has
+        authenticated; raises AuthenticationError for a wrong key or
+        protocol, EOFError or OSError if the client hung up."""
+        while True:
+            message = self._message()
+            if message is None:
+                return False
+            if self._stage == 0:
+                try:
+                    connection._verify_challenge(authkey, self._challenge, message)
+                except AuthenticationError:
+                    try:
+                        self._send(connection._FAILURE)
+                    except OSError:
+                        pass
+                    raise
+                self._send(connection._WELCOME)
+                self._stage = 1
+            elif self._stage == 1:
+                if not message.startswith(connection._CHALLENGE):
+                    raise AuthenticationError("Protocol error, expected challenge")
+                message = message[len(connection._CHALLENGE):]
+                if len(message) < 20:
+                    raise AuthenticationError("challenge too short: %d bytes" % len(message))
+                self._send(connection._create_response(authkey, message))
+                self._stage = 2
+            else:
+                if message != connection._WELCOME:
+                    raise AuthenticationError("digest sent was rejected")
+                return True
+
+
 def _default_address(address: Any) -> Any:
-    """A manager with no address listens on a Unix socket in the abstract
-    namespace: nothing to remove from the file system if it is killed."""
+    """Where a manager listens: the address its owner gave, else (as the
+    stdlib) a Unix socket in this process's temporary directory, which only
+    its user can enter (mode 0700)."""
     if address is None:
-        return "\0gomp-manager-%d-%s" % (os.getpid(), os.urandom(6).hex())
+        return connection.arbitrary_address("AF_UNIX")
     return address
 
 
@@ -567,6 +785,8 @@ def _open_connection(address: Any, authkey: bytes, serializer: str) -> Any:
         conn.send((None, "accept_connection", (name, want_pipe), {}))
         try:
             kind, result = conn.recv()
+        except EOFError:
+            raise  # the manager hung up
         except Exception as e:
             # the reply carried a pipe end whose descriptors could not be
             # fetched from the manager (say, another network namespace):

@@ -12,17 +12,18 @@ this process's temporary directory (mode 0700, see
 (``SO_PEERCRED``) is hung up on at once. One thread serves every peer with
 a selector: a peer that connects and says nothing delays no other, and is
 dropped after :data:`PEER_TIMEOUT` seconds; at most :data:`MAX_PEERS` are
-served at once.
+served at once, a new one taking the place of the oldest.
 """
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import socket
 import struct
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import util
 
@@ -32,8 +33,12 @@ __all__ = ["stop", "DupFd"]
 PEER_TIMEOUT = 5.0
 # seconds a fetch may take (the serving process may be busy for a while)
 FETCH_TIMEOUT = 20.0
-# peers being served at once; beyond that new ones are hung up on
+# peers being served at once; a new one beyond that replaces the oldest
+# (the likeliest to be one that never sends its key)
 MAX_PEERS = 64
+# seconds the server stops accepting after accept() failed (out of
+# descriptors, say), rather than spin on a listener that stays ready
+_ACCEPT_PAUSE = 0.05
 _KEY_LEN = 16
 _FOUND, _GONE = b"\x01", b"\x00"
 
@@ -94,19 +99,36 @@ class _ResourceSharer:
         address = os.path.join(util.get_temp_dir(),
                                "fds-%d-%s" % (os.getpid(), os.urandom(6).hex()))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound = False
+        wakeup: Optional[Tuple[int, int]] = None
+        sel: Optional[selectors.BaseSelector] = None
         try:
             listener.bind(address)
+            bound = True
             listener.listen(MAX_PEERS)
             listener.setblocking(False)
+            wakeup = os.pipe()
+            # everything the server needs is made here: should the process
+            # be out of descriptors or threads, the caller gets the error
+            # rather than an address that nobody serves
+            sel = selectors.DefaultSelector()
+            sel.register(listener, selectors.EVENT_READ)
+            sel.register(wakeup[0], selectors.EVENT_READ)
+            thread = threading.Thread(target=self._serve, args=(listener, wakeup[0], sel),
+                                      name="gomp-resource-sharer", daemon=True)
+            thread.start()
         except BaseException:
+            if sel is not None:
+                sel.close()
+            for fd in wakeup or ():
+                os.close(fd)
             listener.close()
+            if bound:
+                os.unlink(address)
             raise
         self._listener, self._address = listener, address
-        self._wakeup = os.pipe()
+        self._wakeup, self._thread = wakeup, thread
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._serve, args=(listener, self._wakeup[0]),
-                                        name="gomp-resource-sharer", daemon=True)
-        self._thread.start()
 
     def _close(self) -> None:
         if self._listener is not None:
@@ -142,10 +164,7 @@ class _ResourceSharer:
         self._listener = self._address = self._wakeup = self._thread = None
         self._pid = -1
 
-    def _serve(self, listener: socket.socket, wakeup: int) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(listener, selectors.EVENT_READ)
-        sel.register(wakeup, selectors.EVENT_READ)
+    def _serve(self, listener: socket.socket, wakeup: int, sel: selectors.BaseSelector) -> None:
         # peer -> (deadline, key bytes so far)
         peers: Dict[socket.socket, Tuple[float, bytes]] = {}
 
@@ -154,18 +173,29 @@ class _ResourceSharer:
             sel.unregister(peer)
             peer.close()
 
+        paused_until: Optional[float] = None
         try:
             while True:
-                timeout = None
-                if peers:
-                    timeout = max(0.0, min(d for d, _ in peers.values()) - time.monotonic())
+                # peers are kept oldest first, and all get the same time
+                wake = next(iter(peers.values()))[0] if peers else None
+                if paused_until is not None:
+                    if time.monotonic() >= paused_until:
+                        paused_until = None
+                        sel.register(listener, selectors.EVENT_READ)
+                    else:
+                        wake = paused_until if wake is None else min(wake, paused_until)
+                timeout = None if wake is None else max(0.0, wake - time.monotonic())
                 for key, _events in sel.select(timeout):
                     obj = key.fileobj
                     if obj == wakeup:
                         return
                     if obj is listener:
-                        self._accept(listener, sel, peers)
+                        if not self._accept(listener, sel, peers, drop):
+                            sel.unregister(listener)
+                            paused_until = time.monotonic() + _ACCEPT_PAUSE
                         continue
+                    if obj not in peers:
+                        continue  # dropped earlier in this round
                     assert isinstance(obj, socket.socket)
                     deadline, got = peers[obj]
                     try:
@@ -192,17 +222,30 @@ class _ResourceSharer:
             sel.close()
 
     def _accept(self, listener: socket.socket, sel: selectors.BaseSelector,
-                peers: "Dict[socket.socket, Tuple[float, bytes]]") -> None:
+                peers: "Dict[socket.socket, Tuple[float, bytes]]",
+                drop: "Callable[[socket.socket], None]") -> bool:
+        """Accept a peer; returns False if accept() failed for want of a
+        resource."""
         try:
             peer, _ = listener.accept()
-        except OSError:
-            return
-        if len(peers) >= MAX_PEERS or not _same_user(peer):
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as e:
+            # a peer that left at once is no reason to stop accepting
+            return e.errno in (errno.ECONNABORTED, errno.EPROTO)
+        if not _same_user(peer):
             peer.close()
-            return
-        peer.setblocking(False)
+            return True
+        if len(peers) >= MAX_PEERS:
+            drop(next(iter(peers)))
+        try:
+            peer.setblocking(False)
+            sel.register(peer, selectors.EVENT_READ)
+        except (OSError, ValueError):
+            peer.close()  # this peer only
+            return True
         peers[peer] = (time.monotonic() + PEER_TIMEOUT, b"")
-        sel.register(peer, selectors.EVENT_READ)
+        return True
 
     def _answer(self, peer: socket.socket, key: bytes) -> None:
         with self._lock:
@@ -234,9 +277,19 @@ def _same_user(peer: socket.socket) -> bool:
 def _fetch(address: str, key: bytes, count: int) -> "List[int]":
     """Fetch the count descriptors kept under key by the process serving
     at address (once: a second fetch fails)."""
+    deadline = time.monotonic() + FETCH_TIMEOUT
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(FETCH_TIMEOUT)
-        s.connect(address)
+        while True:
+            try:
+                s.connect(address)
+                break
+            except BlockingIOError:
+                # the server's backlog is full (a Unix socket with a timeout
+                # says so at once instead of waiting): it is busy accepting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
         s.sendall(key)
         msg, fds, _flags, _addr = socket.recv_fds(s, 1, max(count, 1),
                                                   getattr(socket, "MSG_CMSG_CLOEXEC", 0))
