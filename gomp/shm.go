@@ -27,6 +27,12 @@ func NewSegment(name string, size int) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
+	// owner only (memfds start at 0777): a second layer behind /proc/<pid>/fd,
+	// which another user cannot open anyway
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
 		unix.Close(fd)
 		return nil, err

@@ -729,3 +729,15 @@ def test_resource_sharer_that_could_not_start_starts_next_time(monkeypatch):
         sharer.stop(10)
         os.close(r)
         os.close(w)
+
+
+def test_gomp_segments_are_owner_only():
+    # memfds start at mode 0777; gomp's are 0600, behind /proc/<pid>/fd's own check
+    q = gomp.Queue()
+    lock = gomp.Lock()
+    a, b = gomp.Pipe()
+    fds = [q._ring.fileno(), lock._segment.fd]
+    for fd in fds:
+        assert stat.S_IMODE(os.stat("/proc/self/fd/%d" % fd).st_mode) == 0o600
+    a.close()
+    b.close()
