@@ -70,6 +70,8 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from . import context
 from . import util
+from ._gomp import pool_pack as _pool_pack, pool_unpack as _pool_unpack, \
+    pool_unpack_into as _pool_unpack_into
 from .connection import wait
 from .context import ProcessError, TimeoutError
 
@@ -323,6 +325,65 @@ def _run(tasks: Iterable[tuple], wrap: bool) -> list:
         tasks = out = None  # type: ignore[assignment]
 
 
+# ------------------------------------------------------------ chunks
+
+# A chunk of map() of at least this many core-type items (ints, floats,
+# str, bytes, tuples of those) travels as one blob of the C codec
+# (_gomp_pool.c) inside the message's pickle, both ways: pickle's per-item
+# dispatch was most of what a worker spent on a chunk besides the calls,
+# and most of what the parent's result thread spent.
+_PACK_MIN = 32
+
+
+class _Packed:
+    """A chunk of results as a blob; the parent unpacks it in place, into
+    the list that map() returns."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> Any:
+        return _Packed, (self.data,)
+
+
+class _PackedArgs(_Packed):
+    """A chunk of arguments as a blob: a list again as the worker loads
+    its message."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> Any:
+        return _pool_unpack, (self.data,)
+
+
+def _pack_args(tasks: list) -> list:
+    """tasks, with the argument chunks of map tasks packed where they can
+    (None, the workers' signal to stop, as it is)."""
+    if tasks is None:
+        return tasks
+    out = tasks
+    for k, t in enumerate(tasks):
+        args = t[4]
+        if t[2] != _APPLY and type(args) in (list, tuple) and len(args) >= _PACK_MIN:
+            data = _pool_pack(args)
+            if data is not None:
+                if out is tasks:
+                    out = list(tasks)
+                out[k] = (t[0], t[1], t[2], t[3], _PackedArgs(data), t[5])
+    return out
+
+
+def _pack_results(results: list) -> None:
+    """Pack the lists among a message's results where they can be."""
+    for k, (job, i, ok, value) in enumerate(results):
+        if ok and type(value) is list and len(value) >= _PACK_MIN:
+            data = _pool_pack(value)
+            if data is not None:
+                results[k] = (job, i, ok, _Packed(data))
+
+
 # a record on the result queue: this header, then a pickle. The header
 # says which worker it is from even when the pickle cannot be loaded.
 _HEADER = struct.Struct("<id")
@@ -336,6 +397,7 @@ def _encode_results(results: list) -> bytes:
     """Pickle a message's results; one that cannot be pickled becomes a
     MaybeEncodingError, as in the stdlib, and fails its task only."""
     dumps = _dumps_result
+    _pack_results(results)
     try:
         return dumps(results)
     except Exception:
@@ -522,8 +584,14 @@ class MapResult(ApplyResult):
         self._number_left -= 1
         success, result = success_result
         if success and self._success:
-            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
-        elif not success and self._success:
+            if type(result) is _Packed:
+                try:
+                    _pool_unpack_into(result.data, self._value, i * self._chunksize)
+                except Exception as e:
+                    success, result = False, e
+            else:
+                self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+        if not success and self._success:
             # only the first exception is kept
             self._success = False
             self._value = result
@@ -648,6 +716,7 @@ class Pool:
     """Class which supports an async version of applying functions to arguments."""
 
     _wrap_exception = True
+    _pack_chunks = True  # a process pool sends map's chunks packed where it can
 
     @staticmethod
     def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:
@@ -715,7 +784,7 @@ class Pool:
         self._go.supervisor_watch(self._sup, self._stop_r, 0)
 
     def _encode(self, tasks: list) -> Any:
-        return _dumps(tasks)
+        return _dumps(_pack_args(tasks))
 
     def _decode(self, item: Any) -> tuple:
         """A result record -> (wid, elapsed, body): body is the results,
@@ -969,6 +1038,11 @@ class Pool:
                         obj = cache.get(job)
                         if obj is None:
                             continue
+                        if type(value) is _Packed and not isinstance(obj, MapResult):
+                            try:
+                                value = _pool_unpack(value.data)
+                            except Exception as e:
+                                ok, value = False, e
                         if isinstance(obj, IMapIterator):
                             # its reader is woken once per message
                             if streams is None:
@@ -1225,8 +1299,15 @@ class Pool:
                 # a slice of a range is a range: a few bytes to send, not a
                 # tuple of every number in it
                 n = len(iterable)  # type: ignore[arg-type]
-                tasks = [(job, i, kind, func, iterable[start:start + chunksize], None)  # type: ignore
-                         for i, start in enumerate(range(0, n, chunksize))]
+                pack = self._pack_chunks and chunksize >= _PACK_MIN and type(iterable) is not range
+                tasks = []
+                for i, start in enumerate(range(0, n, chunksize)):
+                    # a list's chunks are packed here, in the caller's
+                    # thread, straight from the list (no slice made)
+                    data = _pool_pack(iterable, start, start + chunksize) if pack else None
+                    chunk = (iterable[start:start + chunksize] if data is None  # type: ignore
+                             else _PackedArgs(data))
+                    tasks.append((job, i, kind, func, chunk, None))
             else:
                 it = iter(iterable)
                 tasks = []
@@ -1351,12 +1432,13 @@ class Pool:
             if self._state != CLOSE or self._finishing:
                 return
             self._finishing = True
+            stop = self._encode(None)
             for w in self._workers.values():
                 if not w.dead:
                     try:
-                        self._send(w, self._encode(None))
+                        self._send(w, stop)
                     except Exception:
-                        pass
+                        pass  # a worker that died meanwhile: nothing to stop
         self._stop_handler()
         self._post(_STOP)
 
@@ -1527,6 +1609,7 @@ class ThreadPool(Pool):
     """A pool of threads with the Pool API (multiprocessing.pool.ThreadPool)."""
 
     _wrap_exception = False
+    _pack_chunks = False
 
     @staticmethod
     def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:
