@@ -491,3 +491,59 @@ def test_library_threads_in_the_parent_do_not_break_children(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
     assert "multi-threaded" not in r.stderr
+
+
+def test_zygote_forked_from_the_program_never_runs_its_finalizers(tmp_path):
+    # The spawn zygote may be a fork of the program, which then lets go of
+    # the program's __main__ and modules. Their objects must not be
+    # finalized there: a finalizer that deletes a file (a temporary file's,
+    # say) would delete the program's.
+    scripts.write(tmp_path / "ownmod.py", """
+        import os
+        class Guard:
+            def __init__(self, path):
+                self.path, self.creator = path, os.getpid()
+            def __del__(self, open=open, getpid=os.getpid):
+                with open(self.path, "a") as f:
+                    f.write(f"{self.creator}:{getpid()}\\n")
+        """)
+    script = scripts.write(tmp_path / "prog.py", """
+        import gc, os, sys, weakref
+        import gomp
+        import ownmod
+
+        gc.disable()  # so that the cycle below is still there at the fork
+        log = sys.argv[1]
+        in_main = ownmod.Guard(log)           # in __main__'s globals
+        ownmod.held = ownmod.Guard(log)       # in the program's own module
+        cycle = [ownmod.Guard(log)]
+        cycle.append(cycle)                   # garbage only a collection frees
+        del cycle
+
+        def work(path):
+            gc.collect()
+            open(path, "w").write(str(os.getpid()))
+
+        if __name__ == "__main__":
+            for i in range(3):  # the first child, then children of the warmed-up zygote
+                p = gomp.Process(target=work, args=(log + str(i),))
+                p.start(); p.join(30)
+                assert p.exitcode == 0, p.exitcode
+            # children re-run this top level (spawn) and may finalize their
+            # own guards; the program's are finalized by the program only
+            me = str(os.getpid())
+            lines = open(log).read().split() if os.path.exists(log) else []
+            elsewhere = [x for x in lines if x.split(":")[0] == me != x.split(":")[1]]
+            assert elsewhere == [], elsewhere
+            print("ok", os.getpid())
+        """)
+    log = tmp_path / "finalized"
+    r = scripts.run_script(script, str(log), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    word, parent = r.stdout.split()
+    assert word == "ok"
+    # at the program's own exit, its objects may be finalized: by it alone
+    if log.exists():
+        for line in log.read_text().split():
+            creator, finalizer = line.split(":")
+            assert creator != parent or finalizer == parent, line

@@ -12,14 +12,16 @@ before the script runs (:mod:`gomp.__main__`).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
 import sys
 import warnings
 from types import ModuleType
-from typing import Optional, Sequence
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 __all__ = ["install", "uninstall", "installed"]
 
@@ -34,9 +36,11 @@ def _ours(fullname: str) -> str:
     return _OURS + fullname[len(_STDLIB):]
 
 
-class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _AliasFinder:
     """Finds ``multiprocessing.X`` as the module ``gomp.X`` itself (one
-    module object under two names, so classes and state are shared)."""
+    module object under two names, so classes and state are shared). A
+    meta path finder and its loader (importlib.abc's protocols, without
+    importing importlib.abc, which costs milliseconds at start-up)."""
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
                   target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:

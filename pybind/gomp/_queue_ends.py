@@ -20,7 +20,10 @@ from __future__ import annotations
 import os
 import select
 import threading
-from typing import Any, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 from . import context
 

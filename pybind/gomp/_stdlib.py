@@ -9,8 +9,12 @@ reduce them; gomp answers both (see :mod:`gomp.popen`, :mod:`gomp.reduction`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Optional
 
 from . import _install
 

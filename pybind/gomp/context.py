@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, Callable, Iterable, Optional, Sequence
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Optional, Sequence
 
 from . import process
 from . import reduction

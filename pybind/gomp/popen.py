@@ -13,7 +13,10 @@ import pickle
 import signal
 import sys
 import threading
-from typing import Any, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 from . import _core
 from . import _stdlib

@@ -11,7 +11,10 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Mapping, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Mapping, Optional
 
 __all__ = ["BaseProcess", "current_process", "active_children", "parent_process"]
 

@@ -1,12 +1,14 @@
 """Pickling for gomp: the stdlib's ``multiprocessing.reduction`` API.
 
-Objects are pickled by reference, as the stdlib does. What cannot be found
-by reference in a child (a lambda, a closure, a class or function defined
-in a ``__main__`` read from stdin or typed at the prompt) is pickled by
-value with cloudpickle instead of failing in the child.
+Objects are pickled by reference, as the stdlib does, by the stdlib's C
+pickler. What cannot be found by reference in a child (a lambda, a closure,
+a class or function defined in a ``__main__`` read from stdin or typed at
+the prompt) is pickled by value with cloudpickle's reductions instead of
+failing in the child; cloudpickle is imported only when that happens.
 """
 from __future__ import annotations
 
+import copyreg
 import functools
 import io
 import os
@@ -15,7 +17,10 @@ import socket
 import sys
 from collections import ChainMap
 from types import FunctionType
-from typing import Any, Callable, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 from . import _stdlib
 
@@ -26,16 +31,10 @@ HAVE_SEND_HANDLE = True
 # whether the receiver of descriptors acknowledges them (only macOS needs it)
 ACKNOWLEDGE = sys.platform == "darwin"
 
-_cloudpickle_pickler: Any = None
-
-
 def _base() -> Any:
-    # cloudpickle costs ~15 ms to import: only when something is pickled
-    global _cloudpickle_pickler
-    if _cloudpickle_pickler is None:
-        import cloudpickle
-        _cloudpickle_pickler = cloudpickle.Pickler
-    return _cloudpickle_pickler
+    """cloudpickle's Pickler (imported on first need: it costs ~15 ms)."""
+    import cloudpickle
+    return cloudpickle.Pickler
 
 
 def _main_is_importable() -> bool:
@@ -58,57 +57,56 @@ def _found_by_reference(obj: Any) -> bool:
     return target is obj
 
 
-class _PicklerType(type):
-    """Builds ForkingPickler on cloudpickle's Pickler on first use."""
-
-    _real: Any = None
-
-    def _materialize(cls) -> Any:
-        if cls._real is None:
-            cls._real = _make_pickler(cls)
-        return cls._real
+def _by_reference(obj: Any) -> bool:
+    """Whether a child finds this function or class by reference, as the
+    stdlib pickles it: a __main__ it cannot import (stdin, -c, the prompt)
+    holds nothing it can find."""
+    if getattr(obj, "__module__", None) == "__main__" and not _main_is_importable():
+        return False
+    return _found_by_reference(obj)
 
 
 _extra_reducers: "dict[type, Callable]" = {}
 
 
-def _make_pickler(facade: Any) -> Any:
-    base = _base()
-
-    class _ForkingPickler(base):
-        # a class attribute: the C pickler reads dispatch_table once, in
-        # __init__, so setting it on the instance afterwards has no effect
-        dispatch_table = ChainMap(_extra_reducers, _stdlib.Reducers(), base.dispatch_table)
-
-        def __init__(self, file: Any, protocol: Optional[int] = None,
-                     buffer_callback: Optional[Callable] = None) -> None:
-            super().__init__(file, protocol, buffer_callback=buffer_callback)
-
-        def reducer_override(self, obj: Any) -> Any:
-            # cloudpickle treats all of __main__ as by-value; the stdlib
-            # resolves it by reference in a child that re-imports the main
-            # module, and so do we when the child can import it.
-            if (getattr(obj, "__module__", None) == "__main__"
-                    and (type(obj) is FunctionType or isinstance(obj, type))
-                    and _main_is_importable() and _found_by_reference(obj)):
-                return NotImplemented
-            return super().reducer_override(obj)
-
-    _ForkingPickler.__name__ = "ForkingPickler"
-    return _ForkingPickler
-
-
-class ForkingPickler(metaclass=_PicklerType):
+class ForkingPickler(pickle.Pickler):
     """Pickler used to send objects to other processes.
 
-    ``ForkingPickler(file, protocol)`` returns a pickler; ``register``,
-    ``dumps`` and ``loads`` are as in the stdlib.
+    The stdlib's C pickler with the reducers registered here (and the
+    stdlib's, for its own types); ``register``, ``dumps`` and ``loads`` are
+    as in the stdlib. A function or class a child could not find by
+    reference (a lambda, a closure, one of a __main__ that cannot be
+    imported) goes by value, with cloudpickle's reductions, and so does
+    what it contains; cloudpickle is imported only then.
     """
 
+    # a class attribute: the C pickler reads dispatch_table in __init__
+    dispatch_table = ChainMap(_extra_reducers, _stdlib.Reducers(), copyreg.dispatch_table)
     loads = staticmethod(pickle.loads)
 
-    def __new__(cls, file: Any, protocol: Optional[int] = None, *args: Any, **kwargs: Any) -> Any:
-        return type(cls)._materialize(cls)(file, protocol, *args, **kwargs)
+    def __init__(self, file: Any, protocol: Optional[int] = None, *args: Any,
+                 **kwargs: Any) -> None:
+        super().__init__(file, protocol, *args, **kwargs)
+        self._protocol = protocol
+        self._by_value: Any = None  # cloudpickle's pickler, once something needs it
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is FunctionType or isinstance(obj, type):
+            if _by_reference(obj):
+                return NotImplemented
+            return self._value_pickler().reducer_override(obj)
+        if self._by_value is not None:
+            # inside something pickled by value: code objects, cells,
+            # properties... as cloudpickle reduces them
+            reduce = type(self._by_value).dispatch_table.get(type(obj))
+            if reduce is not None:
+                return reduce(obj)
+        return NotImplemented
+
+    def _value_pickler(self) -> Any:
+        if self._by_value is None:
+            self._by_value = _base()(io.BytesIO(), self._protocol)
+        return self._by_value
 
     @classmethod
     def register(cls, type_: type, reduce: Callable) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import runpy
 import signal
 import sys
 import types
-from typing import Any, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 from . import _install
 from . import process
@@ -193,6 +195,7 @@ def _fixup_main_from_name(mod_name: str) -> None:
         return
     old_main_modules.append(current_main)
     main_module = types.ModuleType("__mp_main__")
+    import runpy
     main_content = runpy.run_module(mod_name, run_name="__mp_main__", alter_sys=True)
     main_module.__dict__.update(main_content)
     sys.modules["__main__"] = sys.modules["__mp_main__"] = main_module

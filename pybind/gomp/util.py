@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import logging
 import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from typing import Any, Callable, Optional
 
 from . import process
-from subprocess import _args_from_interpreter_flags  # noqa: F401  (the stdlib's name)
 
 __all__ = [
     "sub_debug", "debug", "info", "sub_warning", "get_logger", "log_to_stderr",
@@ -59,18 +61,23 @@ def get_logger() -> logging.Logger:
     """Return the logger used by multiprocessing (named 'multiprocessing');
     it is created on first use, with no handler and propagation off."""
     global _logger
+    import logging  # on first use, as the stdlib: most programs never log
     with _logging_lock:
         if not _logger:
             _logger = logging.getLogger(LOGGER_NAME)
             _logger.propagate = False
             logging.addLevelName(SUBDEBUG, "SUBDEBUG")
             logging.addLevelName(SUBWARNING, "SUBWARNING")
+            # our exit handler logs: it must run before logging's own
+            atexit.unregister(_exit_function)
+            atexit.register(_exit_function)
     return _logger
 
 
 def log_to_stderr(level: Optional[int] = None) -> logging.Logger:
     """Turn on logging to stderr and return the logger."""
     global _log_to_stderr
+    import logging
     logger = get_logger()
     formatter = logging.Formatter(DEFAULT_LOGGING_FORMAT)
     handler = logging.StreamHandler()
@@ -80,6 +87,15 @@ def log_to_stderr(level: Optional[int] = None) -> logging.Logger:
         logger.setLevel(level)
     _log_to_stderr = True
     return _logger
+
+
+def __getattr__(name: str) -> Any:
+    # the stdlib's name for subprocess's helper, without importing
+    # subprocess at start-up
+    if name == "_args_from_interpreter_flags":
+        from subprocess import _args_from_interpreter_flags
+        return _args_from_interpreter_flags
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Linux has an abstract socket namespace (gomp does not listen in it: any

@@ -21,7 +21,11 @@ import struct
 import sys
 import sysconfig
 import threading
-from typing import Any, Optional, Sequence
+import types
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
 
 from . import _install
 
@@ -40,60 +44,58 @@ def set_preload(module_names: Sequence[str]) -> None:
 
 def _library_prefixes() -> "tuple[str, ...]":
     paths = sysconfig.get_paths()
-    found = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")
-             if k in paths}
+    found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
     for p in sys.path:
         if "site-packages" in p or "dist-packages" in p:
-            found.add(os.path.realpath(p))
-    return tuple(p + os.sep for p in found)
+            found.add(p)
+    # as written and as resolved: most files then match without a realpath
+    found |= {os.path.realpath(p) for p in found}
+    return tuple(p.rstrip(os.sep) + os.sep for p in found)
+
+
+def _program_modules() -> "tuple[list[str], list[tuple[str, str]]]":
+    """The parent's modules, sorted: (top-level names of the library's
+    and gomp's own, [(name, file)] of the program's own except __main__)."""
+    prefixes = _library_prefixes()
+    library, own = set(), []
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if getattr(mod, "__name__", "").split(".")[0] == __package__:
+            # gomp's own modules (pool, queues...): a child unpickling its
+            # arguments imports them; none starts a thread or loads Go
+            library.add(mod.__name__)
+        elif not path or name in ("__main__", "__mp_main__") or not isinstance(path, str):
+            continue
+        elif path.startswith(prefixes) or os.path.realpath(path).startswith(prefixes):
+            if "." not in name:
+                library.add(name)
+        else:
+            own.append((name, path))
+    return sorted(library), own
 
 
 def modules_to_preload() -> "list[str]":
     """Top-level modules the parent has imported from the standard library
     or site-packages. The user's own modules are left to each child, which
     imports them while it imports __main__, exactly as under spawn."""
-    prefixes = _library_prefixes()
-    names = set()
-    for name, mod in list(sys.modules.items()):
-        if name.startswith(__package__ + "."):
-            # gomp's own modules (pool, queues...): a child unpickling its
-            # arguments imports them; none starts a thread or loads Go
-            names.add(name)
-            continue
-        if "." in name or name in ("__main__", "__mp_main__"):
-            continue
-        path = getattr(mod, "__file__", None)
-        if not path:
-            continue
-        if os.path.realpath(path).startswith(prefixes):
-            names.add(name)
-    return sorted(names)
-
-
-def user_module_files() -> "list[str]":
-    """Source files of the parent's own modules (neither the library's nor
-    __main__): a child imports them itself, as under spawn, but need not
-    compile them again (see spawn.compiled)."""
-    prefixes = _library_prefixes()
-    files = []
-    for name, mod in list(sys.modules.items()):
-        path = getattr(mod, "__file__", None)
-        if (not path or name in ("__main__", "__mp_main__") or not path.endswith(".py")
-                or name.startswith(__package__ + ".")):
-            continue
-        if not os.path.realpath(path).startswith(prefixes):
-            files.append(path)
-    return files
+    return _program_modules()[0]
 
 
 def usable_fd(fd: int) -> int:
-    """fd if it is open, else a new descriptor of /dev/null (a program
-    whose stdin or stdout is closed still starts children)."""
+    """Standard descriptor fd, made /dev/null for good if the program closed
+    it: its children's stream then goes nowhere, and the number cannot be
+    reused by a descriptor of gomp's (a pidfd, a socket) that a child would
+    then take for its stdout."""
     try:
         os.fstat(fd)
-        return fd
     except OSError:
-        return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        else:
+            os.set_inheritable(fd, True)
+    return fd
 
 
 def exec_child(argv: "list[str]", fds: "list[int]") -> "tuple[int, int]":
@@ -122,9 +124,46 @@ class Zygote:
     """A running zygote, as seen from the parent."""
 
     def __init__(self, method: str) -> None:
+        self.method = method
+        self._lock = threading.Lock()
+        self.broken = False
+        self.installed = _install.installed()
+        self.forked = False
+        init, library = self._init()
+        if method == "spawn" and can_fork():
+            self._fork(init)
+        else:
+            self._exec(init, library)
+
+    def _init(self) -> "tuple[dict[str, Any], list[str]]":
+        # what the zygote must know of us (see _get_ready), and the
+        # library's modules we have imported
+        from . import spawn
+        library, own = _program_modules()
+        init: "dict[str, Any]" = {
+            "sys_path": [p if p else os.getcwd() for p in sys.path],
+            "dir": os.getcwd(),
+            # a child imports the program's modules itself, as under
+            # spawn, but need not compile them again (see spawn.compiled)
+            "compile": [path for _name, path in own if path.endswith(".py")],
+            "own_modules": [name for name, _path in own],
+            "parent_pid": os.getpid(),
+            "installed": _install.installed(),
+        }
+        main = spawn.main_reference()
+        if self.method == "forkserver":
+            init["preload"] = library + [m for m in _preload if m != "__main__"]
+            if "__main__" in _preload or not _preload:
+                init.update(main)
+        elif "init_main_from_path" in main:
+            init["init_main_path"] = main["init_main_from_path"]
+        return init, library
+
+    def _exec(self, init: "dict[str, Any]", library: "list[str]") -> None:
+        # a new interpreter, which imports what we have imported
         from . import spawn
         import subprocess
-        self.method = method
+        init.setdefault("preload", library)
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         exe = spawn.get_executable()
@@ -134,26 +173,41 @@ class Zygote:
         finally:
             child_end.close()
         self.sock = parent_end
-        self._lock = threading.Lock()
-        self.broken = False
-        self.installed = _install.installed()
-        init: "dict[str, Any]" = {
-            "sys_path": [p if p else os.getcwd() for p in sys.path],
-            "dir": os.getcwd(),
-            "preload": modules_to_preload(),
-            "compile": user_module_files(),
-            "parent_pid": os.getpid(),
-            "installed": _install.installed(),
-        }
-        main = spawn.main_reference()
-        if method == "forkserver":
-            init["preload"] += [m for m in _preload if m != "__main__"]
-            if "__main__" in _preload or not _preload:
-                init.update(main)
-        elif "init_main_from_path" in main:
-            init["init_main_path"] = main["init_main_from_path"]
         blob = pickle.dumps(init)
         self.sock.sendall(struct.pack("<I", len(blob)) + blob)
+
+    def _fork(self, init: "dict[str, Any]") -> None:
+        # a fork of this process, which has imported what children need
+        # already: ready in about a millisecond instead of an interpreter
+        # start-up (see can_fork and _become_forked_zygote)
+        from . import util
+        import warnings
+        parent_end, child_end = (_above_std(s) for s in socket.socketpair(socket.AF_UNIX,
+                                                                           socket.SOCK_STREAM))
+        util._flush_std_streams()
+        for stream in (sys.__stdout__, sys.__stderr__):  # what the zygote will use
+            try:
+                stream.flush()
+            except (AttributeError, ValueError, OSError):
+                pass
+        with warnings.catch_warnings():
+            # threads of a C library (a BLAS pool) are what glibc's fork handles
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                parent_end.close()
+                _become_forked_zygote(child_end, init)
+                code = 0
+            except BaseException:
+                pass
+            finally:
+                os._exit(code)
+        child_end.close()
+        self.pid, self._pidfd = pid, os.pidfd_open(pid)
+        self.sock = parent_end
+        self.forked = True
 
     def start(self, payload: Any, fds: "list[int]") -> "tuple[int, int, int]":
         """Fork a child that runs payload; returns (pid, pidfd, status fd),
@@ -179,6 +233,47 @@ class Zygote:
         except OSError:
             pass
         os.close(self._pidfd)
+        if self.forked:  # our own child, by os.fork: ours to reap
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _above_std(sock: socket.socket) -> socket.socket:
+    """sock on a descriptor above 2: a program that closed a standard
+    stream would otherwise find its socket where its children's stdout is
+    looked for."""
+    if sock.fileno() > 2:
+        return sock
+    import fcntl
+    fd = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
+    sock.close()
+    return socket.socket(fileno=fd)
+
+
+# A forked zygote is only made from a process small enough that forking
+# it costs little (its children are forked from the zygote, so its size is
+# theirs too), before the Go runtime is loaded (it does not survive a
+# fork) and with no other Python thread (a lock it holds would be copied
+# held). GOMP_ZYGOTE=exec asks for the exec-started zygote always.
+FORK_RSS_MAX = 256 << 20
+
+
+def can_fork() -> bool:
+    """Whether the spawn zygote may be a fork of this process."""
+    from . import _core
+    return (os.environ.get("GOMP_ZYGOTE") != "exec" and not getattr(sys, "frozen", False)
+            and not _core.loaded() and threading.active_count() == 1
+            and _rss() <= FORK_RSS_MAX)
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return FORK_RSS_MAX + 1
 
 
 _zygotes: "dict[str, Zygote]" = {}
@@ -299,6 +394,110 @@ def main() -> None:
     _serve(sock, init)
 
 
+def _become_forked_zygote(sock: socket.socket, init: "dict[str, Any]") -> None:
+    """In a fork of the program: become a zygote that starts children with
+    spawn semantics. Everything of the program's that a spawned child would
+    not have is let go: its __main__ and own modules (each child imports
+    them again), its descriptors, exit hooks, finalizers and signal
+    handlers."""
+    # The program's objects are let go of, never destroyed: a collection
+    # here could run their finalizers (delete the program's temporary files,
+    # say). They are frozen, out of the collector's sight for good.
+    gc.disable()
+    from . import _core
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(sig)) and sig != signal.SIGINT:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    _core.ext().set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != init["parent_pid"]:
+        return  # the program died before we could follow it
+    _forget_the_program(sock.fileno(), init.get("own_modules", ()))
+    gc.freeze()
+    gc.enable()
+    if _rss() > FORK_RSS_MAX:
+        # what we could not let go (a big object on the program's stack, at
+        # the fork) would be every child's too: start over as a new process
+        _reexec(sock, init)
+    # the first child is started at once; what makes the later ones
+    # cheaper (imports, compiled sources) is done after it
+    _serve(sock, init, warm_up=lambda: _get_ready(init, imported=True))
+
+
+# the program's modules a forked zygote let go of, kept from being freed
+_let_go: "list[Any]" = []
+
+
+def _forget_the_program(keep_fd: int, own_modules: "Sequence[str]") -> None:
+    import atexit
+    from . import process, util
+    # its descriptors: those a spawned child would not inherit now stand for
+    # /dev/null (closing them would free their numbers, which stale objects
+    # of the program's would close again later)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    import fcntl
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2 or fd in (keep_fd, null):
+            continue
+        try:
+            if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.dup2(null, fd, inheritable=False)
+        except OSError:
+            pass
+    # a standard stream the program closed stays taken (by /dev/null), so
+    # that a descriptor received later does not land there
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(null, fd, inheritable=True)
+    os.close(null)
+    # the interpreter's own standard streams, not what the program (or a
+    # test harness capturing its output) put in their place
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+    # its main module and its own modules: each child imports them anew
+    for name in ("__main__", "__mp_main__", *own_modules):
+        _let_go.append(sys.modules.pop(name, None))
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    # its state in gomp, and its exit hooks (re-registering the libraries'
+    # that a child would have registered by importing them)
+    process._children.clear()
+    util._finalizer_registry.clear()
+    util._afterfork_registry.clear()
+    _zygotes.clear()
+    global _zygote_lock
+    _zygote_lock = threading.Lock()  # held by the thread that forked us
+    tracker = sys.modules.get(__package__ + ".resource_tracker")
+    if tracker is not None:
+        tracker._resource_tracker._fd = None
+        tracker._resource_tracker._pid = None
+    atexit._clear()
+    # in the order of a child's imports: logging's hook first, so that
+    # multiprocessing's exit handlers (which log) run before it
+    for module, hook in (("logging", "shutdown"), ("multiprocessing.util", "_exit_function")):
+        m = sys.modules.get(module)
+        f = getattr(m, hook, None)
+        if f is not None and f is not util._exit_function:
+            atexit.register(f)
+    atexit.register(util._exit_function)
+    import weakref
+    weakref.finalize._registered_with_atexit = False  # type: ignore[attr-defined]
+
+
+def _reexec(sock: socket.socket, init: "dict[str, Any]") -> None:
+    # as an exec-started zygote, which imports only what the program has
+    # imported from the library (main() reads fd 3)
+    init = dict(init, preload=modules_to_preload())
+    os.environ["GOMP_ZYGOTE_INIT"] = pickle.dumps(init).hex()
+    os.dup2(sock.fileno(), 3, inheritable=True)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.execv(sys.executable, [sys.executable, "-c", _BOOT, package_root])
+
+
 def _receive_init(sock: socket.socket) -> "Optional[dict[str, Any]]":
     replay = os.environ.pop("GOMP_ZYGOTE_INIT", None)
     if replay is not None:
@@ -309,19 +508,20 @@ def _receive_init(sock: socket.socket) -> "Optional[dict[str, Any]]":
     return pickle.loads(_recv_exact(sock, struct.unpack("<I", head)[0]) or b"")
 
 
-def _get_ready(init: "dict[str, Any]") -> None:
+def _get_ready(init: "dict[str, Any]", imported: bool = False) -> None:
     """Take the parent's sys.path and directory, import what children will
-    need, and freeze the result."""
+    need (unless a fork of the parent has it already), and freeze the
+    result."""
     from . import spawn
-    if init.get("installed"):
-        _install.install()
-    sys.path[:] = init["sys_path"]
-    os.chdir(init["dir"])
+    if not imported:
+        if init.get("installed"):
+            _install.install()
+        sys.path[:] = init["sys_path"]
+        os.chdir(init["dir"])
     # what every child needs, then the parent's libraries
     from . import context, process, reduction, connection  # noqa: F401
     import runpy  # noqa: F401  (a child started by `python -m` uses it)
-    reduction._base()
-    _preload_modules(init["preload"])
+    _preload_modules(init.get("preload", ()))
     # spawn: each child runs the main script and imports the user's modules
     # itself; compile them once, here
     for path in [init.get("init_main_path"), *init.get("compile", ())]:
@@ -355,12 +555,17 @@ def _get_ready(init: "dict[str, Any]") -> None:
         argv = getattr(sys, "orig_argv", None) or [sys.executable, "-c", _BOOT, sys.argv[1]]
         os.execv(sys.executable, argv)
     # Move everything imported so far out of the collector's sight: a
-    # child's collections then do not touch (and so copy) these pages.
-    gc.collect()
+    # child's collections then do not touch (and so copy) these pages. (A
+    # forked zygote does not collect: see _become_forked_zygote.)
+    if not imported:
+        gc.collect()
     gc.freeze()
 
 
-def _serve(sock: socket.socket, init: "dict[str, Any]") -> None:
+def _serve(sock: socket.socket, init: "dict[str, Any]",
+           warm_up: "Optional[Any]" = None) -> None:
+    """Fork a child per request until the parent closes its end; warm_up,
+    if given, runs once the first child is started."""
     from . import _core
     ext = _core.ext()
     # A C library's threads (numpy's BLAS pool, say) survive only a fork
@@ -439,6 +644,9 @@ def _serve(sock: socket.socket, init: "dict[str, Any]") -> None:
                 os.close(status_r)
                 children[pidfd] = (pid, status_w)
                 poller.register(pidfd, select.POLLIN)
+            if warm_up is not None:
+                warm_up, run = None, warm_up
+                run()
 
 
 def forks_siblings() -> bool:
@@ -470,10 +678,10 @@ def _report_exit(pidfd: int, pid: int, status_w: int) -> None:
 def _become_child(payload: bytes, fds: "list[int]") -> int:
     from . import spawn
     # fds: the parent's stdout and stderr at start(), then DupFd slots
-    os.dup2(fds[0], 1)
-    os.dup2(fds[1], 2)
-    os.close(fds[0])
-    os.close(fds[1])
+    for target, fd in ((1, fds[0]), (2, fds[1])):
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
     try:
         code = spawn.run_child(payload, fds[2:])
     except SystemExit as e:
