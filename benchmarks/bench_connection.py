@@ -1,5 +1,6 @@
 """Pipe: round trip of a small object, and 64 MiB send_bytes/recv_bytes,
-between two processes (an echo child started once per row); the same 64 MiB
+between two processes (an echo child started once per row, with each start
+method for the stdlib); the same 64 MiB
 over a Listener/Client socket connection."""
 from __future__ import annotations
 
@@ -97,7 +98,9 @@ def _throughput(child: _Child) -> float:
 
 
 def cases():
-    ctxs = {"gomp": gomp, "stdlib spawn": multiprocessing.get_context("spawn")}
+    ctxs = {"gomp": gomp}
+    ctxs.update({f"stdlib {m}": multiprocessing.get_context(m)
+                 for m in ("fork", "forkserver", "spawn")})
     echo = {k: _Child(c, _connection_targets.echo) for k, c in ctxs.items()}
     echo_bytes = {k: _Child(c, _connection_targets.echo_bytes) for k, c in ctxs.items()}
     sockets = {k: _SocketChild(c, _connection_targets.echo_bytes) for k, c in ctxs.items()}

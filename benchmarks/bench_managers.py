@@ -1,5 +1,5 @@
 """Managers: proxy method round trips and proxy creation, gomp against the
-stdlib's spawn manager."""
+stdlib's manager started with each start method."""
 from __future__ import annotations
 
 import multiprocessing
@@ -16,7 +16,7 @@ def _manager(name):
     (shut down at exit)."""
     m = _managers.get(name)
     if m is None:
-        ctx = gomp if name == "gomp" else multiprocessing.get_context("spawn")
+        ctx = gomp if name == "gomp" else multiprocessing.get_context(name.split()[1])
         m = _managers[name] = ctx.Manager()
     return m
 
@@ -62,7 +62,7 @@ def _create_proxy(name, n=200):
 
 
 def cases():
-    names = {"gomp": "gomp", "stdlib spawn": "stdlib"}
+    names = {n: n for n in ("gomp", "stdlib fork", "stdlib forkserver", "stdlib spawn")}
     return [
         Case("manager dict d[k] = v", "µs", {row: _dict_set(n) for row, n in names.items()},
              baseline="stdlib spawn", goal="gomp >= 2x stdlib spawn"),

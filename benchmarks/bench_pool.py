@@ -1,8 +1,9 @@
-"""Pools: per-task overhead, task throughput, a big map, and start-up.
+"""Pools: per-task overhead, task throughput, big maps, and start-up.
 
-gomp's Pool against the stdlib's (spawn, its portable default, and fork
-where it matters), loky and mpire where they have the operation. Pools are
-made once per row and reused across repeats, except in the start-up case.
+gomp's Pool against the stdlib's with each start method, and loky and mpire
+where they have the operation. A pool is made on its row's first use and
+reused across cases and repeats (closed at exit), except in the start-up
+case, which makes a new pool per measurement.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import compileall
 import multiprocessing
 import os
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import gomp
-from run import Case
+from run import Case, warmed
 
 import _pool_targets as T
 
@@ -24,9 +25,10 @@ compileall.compile_dir(os.path.dirname(gomp.__file__), quiet=1)
 
 N_APPLY = 3000
 N_IMAP = 5000
-N_MAP = 1_000_000
 WORKERS = 2
+METHODS = ("fork", "forkserver", "spawn")
 
+_pools: Dict[str, Any] = {}
 _closers: "list[Callable[[], Any]]" = []
 
 
@@ -39,36 +41,47 @@ def _close_all() -> None:
             pass
 
 
-def _stdlib_pool(method: str) -> Any:
-    p = multiprocessing.get_context(method).Pool(WORKERS)
-    _closers.append(p.terminate)
-    return p
-
-
-def _gomp_pool() -> Any:
-    p = gomp.Pool(WORKERS)
-    _closers.append(p.terminate)
-    return p
-
-
-def _loky() -> Any:
-    try:
+def _make(kind: str) -> Any:
+    if kind == "gomp":
+        p = gomp.Pool(WORKERS)
+        _closers.append(p.terminate)
+    elif kind.startswith("stdlib "):
+        p = multiprocessing.get_context(kind.split()[1]).Pool(WORKERS)
+        _closers.append(p.terminate)
+    elif kind == "loky":
         import loky
-    except ImportError:
-        return None
-    ex = loky.ProcessPoolExecutor(WORKERS)
-    _closers.append(lambda: ex.shutdown(wait=True, kill_workers=True))
-    return ex
-
-
-def _mpire() -> Any:
-    try:
+        p = loky.ProcessPoolExecutor(WORKERS)
+        _closers.append(lambda: p.shutdown(wait=True, kill_workers=True))
+    else:  # mpire
         from mpire import WorkerPool
+        p = WorkerPool(n_jobs=WORKERS, keep_alive=True)
+        _closers.append(p.terminate)
+    return p
+
+
+def _pool(kind: str) -> Any:
+    """The row's pool, made on first use, its workers up before it is used."""
+    if kind not in _pools:
+        p = _make(kind)
+        naps = [0.05] * (2 * WORKERS)  # keeps each worker busy once: all are up
+        if kind == "loky":
+            list(p.map(time.sleep, naps))
+        elif kind.startswith("mpire"):
+            # apply, not map: an mpire pool kept alive across a map, then an
+            # apply_async, then an imap_unordered of one function fails
+            p.apply(T.ident, (0,))
+        else:
+            p.map(time.sleep, naps, chunksize=1)
+        _pools[kind] = p
+    return _pools[kind]
+
+
+def _installed(name: str) -> bool:
+    try:
+        __import__(name)
+        return True
     except ImportError:
-        return None
-    wp = WorkerPool(n_jobs=WORKERS, keep_alive=True)
-    _closers.append(wp.terminate)
-    return wp
+        return False
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -79,167 +92,124 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 # -- apply_async: submit N tasks, then collect them
 
-def _apply_pool(p: Any) -> Callable[[], float]:
+def _apply(kind: str) -> float:
+    p = _pool(kind)
+    if kind == "loky":
+        submit, get = (lambda x: p.submit(T.ident, x)), (lambda f: f.result())
+    else:
+        submit, get = (lambda x: p.apply_async(T.ident, (x,))), (lambda r: r.get())
+
     def run() -> None:
-        rs = [p.apply_async(T.ident, (i,)) for i in range(N_APPLY)]
-        for r in rs:
-            r.get()
-    return lambda: _timed(run) / N_APPLY * 1e6
-
-
-def _apply_loky(ex: Any) -> Callable[[], float]:
-    def run() -> None:
-        fs = [ex.submit(T.ident, i) for i in range(N_APPLY)]
-        for f in fs:
-            f.result()
-    return lambda: _timed(run) / N_APPLY * 1e6
-
-
-def _apply_mpire(wp: Any) -> Callable[[], float]:
-    def run() -> None:
-        rs = [wp.apply_async(T.ident, (i,)) for i in range(N_APPLY)]
-        for r in rs:
-            r.get()
-    return lambda: _timed(run) / N_APPLY * 1e6
+        rs = [submit(i) for i in range(N_APPLY)]
+        assert [get(r) for r in rs] == list(range(N_APPLY))
+    return _timed(run) / N_APPLY * 1e6
 
 
 # -- imap_unordered with chunksize=1
 
-def _imap_pool(p: Any) -> Callable[[], float]:
-    def run() -> None:
-        for _ in p.imap_unordered(T.ident, range(N_IMAP), chunksize=1):
-            pass
-    return lambda: N_IMAP / _timed(run)
+def _imap(kind: str) -> float:
+    p = _pool(kind)
+    if kind == "loky":  # loky has no imap_unordered: its map(chunksize=1) is the nearest
+        it = lambda: p.map(T.ident, range(N_IMAP), chunksize=1)  # noqa: E731
+    elif kind.startswith("mpire"):
+        it = lambda: p.imap_unordered(T.ident, range(N_IMAP), chunk_size=1)  # noqa: E731
+    else:
+        it = lambda: p.imap_unordered(T.ident, range(N_IMAP), chunksize=1)  # noqa: E731
+    got = []
+    t = _timed(lambda: got.extend(it()))
+    assert len(got) == N_IMAP
+    return N_IMAP / t
 
 
-def _imap_mpire(wp: Any) -> Callable[[], float]:
-    def run() -> None:
-        for _ in wp.imap_unordered(T.ident, range(N_IMAP), chunk_size=1):
-            pass
-    return lambda: N_IMAP / _timed(run)
+# -- map of a trivial function over a range or a list
 
-
-def _imap_loky(ex: Any) -> Callable[[], float]:
-    # loky has no imap_unordered: its map(chunksize=1) is the nearest
-    def run() -> None:
-        for _ in ex.map(T.ident, range(N_IMAP), chunksize=1):
-            pass
-    return lambda: N_IMAP / _timed(run)
-
-
-# -- map over a million tiny tasks
-
-def _map_pool(p: Any) -> Callable[[], float]:
-    return lambda: _timed(lambda: p.map(T.square, range(N_MAP))) * 1e3
-
-
-def _map_list(p: Any, numbers: list) -> Callable[[], float]:
-    return lambda: _timed(lambda: p.map(T.square, numbers)) * 1e3
-
-
-def _map_loky(ex: Any) -> Callable[[], float]:
-    chunk = -(-N_MAP // (WORKERS * 4))  # the stdlib's default chunking
-    return lambda: _timed(lambda: list(ex.map(T.square, range(N_MAP), chunksize=chunk))) * 1e3
-
-
-def _map_mpire(wp: Any) -> Callable[[], float]:
-    return lambda: _timed(lambda: wp.map(T.square, range(N_MAP))) * 1e3
+def _map(kind: str, items: Any, expected: "list[int]") -> float:
+    p = _pool(kind)
+    if kind == "loky":
+        chunk = -(-len(items) // (WORKERS * 4))  # the stdlib's default chunking
+        run = lambda: list(p.map(T.square, items, chunksize=chunk))  # noqa: E731
+    else:
+        run = lambda: p.map(T.square, items)  # noqa: E731
+    out = []
+    t = _timed(lambda: out.append(run()))
+    assert out[0] == expected
+    return t * 1e3
 
 
 # -- a new pool of 2 and its first result
 
-def _start_pool(make: Callable[[], Any]) -> Callable[[], float]:
-    def once() -> float:
-        t = time.perf_counter()
-        p = make()
-        p.apply(T.ident, (1,))
-        elapsed = time.perf_counter() - t
-        p.terminate()
+def _start(kind: str) -> float:
+    method = kind[kind.index("(") + 1:-1] if "(" in kind else None
+    t = time.perf_counter()
+    if kind == "gomp":
+        p = gomp.Pool(WORKERS)
+        close = p.terminate
+        assert p.apply(T.ident, (1,)) == 1
+    elif kind.startswith("stdlib "):
+        p = multiprocessing.get_context(kind.split()[1]).Pool(WORKERS)
+        close = p.terminate
+        assert p.apply(T.ident, (1,)) == 1
+    elif kind == "loky":
+        import loky
+        p = loky.ProcessPoolExecutor(WORKERS)
+        close = lambda: p.shutdown(wait=True, kill_workers=True)  # noqa: E731
+        assert p.submit(T.ident, 1).result() == 1
+    else:
+        from mpire import WorkerPool
+        p = WorkerPool(n_jobs=WORKERS, start_method=method)
+        close = p.terminate
+        assert p.apply(T.ident, (1,)) == 1
+    elapsed = time.perf_counter() - t
+    close()
+    if hasattr(p, "join"):
         p.join()
-        return elapsed * 1e3
-    return once
+    return elapsed * 1e3
 
 
-def _start_loky() -> Callable[[], float]:
-    import loky
+def _rows(fn: Callable[[str], float], peers=("loky", "mpire (fork)"),
+          warm: bool = False) -> "tuple[dict, dict]":
+    """gomp's, the stdlib's and the installed peers' rows of fn, and why
+    the others are missing."""
+    rows: Dict[str, Callable[[], float]] = {}
+    skipped: Dict[str, str] = {}
+    for kind in ["gomp"] + [f"stdlib {m}" for m in METHODS] + list(peers):
+        lib = kind.split(" (")[0]
+        if lib in ("loky", "mpire") and not _installed(lib):
+            skipped[kind] = f"not installed (pip install {lib})"
+        else:
+            row = lambda kind=kind: fn(kind)  # noqa: E731
+            rows[kind] = warmed(row) if warm else row
+    return rows, skipped
 
-    def once() -> float:
-        t = time.perf_counter()
-        ex = loky.ProcessPoolExecutor(WORKERS)
-        ex.submit(T.ident, 1).result()
-        elapsed = time.perf_counter() - t
-        ex.shutdown(wait=True, kill_workers=True)
-        return elapsed * 1e3
-    return once
 
+def _map_case(name: str, items: Any, goal: Optional[str] = None,
+              peers=("loky", "mpire (fork)")) -> Case:
+    expected: "list[int]" = []
 
-def _start_mpire(method: str) -> Callable[[], float]:
-    from mpire import WorkerPool
-
-    def once() -> float:
-        t = time.perf_counter()
-        wp = WorkerPool(n_jobs=WORKERS, start_method=method)
-        wp.apply(T.ident, (1,))
-        elapsed = time.perf_counter() - t
-        wp.terminate()
-        return elapsed * 1e3
-    return once
+    def run(kind: str) -> float:
+        if not expected:
+            expected.extend(x * x for x in items)
+        return _map(kind, items, expected)
+    rows, skipped = _rows(run, peers)
+    return Case(name, "ms", rows, baseline="stdlib spawn", goal=goal, skipped=skipped)
 
 
 def cases():
-    g = _gomp_pool()
-    spawn = _stdlib_pool("spawn")
-    fork = _stdlib_pool("fork")
-    ex = _loky()
-    wp = _mpire()
-    missing: Dict[str, str] = {}
-
-    def peers(rows: Dict[str, Callable[[], float]], loky_row: Any, mpire_row: Any) -> None:
-        if ex is not None and loky_row is not None:
-            rows["loky"] = loky_row(ex)
-        if wp is not None and mpire_row is not None:
-            rows["mpire (fork)"] = mpire_row(wp)
-        if ex is None:
-            missing["loky"] = "not installed (pip install loky)"
-        if wp is None:
-            missing["mpire (fork)"] = "not installed (pip install mpire)"
-
     out = []
-    rows = {"gomp": _apply_pool(g), "stdlib spawn": _apply_pool(spawn),
-            "stdlib fork": _apply_pool(fork)}
-    peers(rows, _apply_loky, _apply_mpire)
+    rows, skipped = _rows(_apply)
     out.append(Case("pool apply_async per task", "µs", rows, baseline="stdlib spawn",
-                    goal="gomp >= 5x stdlib", skipped=dict(missing)))
-
-    rows = {"gomp": _imap_pool(g), "stdlib spawn": _imap_pool(spawn),
-            "stdlib fork": _imap_pool(fork)}
-    peers(rows, _imap_loky, _imap_mpire)
+                    goal="gomp >= 5x stdlib", skipped=skipped))
+    rows, skipped = _rows(_imap)
     out.append(Case("pool imap_unordered chunksize=1", "task/s", rows, baseline="stdlib spawn",
-                    higher_is_better=True, goal="gomp >= 5x stdlib", skipped=dict(missing)))
-
-    rows = {"gomp": _map_pool(g), "stdlib spawn": _map_pool(spawn),
-            "stdlib fork": _map_pool(fork)}
-    peers(rows, _map_loky, _map_mpire)
-    out.append(Case("pool map 1e6 tiny tasks", "ms", rows, baseline="stdlib spawn",
-                    goal="gomp >= 1.5x stdlib", skipped=dict(missing)))
-
-    # the same over a list: every number is pickled there and back
-    numbers = list(range(N_MAP))
-    rows = {"gomp": _map_list(g, numbers), "stdlib spawn": _map_list(spawn, numbers),
-            "stdlib fork": _map_list(fork, numbers)}
-    if wp is not None:
-        rows["mpire (fork)"] = lambda: _timed(lambda: wp.map(T.square, numbers)) * 1e3
-    out.append(Case("pool map over a list of 1e6", "ms", rows, baseline="stdlib spawn",
-                    skipped={k: v for k, v in missing.items() if k != "loky"}))
-
-    rows = {"gomp": _start_pool(lambda: gomp.Pool(WORKERS)),
-            "stdlib spawn": _start_pool(lambda: multiprocessing.get_context("spawn").Pool(WORKERS)),
-            "stdlib fork": _start_pool(lambda: multiprocessing.get_context("fork").Pool(WORKERS))}
-    if ex is not None:
-        rows["loky"] = _start_loky()
-    if wp is not None:
-        rows["mpire (fork)"] = _start_mpire("fork")
-        rows["mpire (spawn)"] = _start_mpire("spawn")
+                    higher_is_better=True, goal="gomp >= 5x stdlib", skipped=skipped))
+    out.append(_map_case("pool map 1e6 tiny tasks", range(10 ** 6), goal="gomp >= 1.5x stdlib"))
+    out.append(_map_case("pool map 4e5 tiny tasks", range(4 * 10 ** 5)))
+    # over a list: every number is pickled there and back
+    out.append(_map_case("pool map over a list of 1e6", list(range(10 ** 6)),
+                         peers=("mpire (fork)",)))
+    out.append(_map_case("pool map over a list of 1e5", list(range(10 ** 5))))
+    # warmed: the first pool of a kind also starts its fork server or zygote
+    rows, skipped = _rows(_start, peers=("loky", "mpire (fork)", "mpire (spawn)"), warm=True)
     out.append(Case("Pool(2) start + first result", "ms", rows, baseline="stdlib spawn",
-                    goal="gomp >= 5x stdlib spawn", skipped=dict(missing)))
+                    goal="gomp >= 5x stdlib spawn", skipped=skipped))
     return out

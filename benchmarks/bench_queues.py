@@ -1,5 +1,6 @@
-"""Queues: gomp.Queue against the stdlib's multiprocessing.Queue (spawn) and
-faster-fifo (pip install faster-fifo), in the same run.
+"""Queues: gomp.Queue against the stdlib's multiprocessing.Queue (children
+started with each start method) and faster-fifo (pip install faster-fifo),
+in the same run.
 
 Producers in child processes start together at a set time (so process
 start-up is not measured); consumers time until their last item. The
@@ -37,7 +38,10 @@ def _ff_queue():
 
 
 def _impls():
-    impls = {"gomp": (gomp, gomp.Queue), "stdlib spawn": (_stdlib, _stdlib.Queue)}
+    impls = {"gomp": (gomp, gomp.Queue)}
+    for method in ("fork", "forkserver", "spawn"):
+        ctx = multiprocessing.get_context(method)
+        impls[f"stdlib {method}"] = (ctx, ctx.Queue)
     if faster_fifo is not None:
         impls["faster-fifo (spawn)"] = (_stdlib, _ff_queue)
     return impls
@@ -127,6 +131,7 @@ def cases():
             out[name] = (lambda c=ctx, m=make: fn(c, m)) if with_ctx else (lambda m=make: fn(m))
         return out
 
+    # no child there: the start method makes no difference
     drain_names = ["gomp", "faster-fifo (spawn)", "stdlib spawn"]
     return [
         Case("queue 1 producer / 1 consumer, small messages", "msg/s", rows(_one_to_one),

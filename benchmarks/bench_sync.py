@@ -1,6 +1,7 @@
-"""Locks and shared values: gomp against the stdlib (spawn context).
+"""Locks and shared values: gomp against the stdlib.
 
-- uncontended Lock acquire()+release() in one process;
+- uncontended Lock acquire()+release() in one process (no child: one
+  stdlib row, whatever the start method);
 - a Lock handed back and forth between two processes (two locks, each
   released by the process that did not take it: one round trip is two
   handoffs);
@@ -18,6 +19,9 @@ from run import Case
 import _sync_targets
 
 STD = multiprocessing.get_context("spawn")
+# the cases with children: the stdlib with each start method
+CTXS = {"gomp": gomp, **{f"stdlib {m}": multiprocessing.get_context(m)
+                         for m in ("fork", "forkserver", "spawn")}}
 HANDOFF_ROUNDS = 5000
 ADDS = 5000
 
@@ -82,9 +86,9 @@ def cases():
               "stdlib": lambda: _uncontended(STD, "with")},
              baseline="stdlib"),
         Case("Lock handed between two processes, per round trip", "µs",
-             {"gomp": lambda: _handoff(gomp), "stdlib spawn": lambda: _handoff(STD)},
+             {k: (lambda c=c: _handoff(c)) for k, c in CTXS.items()},
              baseline="stdlib spawn", goal="gomp >= stdlib"),
         Case("4 processes x %d adds to a Value under get_lock()" % ADDS, "ms",
-             {"gomp": lambda: _value_adds(gomp), "stdlib spawn": lambda: _value_adds(STD)},
+             {k: (lambda c=c: _value_adds(c)) for k, c in CTXS.items()},
              baseline="stdlib spawn", goal="gomp >= stdlib"),
     ]
