@@ -896,3 +896,9 @@ func (e *PipeEnd) Close() error {
 	}
 	return err
 }
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}

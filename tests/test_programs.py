@@ -174,16 +174,20 @@ def test_import_does_not_start_go_and_the_zygote_never_does(tmp_path):
 
         if __name__ == "__main__":
             print("before", _core.loaded(), threads())
+            # starting and joining processes needs no Go
             p = gomp.Process(target=noop); p.start(); p.join()
+            print("process", p.exitcode, _core.loaded(), threads())
+            q = gomp.Queue(); q.put(1); q.get()
             z = zygote.get("spawn")
-            print("after", _core.loaded(), threads() > 1, threads(z.pid), 'gomp._gomp' in sys.modules)
+            print("queue", _core.loaded(), threads() > 1, threads(z.pid), 'gomp._gomp' in sys.modules)
         """)
     r = scripts.run_script(script)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "before False 1"
-    # Go started its threads in the parent; the zygote has one thread only
-    assert lines[1] == "after True True 1 True"
+    assert lines[1] == "process 0 False 1"
+    # a queue started Go's threads in the parent; the zygote has one thread only
+    assert lines[2] == "queue True True 1 True"
 
 
 def test_fork_after_go_loaded_raises_instead_of_hanging(tmp_path):
@@ -195,7 +199,7 @@ def test_fork_after_go_loaded_raises_instead_of_hanging(tmp_path):
             pass
 
         if __name__ == "__main__":
-            p = gomp.Process(target=noop); p.start(); p.join()
+            q = gomp.Queue(); q.put(1); q.get()  # loads Go
             pid = os.fork()
             if pid == 0:
                 try:
@@ -212,6 +216,34 @@ def test_fork_after_go_loaded_raises_instead_of_hanging(tmp_path):
     r = scripts.run_script(script, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("RuntimeError: gomp cannot be used in a process made by fork()")
+
+
+def test_fork_after_processes_without_go_uses_a_zygote_of_its_own(tmp_path):
+    # starting processes needs no Go, so a program's os.fork() may use gomp
+    # afterwards: with a zygote of its own, never with its parent's
+    script = scripts.write(tmp_path / "forklater.py", """
+        import os, sys
+        import gomp
+        from gomp import zygote
+
+        def code(n):
+            sys.exit(n)
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=code, args=(3,)); p.start(); p.join()
+            mine = zygote.get("spawn").pid
+            pid = os.fork()
+            if pid == 0:
+                q = gomp.Process(target=code, args=(7,)); q.start(); q.join()
+                os._exit(q.exitcode if zygote.get("spawn").pid != mine else 99)
+            r = gomp.Process(target=code, args=(5,)); r.start(); r.join()
+            _, status = os.waitpid(pid, 0)
+            print(p.exitcode, os.waitstatus_to_exitcode(status), r.exitcode,
+                  zygote.get("spawn").pid == mine)
+        """)
+    r = scripts.run_script(script, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "7", "5", "True"]
 
 
 def test_fork_before_go_loaded_is_fine(tmp_path):
@@ -547,3 +579,35 @@ def test_zygote_forked_from_the_program_never_runs_its_finalizers(tmp_path):
         for line in log.read_text().split():
             creator, finalizer = line.split(":")
             assert creator != parent or finalizer == parent, line
+
+
+@pytest.mark.parametrize("where", ["own", "site-packages"])
+def test_zygote_forked_while_the_program_imports_a_module(tmp_path, where):
+    # A gomp object made at a module's top level may be what forks the
+    # spawn zygote, in the middle of that import: the zygote must not keep
+    # the module half-made (children would find only its first half),
+    # whether it is the program's own or a library's.
+    lib = tmp_path / where
+    lib.mkdir()
+    scripts.write(lib / "halfway.py", """
+        import gomp
+        LOCK = gomp.Lock()      # loads Go: the zygote is forked here
+
+        def later(path):        # defined after the fork
+            open(path, "w").write("later ran")
+        """)
+    script = scripts.write(tmp_path / "prog.py", """
+        import sys
+        import gomp
+        import halfway
+
+        if __name__ == "__main__":
+            p = gomp.Process(target=halfway.later, args=(sys.argv[1],))
+            p.start(); p.join(30)
+            sys.exit(p.exitcode)
+        """)
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out), cwd=str(tmp_path),
+                           env=scripts.env(PYTHONPATH=str(lib)))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "later ran"

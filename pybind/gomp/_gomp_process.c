@@ -1,5 +1,6 @@
-/* _gomp, process area: starting, waiting for and signalling children, and
- * the zygote protocol (gomp/spawn.go, gomp/zygote.go). */
+/* _gomp, process area: fork+exec of a child (gomp/spawn.go), waiting for
+ * and signalling it, and the zygote's fork of a sibling. The zygote's
+ * protocol itself is spoken in Python, on both ends (zygote.py). */
 #include "_gomp.h"
 
 #include <errno.h>
@@ -13,18 +14,12 @@ static int (*go_spawn)(char *, char *, int, char *, int, char *, int *, int, int
 static int (*go_reap)(int, int *);
 static int (*go_signal)(int, int);
 static int (*go_wait_readable)(int, long long);
-static int (*go_zygote_send)(int, char *, size_t, int *, int, char *, int);
-static int (*go_zygote_receive)(int, int *, char *, int);
-static int (*go_read_status)(int, int *);
 
 gomp_symbol gomp_process_symbols[] = {
     {"GompSpawn", (void **)&go_spawn},
     {"GompReap", (void **)&go_reap},
     {"GompSignal", (void **)&go_signal},
     {"GompWaitReadable", (void **)&go_wait_readable},
-    {"GompZygoteSend", (void **)&go_zygote_send},
-    {"GompZygoteReceive", (void **)&go_zygote_receive},
-    {"GompReadStatus", (void **)&go_read_status},
     {NULL, NULL},
 };
 
@@ -146,69 +141,6 @@ process_wait_readable(PyObject *self, PyObject *args)
     return PyBool_FromLong(rc > 0);
 }
 
-static PyObject *
-process_zygote_send(PyObject *self, PyObject *args)
-{
-    int sock, *fds = NULL, nfds = 0, rc;
-    Py_buffer payload;
-    PyObject *fdseq;
-    char errbuf[512];
-    if (!PyArg_ParseTuple(args, "iy*O", &sock, &payload, &fdseq))
-        return NULL;
-    if (gomp_usable() < 0 || gomp_int_array(fdseq, &fds, &nfds) < 0) {
-        PyBuffer_Release(&payload);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    rc = go_zygote_send(sock, payload.buf, (size_t)payload.len, fds, nfds, errbuf,
-                        sizeof errbuf);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&payload);
-    PyMem_Free(fds);
-    if (rc < 0) {
-        PyErr_SetString(PyExc_OSError, errbuf);
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* Waits (interruptibly) for the zygote's answer, then reads it. */
-static PyObject *
-process_zygote_receive(PyObject *self, PyObject *args)
-{
-    int sock, out[3], rc;
-    char errbuf[512];
-    if (!PyArg_ParseTuple(args, "i", &sock) || gomp_usable() < 0)
-        return NULL;
-    rc = gomp_wait_sliced(readable_step, &sock, -1);
-    if (rc < 0)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = go_zygote_receive(sock, out, errbuf, sizeof errbuf);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_SetString(PyExc_OSError, errbuf);
-        return NULL;
-    }
-    return Py_BuildValue("iii", out[0], out[1], out[2]);
-}
-
-static PyObject *
-process_read_status(PyObject *self, PyObject *args)
-{
-    int fd, code = 0, rc;
-    if (!PyArg_ParseTuple(args, "i", &fd) || gomp_usable() < 0)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = go_read_status(fd, &code);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    if (rc == 0)
-        Py_RETURN_NONE;
-    return PyLong_FromLong(code);
-}
-
 /* fork_as_sibling(): fork, except that the child's parent is our parent
  * (CLONE_PARENT). The zygote forks children this way so that each one is a
  * real child of the program that asked for it: os.getppid() in the child is
@@ -244,11 +176,5 @@ PyMethodDef gomp_process_methods[] = {
     {"signal", process_signal, METH_VARARGS, "signal(pidfd, sig)"},
     {"wait_readable", process_wait_readable, METH_VARARGS,
      "wait_readable(fd, timeout=None) -> bool; interruptible by signals."},
-    {"zygote_send", process_zygote_send, METH_VARARGS,
-     "zygote_send(sock, payload, fds): ask the zygote for a child."},
-    {"zygote_receive", process_zygote_receive, METH_VARARGS,
-     "zygote_receive(sock) -> (pid, pidfd, status_fd or -1); interruptible."},
-    {"read_status", process_read_status, METH_VARARGS,
-     "read_status(fd) -> exit code, or None if the zygote died first."},
     {NULL, NULL, 0, NULL},
 };

@@ -314,6 +314,7 @@ class Heap:
             raise ValueError("Size {0:n} out of range".format(size))
         if sys.maxsize <= size:
             raise OverflowError("Size {0:n} too large".format(size))
+        _core.go()  # before the lock (see SyncHeap.alloc)
         if os.getpid() != self._lastpid:
             self.__init__()  # type: ignore[misc]  # forked: start afresh
         with self._lock:
@@ -441,6 +442,7 @@ class SyncHeap:
     ARENA_SIZE = 64 * 1024
 
     def __init__(self) -> None:
+        self._lastpid = os.getpid()
         self._lock = threading.Lock()
         self._free: Dict[int, List[Tuple[Any, int]]] = {}
         self._pending: Dict[int, List[Tuple[Any, int]]] = {}
@@ -449,6 +451,11 @@ class SyncHeap:
 
     def alloc(self, size: int) -> Record:
         size = (size + RECORD_ALIGN - 1) // RECORD_ALIGN * RECORD_ALIGN
+        # Go is loaded before the lock is taken: loading it may fork the
+        # spawn zygote, which must not inherit the lock held
+        _core.go()
+        if os.getpid() != self._lastpid:
+            self.__init__()  # type: ignore[misc]  # a fork of ours: start afresh
         with self._lock:
             while self._returned:
                 rsize, rseg, roff = self._returned.pop()

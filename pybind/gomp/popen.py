@@ -18,7 +18,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-from . import _core
 from . import _stdlib
 from . import context
 from . import reduction
@@ -144,27 +143,26 @@ class Popen:
     def poll(self, flag: int = os.WNOHANG) -> Optional[int]:
         """The exit code, or None if the child runs (flag=0 waits)."""
         if self.returncode is None:
-            g = _core.go()
             timeout = 0 if flag & os.WNOHANG else None
-            if not g.wait_readable(self.sentinel, timeout):
+            if not zygote.wait_readable(self.sentinel, timeout):
                 return None
             # several threads may poll one child: one of them collects
             with self._collect_lock:
                 if self.returncode is None:
-                    self.returncode = self._collect(g)
+                    self.returncode = self._collect()
         return self.returncode
 
-    def _collect(self, g: Any) -> Optional[int]:
+    def _collect(self) -> Optional[int]:
         if self._status_fd >= 0:
-            code = g.read_status(self._status_fd)
+            code = _read_status(self._status_fd)
             if code is None:
                 # the zygote died before it could tell; its children die
                 # with it (PR_SET_PDEATHSIG)
-                g.wait_readable(self._pidfd, None)
+                zygote.wait_readable(self._pidfd, None)
                 code = -signal.SIGKILL
             return code
         try:
-            return g.reap(self._pidfd)
+            return _reap(self._pidfd)
         except ChildProcessError:
             # reaped behind our back (os.wait() elsewhere): unknowable, as
             # in the stdlib
@@ -174,7 +172,7 @@ class Popen:
         """Wait up to timeout seconds (None: forever) for the child to exit."""
         if self.returncode is None:
             if timeout is not None:
-                if not _core.go().wait_readable(self.sentinel, timeout):
+                if not zygote.wait_readable(self.sentinel, timeout):
                     return None
             return self.poll(0)
         return self.returncode
@@ -182,7 +180,8 @@ class Popen:
     def _send_signal(self, sig: int) -> None:
         if self.returncode is None and self._pidfd >= 0:
             try:
-                _core.go().signal(self._pidfd, sig)
+                # through the pidfd: a recycled pid cannot be hit
+                signal.pidfd_send_signal(self._pidfd, sig)
             except ProcessLookupError:
                 pass
             except OSError:
@@ -199,6 +198,29 @@ class Popen:
         if self.finalizer is not None:
             self.finalizer()
         self._status_fd = self._pidfd = self.sentinel = -1
+
+
+def _reap(pidfd: int) -> Optional[int]:
+    """The exit code of our child behind pidfd (negative: the signal that
+    killed it), or None while it runs."""
+    info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    if info is None or info.si_pid == 0:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status
+
+
+def _read_status(fd: int) -> Optional[int]:
+    """The exit code the zygote wrote on a status pipe, or None if it
+    closed the pipe first."""
+    data = b""
+    while len(data) < 4:
+        chunk = os.read(fd, 4 - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return int.from_bytes(data, "little", signed=True)
 
 
 def _close_fds(fds: "list[int]") -> None:

@@ -1,17 +1,22 @@
 """The zygote: a Python process that forks children on request.
 
 The Go runtime does not survive fork(), so a parent that loaded gomp's Go
-core cannot fork children. The zygote never loads Go: the parent execs it
-once, it imports the modules the parent uses, and from then on each child
-costs a fork() instead of an interpreter start-up.
+core cannot fork children. The zygote never loads Go. It is a fork of the
+program, made before the program loads Go, when the program is small and
+single-threaded (see can_fork); otherwise the parent execs it and it
+imports the modules the parent uses. From then on each child costs a
+fork() instead of an interpreter start-up.
 
-Both ends live here. The parent's end (:class:`Zygote`) starts the zygote
-and sends requests through the Go core; the zygote's end (:func:`main`)
-serves them. The wire format is described in gomp/zygote.go.
+Both ends live here, and neither needs Go. The parent's end
+(:class:`Zygote`) starts the zygote and sends requests; the zygote's end
+(:func:`main`, :func:`_become_forked_zygote`) serves them. The wire format
+is described at _REQUEST.
 """
 from __future__ import annotations
 
+import errno
 import gc
+import math
 import os
 import pickle
 import select
@@ -21,6 +26,7 @@ import struct
 import sys
 import sysconfig
 import threading
+import time
 import types
 # typing costs milliseconds at start-up: only for type checkers
 TYPE_CHECKING = False
@@ -107,7 +113,8 @@ def exec_child(argv: "list[str]", fds: "list[int]") -> "tuple[int, int]":
     env = [f"{k}={v}" for k, v in os.environ.items()]
     std = [usable_fd(fd) for fd in (0, 1, 2)]
     try:
-        return _core.go().spawn(argv[0], argv, env, None, [*std, *fds])
+        # (called with the zygotes' lock held: no spawn zygote from here)
+        return _core.go(fork_zygote=False).spawn(argv[0], argv, env, None, [*std, *fds])
     finally:
         for i, fd in enumerate(std):
             if fd != i:
@@ -174,7 +181,7 @@ class Zygote:
             child_end.close()
         self.sock = parent_end
         blob = pickle.dumps(init)
-        self.sock.sendall(struct.pack("<I", len(blob)) + blob)
+        self.sock.sendall(_REQUEST.pack(len(blob)) + blob)
 
     def _fork(self, init: "dict[str, Any]") -> None:
         # a fork of this process, which has imported what children need
@@ -211,15 +218,15 @@ class Zygote:
 
     def start(self, payload: Any, fds: "list[int]") -> "tuple[int, int, int]":
         """Fork a child that runs payload; returns (pid, pidfd, status fd),
-        the status fd being -1 when the child is ours to reap."""
-        from . import _core
-        g = _core.go()
+        the status fd being -1 when the child is ours to reap. Needs no Go:
+        a program that only starts processes never loads it."""
         with self._lock:  # an answer belongs to the oldest request
-            g.zygote_send(self.sock.fileno(), payload, fds)
             try:
-                # the first answer waits for the zygote's imports: Ctrl-C
+                _send_request(self.sock, payload, fds)
+                # the first answer may wait for the zygote's imports: Ctrl-C
                 # may come meanwhile
-                return g.zygote_receive(self.sock.fileno())
+                wait_readable(self.sock.fileno(), None)
+                return _receive_reply(self.sock)
             except BaseException:
                 self.broken = True  # out of step with its answers
                 raise
@@ -238,6 +245,84 @@ class Zygote:
                 os.waitpid(self.pid, 0)
             except ChildProcessError:
                 pass
+
+
+# The protocol, spoken over a Unix stream socket (both ends are here):
+#   request: u32 length, payload; SCM_RIGHTS on its first bytes carries the
+#            descriptors the child gets (its stdout and stderr, then any it
+#            inherits)
+#   reply:   i32 pid (negative: failure), u32 flags, u32 length, message;
+#            SCM_RIGHTS carries the child's pidfd, then, if flags has
+#            _REPLY_STATUS_PIPE, the read end of a pipe on which the zygote
+#            writes the child's exit code (an i32) when the child is its own
+#            (see forks_siblings)
+# A reply answers the oldest request: the parent sends one at a time.
+_REQUEST = struct.Struct("<I")
+_REPLY = struct.Struct("<iII")
+_REPLY_STATUS_PIPE = 1
+
+# the longest a wait blocks before Python runs a signal handler (a SIGINT
+# may be delivered to another thread, the Go runtime's say, which does not
+# interrupt this one's poll)
+SIGNAL_SLICE_MS = 20
+
+
+def wait_readable(fd: int, timeout: Optional[float]) -> bool:
+    """Wait up to timeout seconds (None: forever) until fd is readable;
+    Ctrl-C interrupts it."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ms = SIGNAL_SLICE_MS
+        if deadline is not None:
+            # rounded up, so that a short timeout is not a busy poll
+            ms = min(ms, max(0, math.ceil((deadline - time.monotonic()) * 1000)))
+        events = poller.poll(ms)
+        if events:
+            if events[0][1] & select.POLLNVAL:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def _send_request(sock: socket.socket, payload: Any, fds: "list[int]") -> None:
+    head = _REQUEST.pack(len(payload))
+    body = memoryview(payload).cast("B")
+    # the descriptors ride on the first bytes; the rest follows plainly
+    sent = socket.send_fds(sock, [head, body], fds)
+    if sent < len(head):
+        sock.sendall(head[sent:])
+        sent = len(head)
+    if sent - len(head) < len(body):
+        sock.sendall(body[sent - len(head):])
+
+
+def _receive_reply(sock: socket.socket) -> "tuple[int, int, int]":
+    head, fds, _flags, _addr = socket.recv_fds(sock, _REPLY.size, 2, socket.MSG_CMSG_CLOEXEC)
+    fds = list(fds)
+    try:
+        if not head:
+            raise OSError(errno.EPIPE, "zygote: it exited")
+        if len(head) < _REPLY.size:
+            head += _recv_exact(sock, _REPLY.size - len(head)) or b""
+            if len(head) < _REPLY.size:
+                raise OSError(errno.EPIPE, "zygote: it exited mid-reply")
+        pid, flags, size = _REPLY.unpack(head)
+        text = _recv_exact(sock, size) if size else b""
+        if text is None:
+            raise OSError(errno.EPIPE, "zygote: it exited mid-reply")
+        if pid <= 0:
+            raise OSError(errno.EAGAIN, "zygote: " + text.decode(errors="replace"))
+        want = 2 if flags & _REPLY_STATUS_PIPE else 1
+        if len(fds) != want:
+            raise OSError(errno.EPROTO, f"zygote: expected {want} descriptors, got {len(fds)}")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return pid, fds[0], fds[1] if want == 2 else -1
 
 
 def _above_std(sock: socket.socket) -> socket.socket:
@@ -292,6 +377,26 @@ def get(method: str) -> Zygote:
         if z is None:
             z = _zygotes[method] = Zygote(method)
         return z
+
+
+def _disown_inherited() -> None:
+    # In a fork of this process (the program's own os.fork()): our zygotes'
+    # sockets were inherited, and a request sent on one would get an answer
+    # meant for us. The fork lets them go, without stopping them, and makes
+    # its own when it starts a process.
+    global _zygote_lock
+    _zygote_lock = threading.Lock()  # the forking thread may have held it
+    inherited = list(_zygotes.values())
+    _zygotes.clear()
+    for z in inherited:
+        try:
+            z.sock.close()
+            os.close(z._pidfd)
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_disown_inherited)
 
 
 def running(method: str) -> Optional[Zygote]:
@@ -350,7 +455,7 @@ def _read_request(sock: socket.socket) -> "Optional[tuple[bytes, list[int]]]":
                 os.close(fd)
             return None
         head += more
-    (size,) = struct.unpack("<I", head)
+    (size,) = _REQUEST.unpack(head)
     body = _recv_exact(sock, size)
     if body is None:
         for fd in fds:
@@ -459,8 +564,13 @@ def _forget_the_program(keep_fd: int, own_modules: "Sequence[str]") -> None:
     # the interpreter's own standard streams, not what the program (or a
     # test harness capturing its output) put in their place
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
-    # its main module and its own modules: each child imports them anew
-    for name in ("__main__", "__mp_main__", *own_modules):
+    # its main module and its own modules: each child imports them anew;
+    # and so does it any module the program was still importing at the fork
+    # (a Lock made at import time may have forked us): here it would stay
+    # half-made for good
+    half_made = [name for name, mod in list(sys.modules.items())
+                 if getattr(getattr(mod, "__spec__", None), "_initializing", False)]
+    for name in ("__main__", "__mp_main__", *own_modules, *half_made):
         _let_go.append(sys.modules.pop(name, None))
     sys.modules["__main__"] = types.ModuleType("__main__")
     # its state in gomp, and its exit hooks (re-registering the libraries'
@@ -468,9 +578,6 @@ def _forget_the_program(keep_fd: int, own_modules: "Sequence[str]") -> None:
     process._children.clear()
     util._finalizer_registry.clear()
     util._afterfork_registry.clear()
-    _zygotes.clear()
-    global _zygote_lock
-    _zygote_lock = threading.Lock()  # held by the thread that forked us
     tracker = sys.modules.get(__package__ + ".resource_tracker")
     if tracker is not None:
         tracker._resource_tracker._fd = None
@@ -505,7 +612,7 @@ def _receive_init(sock: socket.socket) -> "Optional[dict[str, Any]]":
     head = _recv_exact(sock, 4)
     if head is None:
         return None
-    return pickle.loads(_recv_exact(sock, struct.unpack("<I", head)[0]) or b"")
+    return pickle.loads(_recv_exact(sock, _REQUEST.unpack(head)[0]) or b"")
 
 
 def _get_ready(init: "dict[str, Any]", imported: bool = False) -> None:
@@ -614,7 +721,7 @@ def _serve(sock: socket.socket, init: "dict[str, Any]",
                     if f >= 0:
                         os.close(f)
                 msg = f"cannot fork: {e}".encode()
-                sock.sendall(struct.pack("<iII", -1, 0, len(msg)) + msg)
+                sock.sendall(_REPLY.pack(-1, 0, len(msg)) + msg)
                 continue
             if pid == 0:
                 code = 1
@@ -637,10 +744,11 @@ def _serve(sock: socket.socket, init: "dict[str, Any]",
                 os.close(f)
             pidfd = os.pidfd_open(pid)
             if sibling:
-                socket.send_fds(sock, [struct.pack("<iII", pid, 0, 0)], [pidfd])
+                socket.send_fds(sock, [_REPLY.pack(pid, 0, 0)], [pidfd])
                 os.close(pidfd)
             else:
-                socket.send_fds(sock, [struct.pack("<iII", pid, 1, 0)], [pidfd, status_r])
+                socket.send_fds(sock, [_REPLY.pack(pid, _REPLY_STATUS_PIPE, 0)],
+                                [pidfd, status_r])
                 os.close(status_r)
                 children[pidfd] = (pid, status_w)
                 poller.register(pidfd, select.POLLIN)
