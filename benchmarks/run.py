@@ -246,6 +246,8 @@ def plot(records: List[Dict[str, Any]], machine: Dict[str, Any], path: str) -> N
         raise ImportError("--plot needs matplotlib: pip install "
                           "'gomp-multiprocessing[bench]'") from e
     matplotlib.use("Agg")
+    # text as text, not glyph outlines: a chart of a few dozen kilobytes
+    matplotlib.rcParams["svg.fonttype"] = "none"
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
