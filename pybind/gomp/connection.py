@@ -19,7 +19,10 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Iterable, List, Optional, Tuple
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, List, Optional, Tuple
 
 from . import reduction
 from . import resource_sharer

@@ -18,7 +18,10 @@ import sys
 import threading
 import weakref
 from collections import defaultdict
-from typing import Any, Dict, List, Tuple
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Tuple
 
 from . import _core
 from . import context

@@ -63,10 +63,18 @@ import signal
 import struct
 import threading
 import time
-import traceback
 import types
 import weakref
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+def _traceback() -> types.ModuleType:
+    # imported where an error is reported: it costs milliseconds at start-up
+    import traceback
+    return traceback
+
+
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from . import context
 from . import util
@@ -126,7 +134,7 @@ class ExceptionWithTraceback:
     the exception with a RemoteTraceback as its cause."""
 
     def __init__(self, exc: BaseException, tb: Any) -> None:
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        text = "".join(_traceback().format_exception(type(exc), exc, tb))
         self.exc = exc
         self.tb = '\n"""\n%s"""' % text
 
@@ -1003,7 +1011,7 @@ class Pool:
             except Exception:
                 if self._state == TERMINATE:
                     return
-                util.info("pool result handler: %s" % traceback.format_exc())
+                util.info("pool result handler: %s" % _traceback().format_exc())
                 time.sleep(0.01)
                 continue
             if not self._deliver(batch):
@@ -1052,7 +1060,7 @@ class Pool:
                         try:
                             obj._set(i, (ok, value))
                         except Exception:
-                            traceback.print_exc()
+                            _traceback().print_exc()
                     if streams:
                         for obj, items in streams.items():
                             obj._set_many(items)
@@ -1062,7 +1070,7 @@ class Pool:
                     return False
             except Exception:
                 # the handler must go on, or every result waits forever
-                traceback.print_exc()
+                _traceback().print_exc()
         return True
 
     def _done(self, wid: int, elapsed: float) -> list:
@@ -1173,7 +1181,7 @@ class Pool:
                 try:
                     obj._set(i, (False, err))
                 except Exception:
-                    traceback.print_exc()
+                    _traceback().print_exc()
 
     def _forget(self, wid: int, pid: Optional[int], exitcode: Optional[int]) -> None:
         with self._lock:
@@ -1596,7 +1604,7 @@ def _fail_all(obj: Any, err: BaseException) -> None:
         else:
             obj._set(0, (False, err))
     except Exception:
-        traceback.print_exc()
+        _traceback().print_exc()
 
 
 def _default_context() -> Any:

@@ -33,7 +33,10 @@ import pickle
 import sys
 import threading
 import weakref
-from typing import Any, Iterable, List, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, List, Optional
 
 from . import _core
 from . import _queue_ends

@@ -17,10 +17,12 @@ other process deadlocking.
 from __future__ import annotations
 
 import sys
-import tempfile
 import threading
 import time
-from typing import Any, Callable, Optional
+# typing costs milliseconds at start-up: only for type checkers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 from . import context
 from . import process
@@ -51,6 +53,16 @@ def _rebuild_semlock(cls: type, rec: Any, kind: int) -> Any:
     obj = _SemLock.__new__(cls, rec.seg, rec.off, kind)
     obj._rec = rec
     return obj
+
+
+class _RandomNames:
+    """SemLock._rand: tempfile's name sequence, made when first read."""
+
+    def __get__(self, obj: Any, owner: Any) -> Any:
+        import tempfile
+        seq = tempfile._RandomNameSequence()  # type: ignore[attr-defined]
+        owner._rand = seq
+        return seq
 
 
 class SemLock(_SemLock):
@@ -84,8 +96,9 @@ class SemLock(_SemLock):
     def _after_fork(self) -> None:
         pass
 
-    # the stdlib names its semaphores with these (loky replaces _make_name)
-    _rand = tempfile._RandomNameSequence()  # type: ignore[attr-defined]
+    # the stdlib names its semaphores with these (loky replaces _make_name);
+    # made on first use, since tempfile costs milliseconds to import
+    _rand = _RandomNames()
 
     @staticmethod
     def _make_name() -> str:
