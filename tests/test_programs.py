@@ -611,3 +611,56 @@ def test_zygote_forked_while_the_program_imports_a_module(tmp_path, where):
                            env=scripts.env(PYTHONPATH=str(lib)))
     assert r.returncode == 0, r.stderr
     assert out.read_text() == "later ran"
+
+
+STAMPED = """
+import sys
+import gomp
+
+def work(path):
+    with open(path, "w") as f:
+        f.write("{stamp}")
+
+if __name__ == "__main__":
+    p = gomp.Process(target=work, args=(sys.argv[1],))
+    p.start()
+    p.join()
+    sys.exit(p.exitcode)
+"""
+
+
+def test_main_script_bytecode_cache_is_never_stale(tmp_path):
+    # a child loads the main script through a bytecode cache; a script
+    # rewritten at once, at the same size and modification time, must not
+    # run from the old one
+    script = tmp_path / "stamped.py"
+    out = tmp_path / "out"
+    writing = scripts.env()
+    writing.pop("PYTHONDONTWRITEBYTECODE", None)
+    first = STAMPED.replace("{stamp}", "AAAA")
+    scripts.write(script, first)
+    stat = os.stat(script)
+    r = scripts.run_script(script, str(out), env=writing)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "AAAA"
+    cached = list((tmp_path / "__pycache__").glob("stamped.*.pyc"))
+    assert len(cached) == 1
+    scripts.write(script, first.replace("AAAA", "BBBB"))
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    r = scripts.run_script(script, str(out), env=writing)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "BBBB"
+    # and a cache that is not a valid one is replaced, not trusted
+    cached[0].write_bytes(b"garbage")
+    r = scripts.run_script(script, str(out), env=writing)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "BBBB"
+
+
+def test_main_script_bytecode_cache_honours_dont_write_bytecode(tmp_path):
+    script = scripts.write(tmp_path / "stamped.py", STAMPED.replace("{stamp}", "CCCC"))
+    out = tmp_path / "out"
+    r = scripts.run_script(script, str(out), env=scripts.env(PYTHONDONTWRITEBYTECODE="1"))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "CCCC"
+    assert not (tmp_path / "__pycache__").exists()

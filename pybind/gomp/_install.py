@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
-import importlib.util
 import os
 import sys
 import warnings
@@ -46,6 +45,7 @@ class _AliasFinder:
                   target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname != _STDLIB and not fullname.startswith(_STDLIB + "."):
             return None
+        import importlib.util  # only once installed: it costs start-up time
         if importlib.util.find_spec(_ours(fullname)) is None:
             # not a module of gomp's: nothing else may find the stdlib's
             raise ModuleNotFoundError(

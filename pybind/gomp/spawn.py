@@ -208,7 +208,7 @@ def _fixup_main_from_path(main_path: str) -> None:
         return
     if getattr(current_main, "__file__", None) == main_path:
         return
-    code = compiled(main_path)
+    code = compiled(main_path, main=True)
     main_module = types.ModuleType("__mp_main__")
     main_module.__file__ = main_path
     main_module.__builtins__ = __builtins__  # type: ignore[attr-defined]
@@ -231,17 +231,72 @@ def _fixup_main_from_path(main_path: str) -> None:
 _compiled: "dict[str, tuple[int, int, types.CodeType]]" = {}
 
 
-def compiled(path: str) -> types.CodeType:
+def compiled(path: str, main: bool = False) -> types.CodeType:
     """The code object of the source file at path, compiled once per
-    version (modification time and size)."""
+    version (modification time and size); a main script's through a
+    bytecode cache of gomp's (see _cached_code), since Python keeps none
+    for it."""
     st = os.stat(path)
     hit = _compiled.get(path)
     if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
         return hit[2]
+    if main and path.endswith(".py"):
+        code = _cached_code(path)
+    else:
+        with open(path, "rb") as f:
+            source = f.read()
+        code = compile(source, path, "exec", dont_inherit=True)
+    _compiled[path] = (st.st_mtime_ns, st.st_size, code)
+    return code
+
+
+# the flags of a bytecode cache file validated by its source's hash (PEP 552)
+_PYC_CHECKED_HASH = (0b11).to_bytes(4, "little")
+
+
+def _cached_code(path: str) -> types.CodeType:
+    """The code of a main script, through a bytecode cache in its __pycache__.
+
+    A process compiles its first source in over a millisecond: a child that
+    runs the parent's main script (which Python never caches) would pay
+    that at every start. The cache is validated by the source's hash, not
+    its modification time, so a script rewritten within the same second,
+    at the same size, is never run stale; Python's imports accept it too.
+    """
+    import _imp
+    import marshal
+    from importlib import _bootstrap_external as bootstrap
     with open(path, "rb") as f:
         source = f.read()
+    key = _imp.source_hash(int.from_bytes(bootstrap.MAGIC_NUMBER, "little"), source)
+    try:
+        cache: Optional[str] = bootstrap.cache_from_source(path)
+    except (NotImplementedError, ValueError):
+        cache = None
+    if cache is not None:
+        try:
+            with open(cache, "rb") as f:
+                head = f.read(16)
+                if head == bootstrap.MAGIC_NUMBER + _PYC_CHECKED_HASH + key:
+                    code = marshal.loads(f.read())
+                    _imp._fix_co_filename(code, path)
+                    return code
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # absent, or not ours: compile and write it anew
     code = compile(source, path, "exec", dont_inherit=True)
-    _compiled[path] = (st.st_mtime_ns, st.st_size, code)
+    if cache is not None and not sys.dont_write_bytecode:
+        data = bootstrap.MAGIC_NUMBER + _PYC_CHECKED_HASH + key + marshal.dumps(code)
+        temp = f"{cache}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(temp, "wb") as f:
+                f.write(data)
+            os.replace(temp, cache)  # whole or not at all, for a reader racing us
+        except OSError:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
     return code
 
 

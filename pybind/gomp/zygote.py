@@ -24,7 +24,6 @@ import signal
 import socket
 import struct
 import sys
-import sysconfig
 import threading
 import time
 import types
@@ -49,8 +48,10 @@ def set_preload(module_names: Sequence[str]) -> None:
 
 
 def _library_prefixes() -> "tuple[str, ...]":
-    paths = sysconfig.get_paths()
-    found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    # the standard library (lib-dynload is inside it) and every
+    # site-packages on the path; sysconfig would say the same, for a
+    # millisecond of import
+    found = {os.path.dirname(os.__file__)}
     for p in sys.path:
         if "site-packages" in p or "dist-packages" in p:
             found.add(p)
@@ -631,10 +632,11 @@ def _get_ready(init: "dict[str, Any]", imported: bool = False) -> None:
     _preload_modules(init.get("preload", ()))
     # spawn: each child runs the main script and imports the user's modules
     # itself; compile them once, here
-    for path in [init.get("init_main_path"), *init.get("compile", ())]:
+    main = init.get("init_main_path")
+    for path in [main, *init.get("compile", ())]:
         if path:
             try:
-                spawn.compiled(path)
+                spawn.compiled(path, main=path == main)
             except (OSError, SyntaxError, ValueError):
                 pass
     spawn.import_from_compiled()
@@ -672,7 +674,8 @@ def _get_ready(init: "dict[str, Any]", imported: bool = False) -> None:
 def _serve(sock: socket.socket, init: "dict[str, Any]",
            warm_up: "Optional[Any]" = None) -> None:
     """Fork a child per request until the parent closes its end; warm_up,
-    if given, runs once the first child is started."""
+    if given, runs once no request has come for WARM_UP_IDLE_MS after the
+    first child was started."""
     from . import _core
     ext = _core.ext()
     # A C library's threads (numpy's BLAS pool, say) survive only a fork
@@ -691,10 +694,16 @@ def _serve(sock: socket.socket, init: "dict[str, Any]",
     poller.register(sock.fileno(), select.POLLIN)
     sys.stdout.flush()
     sys.stderr.flush()
+    started = False
     while True:
+        idle = WARM_UP_IDLE_MS if warm_up is not None and started else None
         try:
-            events = poller.poll()
+            events = poller.poll(idle)
         except InterruptedError:
+            continue
+        if not events and warm_up is not None:
+            warm_up, run = None, warm_up
+            run()
             continue
         for fd, _ev in events:
             if fd != sock.fileno():
@@ -752,9 +761,14 @@ def _serve(sock: socket.socket, init: "dict[str, Any]",
                 os.close(status_r)
                 children[pidfd] = (pid, status_w)
                 poller.register(pidfd, select.POLLIN)
-            if warm_up is not None:
-                warm_up, run = None, warm_up
-                run()
+            started = True
+
+
+# A forked zygote's warm-up (imports, compiling the program's sources:
+# milliseconds of CPU) waits until it has been idle this long: a program
+# that starts its processes at once (a Pool's workers) or starts one and
+# exits does not share the CPUs with it.
+WARM_UP_IDLE_MS = 10
 
 
 def forks_siblings() -> bool:
