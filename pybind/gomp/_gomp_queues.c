@@ -1235,40 +1235,83 @@ marshal_ok(PyObject *o)
     return 0;
 }
 
-/* encode(obj) -> (kind, (data,)) for what needs no out-of-band buffers and
- * pickles with the C pickler; None: use the Python encoder. */
+/* Top-level bytes-likes at least this long are copied in as they are, never
+ * pickled (queues.py's _RAW_MIN). */
+#define RAW_MIN 32768
+
+static inline int
+travels_raw(PyObject *obj)
+{
+    PyTypeObject *t = Py_TYPE(obj);
+    return t == &PyMemoryView_Type ||
+           ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= RAW_MIN);
+}
+
+/* Whether the C pickler alone may pickle what marshal cannot (the policy
+ * of reduction.py, which turns this off once the program registers a
+ * reducer of its own). */
+static int plain_pickle = 1;
+
+static PyObject *
+queues_set_plain_pickle(PyObject *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    plain_pickle = on;
+    Py_RETURN_NONE;
+}
+
+/* Encode obj as reduction.py's policy says, where C can: marshal for core
+ * types, else the C pickler alone, when allowed and when it needs no
+ * out-of-band buffers and names no __main__ (which the receiver may not
+ * import: the Python encoder decides). Returns 1 with *data and *kind
+ * set, 0 when the Python encoder must do it, -1 on error. */
+static int
+encode_plain(PyObject *obj, PyObject **data, uint32_t *kind)
+{
+    if (marshal_ok(obj)) {
+        *data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
+        *kind = KIND_MARSHAL;
+        return *data == NULL ? -1 : 1;
+    }
+    if (!plain_pickle || dumps_fn == NULL || travels_raw(obj))
+        return 0;
+    PyObject *bufs = PyList_New(0);
+    PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
+    PyObject *out = NULL;
+    if (append != NULL) {
+        PyObject *a[3] = {obj, five, append};
+        out = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
+    }
+    Py_XDECREF(append);
+    int plain = out != NULL && PyBytes_Check(out) && PyList_GET_SIZE(bufs) == 0 &&
+                memmem(PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out), "__main__", 8) == NULL;
+    Py_XDECREF(bufs);
+    if (!plain) {
+        /* out-of-band buffers, __main__, or an error the Python encoder
+         * reports */
+        PyErr_Clear();
+        Py_XDECREF(out);
+        return 0;
+    }
+    *data = out;
+    *kind = KIND_PICKLE;
+    return 1;
+}
+
+/* encode(obj) -> (kind, (data,)) for what encode_plain can do; None: use
+ * the Python encoder. */
 static PyObject *
 queues_encode(PyObject *self, PyObject *obj)
 {
-    PyTypeObject *t = Py_TYPE(obj);
     PyObject *data;
     uint32_t kind;
-    if (marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
-        kind = KIND_MARSHAL;
-    } else if (t == &PyMemoryView_Type || t == &PyBytes_Type || t == &PyByteArray_Type ||
-               dumps_fn == NULL) {
-        Py_RETURN_NONE;
-    } else {
-        PyObject *bufs = PyList_New(0);
-        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
-        data = NULL;
-        if (append != NULL) {
-            PyObject *a[3] = {obj, five, append};
-            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
-        }
-        Py_XDECREF(append);
-        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
-            PyErr_Clear();
-            Py_XDECREF(data);
-            Py_XDECREF(bufs);
-            Py_RETURN_NONE;
-        }
-        Py_DECREF(bufs);
-        kind = KIND_PICKLE;
-    }
-    if (data == NULL)
+    int rc = encode_plain(obj, &data, &kind);
+    if (rc < 0)
         return NULL;
+    if (rc == 0)
+        Py_RETURN_NONE;
     return Py_BuildValue("(I(N))", (unsigned)kind, data);
 }
 
@@ -1298,33 +1341,16 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         PyErr_SetString(PyExc_RuntimeError, "the queue of this ring is gone");
         return NULL;
     }
-    PyTypeObject *t = Py_TYPE(obj);
-    int slow = r->closed_msg != NULL || r->pending || t == &PyMemoryView_Type ||
-               ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= 32768);
+    int slow = r->closed_msg != NULL || r->pending || travels_raw(obj);
     PyObject *data = NULL;
     uint32_t kind = KIND_PICKLE;
-    if (!slow && marshal_ok(obj)) {
-        data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
-        if (data == NULL) {
+    if (!slow) {
+        int rc = encode_plain(obj, &data, &kind);
+        if (rc < 0) {
             Py_DECREF(owner);
             return NULL;
         }
-        kind = KIND_MARSHAL;
-    } else if (!slow) {
-        PyObject *bufs = PyList_New(0);
-        PyObject *append = bufs ? PyObject_GetAttrString(bufs, "append") : NULL;
-        if (append != NULL) {
-            PyObject *a[3] = {obj, five, append};
-            data = PyObject_Vectorcall(dumps_fn, a, 2, dumps_kwnames);
-        }
-        Py_XDECREF(append);
-        if (data == NULL || !PyBytes_Check(data) || PyList_GET_SIZE(bufs) != 0) {
-            /* out-of-band buffers, or an error the slow path reports */
-            PyErr_Clear();
-            Py_CLEAR(data);
-            slow = 1;
-        }
-        Py_XDECREF(bufs);
+        slow = rc == 0;
     }
     /* a bounded queue: take a slot now or let the slow path wait for one */
     if (!slow && r->maxsize && !slot_free(r, NULL)) {
@@ -1996,6 +2022,8 @@ PyMethodDef gomp_queues_methods[] = {
      "ring_unwatch(handle): stop a watch (then close its eventfd)."},
     {"queues_setup", queues_setup, METH_VARARGS,
      "queues_setup(loads, Empty, Full, dumps): what the rings pickle with and raise."},
+    {"set_plain_pickle", queues_set_plain_pickle, METH_O,
+     "set_plain_pickle(flag): whether the C pickler alone may be tried (reduction.py's policy)."},
     {"queues_encode", queues_encode, METH_O,
      "queues_encode(obj) -> (kind, (data,)), or None when the Python encoder must do it."},
     {"ring_new", queues_ring_new, METH_VARARGS,

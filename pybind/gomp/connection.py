@@ -81,31 +81,8 @@ def _go() -> Any:
     return _ext
 
 
-_PLAIN_SCALARS = frozenset({int, float, str, bytes, bool, type(None), complex})
-_PLAIN_CONTAINERS = frozenset({tuple, list, dict})
-
-
-def _plain(obj: Any, budget: int = 64) -> bool:
-    """Whether obj is made only of builtin scalars and containers (a few
-    dozen at most), which every pickler writes alike: those skip the
-    ForkingPickler's set-up."""
-    t = type(obj)
-    if t in _PLAIN_SCALARS:
-        return True
-    if t not in _PLAIN_CONTAINERS or len(obj) > budget:
-        return False
-    items = itertools.chain.from_iterable(obj.items()) if t is dict else obj
-    for x in items:
-        tx = type(x)
-        if tx in _PLAIN_SCALARS:
-            continue
-        if tx not in _PLAIN_CONTAINERS or budget <= 1 or not _plain(x, budget // 2):
-            return False
-    return True
-
-
 def _dumps(obj: Any) -> Any:
-    if _plain(obj):
+    if reduction.core_types_only(obj):
         return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
     return reduction.ForkingPickler.dumps(obj)
 
@@ -432,7 +409,7 @@ class PipeConnection(Connection):
             raise OSError("handle is closed")
         if not self._writable:
             raise OSError("connection is read-only")
-        if type(obj) in _PLAIN_SCALARS:
+        if type(obj) in reduction.CORE_SCALARS:
             _go().pipe_send(self._handle, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
         else:
             self._send_obj(obj)
@@ -606,7 +583,7 @@ def _rebuild_pipe_connection(passed: Any, layout: Tuple[int, int], readable: boo
     return PipeConnection(_open_end(passed.detach(), layout), readable, writable)
 
 
-reduction.register(PipeConnection, _reduce_pipe_connection)
+reduction._register_own(PipeConnection, _reduce_pipe_connection)
 
 
 def reduce_connection(conn: Connection) -> Any:
@@ -625,7 +602,7 @@ def rebuild_connection(df: Any, readable: bool, writable: bool) -> Connection:
 
 
 _reduce_connection, _rebuild_connection = reduce_connection, rebuild_connection
-reduction.register(Connection, reduce_connection)
+reduction._register_own(Connection, reduce_connection)
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from . import process
 from . import resource_sharer
 from . import util
 from .context import AuthenticationError, ProcessError, get_spawning_popen
-from .reduction import ForkingPickler
+from .reduction import _register_own, core_types_only
 
 __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryManager"]
 
@@ -55,9 +55,9 @@ def rebuild_as_list(obj: Any) -> Any:
     return list, (list(obj),)
 
 
-ForkingPickler.register(array.array, reduce_array)
+_register_own(array.array, reduce_array)
 for _view in (type({}.items()), type({}.keys()), type({}.values())):
-    ForkingPickler.register(_view, rebuild_as_list)
+    _register_own(_view, rebuild_as_list)
 del _view
 
 # SharedMemoryManager needs gomp.shared_memory, imported when first used
@@ -429,7 +429,7 @@ class Server:
                     msg = ("#TRACEBACK", _format_exc())
             try:
                 try:
-                    if plain_wire and type(msg[1]) in _FLAT_TYPES:
+                    if plain_wire and core_types_only(msg[1]):
                         send_bytes(_plain_dumps(msg))
                     else:
                         send(msg)
@@ -831,17 +831,6 @@ def _drop_connection(address: Any) -> None:
             pass
 
 
-# what the plain pickler writes exactly as the ForkingPickler does
-_FLAT_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
-
-
-def _flat(args: tuple) -> bool:
-    for a in args:
-        if type(a) not in _FLAT_TYPES:
-            return False
-    return True
-
-
 def _plain_dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
 
@@ -1184,8 +1173,8 @@ class BaseProxy:
             conn = self._connection()
         _busy.on = True
         try:
-            if self._plain_wire and not kwds and _flat(args):
-                # the common call: scalars only, which the plain pickler
+            if self._plain_wire and not kwds and core_types_only(args):
+                # the common call: core types only, which the plain pickler
                 # writes as the ForkingPickler would, sent as ready bytes
                 try:
                     conn.send_bytes(_plain_dumps((self._id, methodname, args, kwds)))

@@ -65,6 +65,8 @@ import threading
 import time
 import types
 import weakref
+
+
 def _traceback() -> types.ModuleType:
     # imported where an error is reported: it costs milliseconds at start-up
     import traceback
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from . import context
+from . import reduction
 from . import util
 from ._gomp import pool_pack as _pool_pack, pool_unpack as _pool_unpack, \
     pool_unpack_into as _pool_unpack_into
@@ -259,18 +262,8 @@ _HIGHEST = pickle.HIGHEST_PROTOCOL
 
 
 def _dumps(obj: Any) -> bytes:
-    """Pickle obj for a worker: the C pickler when what it writes can be
-    loaded there, else gomp's ForkingPickler (by value where needed)."""
-    from . import reduction
-    try:
-        data = pickle.dumps(obj, _HIGHEST)
-    except Exception:
-        pass
-    else:
-        # a __main__ the worker cannot import: its functions must travel by value
-        if b"__main__" not in data or reduction._main_is_importable():
-            return data
-    return bytes(reduction.ForkingPickler.dumps(obj, _HIGHEST))
+    """Pickle obj for a worker (see reduction.transport_dumps)."""
+    return reduction.transport_dumps(obj, _HIGHEST)
 
 
 _ResultPickler: Any = None
@@ -286,12 +279,12 @@ def _dumps_result(obj: Any) -> bytes:
     functions and classes of the parent's __main__ go by value where they
     must, as they came: what else cannot be found by reference fails."""
     global _ResultPickler
-    try:
-        return pickle.dumps(obj, _HIGHEST)
-    except Exception:
-        pass
+    if reduction.plain_pickle_ok():
+        try:
+            return pickle.dumps(obj, _HIGHEST)
+        except Exception:
+            pass
     if _ResultPickler is None:
-        from . import reduction
         base = type(reduction.ForkingPickler(io.BytesIO(), _HIGHEST))
 
         class _ResultPickler(base):  # type: ignore[no-redef,valid-type,misc]

@@ -27,7 +27,6 @@ Semantics are the stdlib's, plus:
 from __future__ import annotations
 
 import collections
-import io
 import os
 import pickle
 import sys
@@ -43,6 +42,7 @@ from . import _queue_ends
 from . import context
 from . import util
 from .reduction import ForkingPickler as _ForkingPickler  # noqa: F401  (the stdlib's names)
+from .reduction import transport_dumps
 from .util import Finalize, debug, info, is_exiting, register_after_fork  # noqa: F401
 from queue import Empty, Full  # the stdlib's, as multiprocessing raises them
 
@@ -60,7 +60,6 @@ _PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
 # compares with it)
 _sentinel = object()
 
-_dumps = pickle.dumps
 _ready = False
 _c_encode: Any = None
 
@@ -75,14 +74,6 @@ def _go() -> Any:
     return g
 
 
-def _fallback_dumps(obj: Any, buffers: "list") -> bytes:
-    # what the C pickler cannot do (lambdas, closures, registered reducers)
-    from .reduction import ForkingPickler
-    buf = io.BytesIO()
-    ForkingPickler(buf, 5, buffer_callback=buffers.append).dump(obj)
-    return buf.getvalue()
-
-
 def _encode(obj: Any) -> "tuple[int, tuple]":
     """obj -> (kind, parts): the pickle and its out-of-band buffers, or the
     object itself for large bytes-likes. Raises if obj cannot be pickled."""
@@ -95,19 +86,15 @@ def _encode(obj: Any) -> "tuple[int, tuple]":
     if (t is bytes or t is bytearray) and len(obj) >= _RAW_MIN:
         return (_RAW_BYTES if t is bytes else _RAW_BYTEARRAY), (b"", obj)
     buffers: list = []
-    try:
-        data = _dumps(obj, 5, buffer_callback=buffers.append)
-    except Exception:
-        buffers = []
-        data = _fallback_dumps(obj, buffers)
+    data = transport_dumps(obj, 5, buffer_callback=buffers.append)
     if not buffers:
         return _PICKLED, (data,)
     if len(buffers) > _MAX_BUFFERS:
-        return _PICKLED, (_dumps(obj, 5),)
+        return _PICKLED, (transport_dumps(obj, 5),)
     try:
         return _PICKLED, (data, *[b.raw() for b in buffers])
     except BufferError:  # not contiguous: in-band after all
-        return _PICKLED, (_dumps(obj, 5),)
+        return _PICKLED, (transport_dumps(obj, 5),)
 
 
 def _detach(parts: tuple) -> tuple:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copyreg
 import functools
 import io
+import itertools
 import os
 import pickle
 import socket
@@ -112,6 +113,8 @@ class ForkingPickler(pickle.Pickler):
     def register(cls, type_: type, reduce: Callable) -> None:
         """Register a reduce function for a type."""
         _extra_reducers[type_] = reduce
+        if _OWN_REDUCERS.get(type_) is not reduce:
+            _program_registered()
 
     @classmethod
     def dumps(cls, obj: Any, protocol: Optional[int] = None) -> memoryview:
@@ -121,6 +124,94 @@ class ForkingPickler(pickle.Pickler):
 
 
 register = ForkingPickler.register
+
+
+# ---------------------------------------------------------------------------
+# How an object travels: the one policy. Queues, pipes, pools and managers
+# all ask here (and _gomp_queues.c's put, their C fast path, follows the same
+# rules):
+#
+# * raw: a large top-level bytes, bytearray or memoryview is copied as it
+#   is, never pickled (queues and pipes decide the size);
+# * marshal, or the C pickler on its own: for objects made only of core
+#   types (exact int, float, str, bytes, bool, None, complex; tuple, list and
+#   dict of those), which the C pickler writes itself, whatever reducer is
+#   registered for them: any encoder gives back the same;
+# * the C pickler on its own, for anything else, while the program has
+#   registered no reducer of its own: it then writes what ForkingPickler
+#   would, or fails (a lambda, a socket), or names a __main__ the receiver
+#   cannot import; in those cases, and once the program registers a reducer,
+#   ForkingPickler.
+
+# the reducers gomp registers, for types whose objects the C pickler alone
+# either refuses (sockets, connections, dict views) or writes as well
+# (methods, partials, arrays): they do not change the policy
+_OWN_REDUCERS: "dict[type, Callable]" = {}
+# whether the program has registered a reducer (see _program_registered)
+_program_reducers = False
+
+
+def _program_registered() -> None:
+    global _program_reducers
+    if not _program_reducers:
+        _program_reducers = True
+        from . import _core
+        _core.ext().set_plain_pickle(False)  # the queues' C fast path too
+
+
+def _register_own(type_: type, reduce: Callable) -> None:
+    _OWN_REDUCERS[type_] = reduce
+    _extra_reducers[type_] = reduce
+
+
+CORE_SCALARS = frozenset({int, float, str, bytes, bool, type(None), complex})
+CORE_CONTAINERS = frozenset({tuple, list, dict})
+
+
+def core_types_only(obj: Any, budget: int = 64) -> bool:
+    """Whether obj is made only of core types (at most a few dozen), which
+    every pickler writes alike: those skip ForkingPickler's set-up."""
+    t = type(obj)
+    if t in CORE_SCALARS:
+        return True
+    if t not in CORE_CONTAINERS or len(obj) > budget:
+        return False
+    items = itertools.chain.from_iterable(obj.items()) if t is dict else obj
+    for x in items:
+        tx = type(x)
+        if tx in CORE_SCALARS:
+            continue
+        if tx not in CORE_CONTAINERS or budget <= 1 or not core_types_only(x, budget // 2):
+            return False
+    return True
+
+
+def plain_pickle_ok() -> bool:
+    """Whether the C pickler alone may be tried first (see above)."""
+    return not _program_reducers
+
+
+def transport_dumps(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL,
+                    buffer_callback: Optional[Callable] = None) -> bytes:
+    """Pickle obj for another process as ForkingPickler would, by the C
+    pickler alone where that writes the same (see above)."""
+    if not _program_reducers:
+        buffers: list = []
+        try:
+            data = pickle.dumps(obj, protocol,
+                                buffer_callback=None if buffer_callback is None else buffers.append)
+        except Exception:
+            pass
+        else:
+            # a __main__ the receiver cannot import: its functions and
+            # classes must travel by value
+            if b"__main__" not in data or _main_is_importable():
+                for b in buffers:
+                    buffer_callback(b)  # type: ignore[misc]
+                return data
+    buf = io.BytesIO()
+    ForkingPickler(buf, protocol, buffer_callback=buffer_callback).dump(obj)
+    return buf.getvalue()
 
 
 def dumps(obj: Any, protocol: Optional[int] = None) -> bytes:
@@ -152,9 +243,9 @@ def _reduce_method_descriptor(m: Any) -> Any:
     return getattr, (m.__objclass__, m.__name__)
 
 
-register(type(_C().f), _reduce_method)
-register(type(list.append), _reduce_method_descriptor)
-register(type(int.__add__), _reduce_method_descriptor)
+_register_own(type(_C().f), _reduce_method)
+_register_own(type(list.append), _reduce_method_descriptor)
+_register_own(type(int.__add__), _reduce_method_descriptor)
 
 
 def _reduce_partial(p: functools.partial) -> Any:
@@ -165,7 +256,7 @@ def _rebuild_partial(func: Callable, args: tuple, keywords: dict) -> functools.p
     return functools.partial(func, *args, **keywords)
 
 
-register(functools.partial, _reduce_partial)
+_register_own(functools.partial, _reduce_partial)
 
 
 # descriptor passing over Unix sockets
@@ -245,7 +336,7 @@ def _rebuild_socket(df: Any, family: int, type: int, proto: int) -> socket.socke
     return socket.socket(family, type, proto, fileno=fd)
 
 
-register(socket.socket, _reduce_socket)
+_register_own(socket.socket, _reduce_socket)
 
 
 class AbstractReducer:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from . import context
 from .heap import BufferWrapper
-from .reduction import ForkingPickler
+from .reduction import _register_own
 
 __all__ = ["RawValue", "RawArray", "Value", "Array", "copy", "synchronized"]
 
@@ -138,7 +138,7 @@ def reduce_ctype(obj: Any) -> Any:
 def rebuild_ctype(type_: Any, wrapper: Any, length: Optional[int]) -> Any:
     if length is not None:
         type_ = type_ * length
-    ForkingPickler.register(type_, reduce_ctype)
+    _register_own(type_, reduce_ctype)
     arena, start, size = wrapper._state
     obj = type_.from_buffer(arena, start)
     obj._wrapper = wrapper
