@@ -26,14 +26,10 @@ if TYPE_CHECKING:
 
 from . import reduction
 from . import resource_sharer
+from ._timing import SIGNAL_SLICE
 from .context import AuthenticationError, BufferTooShort
 
 __all__ = ["Client", "Listener", "Pipe", "wait"]
-
-# the longest a wait blocks before Python gets to run a signal handler (a
-# SIGINT may be delivered to one of the Go runtime's threads, which does not
-# interrupt this one's poll)
-_SLICE = 0.05
 
 BUFSIZE = 8192
 # A socket Connection reads a message of more than _RECV_CHUNK bytes in
@@ -95,9 +91,9 @@ def _wait_fd(fd: int, events: int, timeout: Optional[float]) -> bool:
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
     while True:
         if deadline is None:
-            slice_ = _SLICE
+            slice_ = SIGNAL_SLICE
         else:
-            slice_ = min(_SLICE, max(deadline - time.monotonic(), 0.0))
+            slice_ = min(SIGNAL_SLICE, max(deadline - time.monotonic(), 0.0))
         if p.poll(slice_ * 1000):
             return True
         if deadline is not None and time.monotonic() >= deadline:
@@ -635,9 +631,9 @@ def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[An
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     while True:
         if deadline is None:
-            slice_ = _SLICE
+            slice_ = SIGNAL_SLICE
         else:
-            slice_ = min(_SLICE, max(deadline - time.monotonic(), 0))
+            slice_ = min(SIGNAL_SLICE, max(deadline - time.monotonic(), 0))
         fds = {fd for fd, _ in poller.poll(slice_ * 1000)}
         # a pipe end's descriptor may, rarely, be signalled for a message
         # already taken: what says whether it has a message is believed
@@ -735,7 +731,7 @@ class SocketListener:
             sock = self._socket
             if sock is None:
                 raise OSError("listener is closed")
-            if not _wait_fd(sock.fileno(), select.POLLIN, _SLICE):
+            if not _wait_fd(sock.fileno(), select.POLLIN, SIGNAL_SLICE):
                 continue
             try:
                 s, self._last_accepted = sock.accept()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any, Optional, Sequence
 
 from . import _install
+from ._timing import SIGNAL_SLICE_MS
 
 __all__ = ['Zygote', 'get', 'running', 'discard', 'stop_all', 'set_preload', 'main']
 
@@ -262,15 +263,10 @@ _REQUEST = struct.Struct("<I")
 _REPLY = struct.Struct("<iII")
 _REPLY_STATUS_PIPE = 1
 
-# the longest a wait blocks before Python runs a signal handler (a SIGINT
-# may be delivered to another thread, the Go runtime's say, which does not
-# interrupt this one's poll)
-SIGNAL_SLICE_MS = 20
-
 
 def wait_readable(fd: int, timeout: Optional[float]) -> bool:
-    """Wait up to timeout seconds (None: forever) until fd is readable;
-    Ctrl-C interrupts it."""
+    """Wait up to timeout seconds (None: forever) until fd is readable, in
+    signal slices, so that Ctrl-C interrupts it."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     deadline = None if timeout is None else time.monotonic() + timeout
