@@ -110,7 +110,42 @@ _DIED, _STOP = -1, -2
 _INFLIGHT = 2
 # tasks that wait are sent together, about this much work per message
 _MESSAGE_WORK = 0.0005
+# and at most this many (a function measured as free would fill thousands)
 _MAX_BATCH = 256
+# the least a call is taken to cost (seconds), so that none divides by zero
+_MIN_COST = 1e-7
+# A function's cost estimate: a slower call raises it at most _EST_RISE-fold
+# per sample; a faster one lowers it _EST_FALL of the way.
+_EST_RISE = 4
+_EST_FALL = 0.3
+_EST_KEEP = 1 - _EST_FALL  # 0.7 exactly
+# functions whose cost is remembered; past that the estimates start over (a
+# program that makes a function per call would grow them for ever)
+_MAX_ESTIMATES = 4096
+# a message queued behind one that has run this long (seconds; messages are
+# sized to take well under it) is taken back and given to an idle worker
+_STEAL_PATIENCE = 0.002
+# while messages wait behind running ones, the result thread looks this
+# often (seconds) for one to take back
+_STEAL_CHECK = 0.02
+# the result thread's pause after an unexpected error, so that a lasting
+# one does not spin a CPU (seconds)
+_HANDLER_ERROR_PAUSE = 0.01
+# imap: a container's tasks are submitted in groups of this many, or of what
+# came in this long (seconds), whichever is first; an iterator's one by one
+_SUBMIT_GROUP = 64
+_SUBMIT_WAIT = 0.0005
+# workers that end before they start: this many more than the pool's size
+# in a row and the pool fails its tasks instead of starting more
+_START_FAILURES_SPARE = 2
+# a dead worker's queue is drained for at most this long (seconds), waiting
+# at most _DRAIN_WAIT at a time, to unblock this process's feeder thread
+_DRAIN_TIMEOUT = 1.0
+_DRAIN_WAIT = 0.05
+# terminate(): workers get this long (seconds) to end on SIGTERM, then are
+# killed; a thread or a killed worker gets _JOIN_TIMEOUT to be joined
+_TERM_GRACE = 1.0
+_JOIN_TIMEOUT = 5.0
 
 
 def mapstar(args: Any) -> list:
@@ -942,11 +977,11 @@ class Pool:
         key = func.__code__ if type(func) is _FunctionType else _cost_key(func)
         cell = self._est.get(key)
         if cell is None:
-            if len(self._est) >= 4096:
+            if len(self._est) >= _MAX_ESTIMATES:
                 self._est.clear()
             cell = self._est[key] = [None]
         est = cell[0]
-        n = 1 if est is None else min(_MAX_BATCH, int(_MESSAGE_WORK / (est + 1e-7)))
+        n = 1 if est is None else min(_MAX_BATCH, int(_MESSAGE_WORK / (est + _MIN_COST)))
         if self._maxtasksperchild is not None:
             n = min(n, self._maxtasksperchild - w.sent)
         tasks = [first]
@@ -995,7 +1030,7 @@ class Pool:
         while True:
             try:
                 with self._lock:
-                    timeout = 0.02 if self._queued_behind() else None
+                    timeout = _STEAL_CHECK if self._queued_behind() else None
                 batch = get(timeout)
                 if not batch:
                     with self._lock:
@@ -1005,7 +1040,7 @@ class Pool:
                 if self._state == TERMINATE:
                     return
                 util.info("pool result handler: %s" % _traceback().format_exc())
-                time.sleep(0.01)
+                time.sleep(_HANDLER_ERROR_PAUSE)
                 continue
             if not self._deliver(batch):
                 return
@@ -1082,9 +1117,9 @@ class Pool:
             if old is None:
                 cell[0] = per_task
             elif per_task > old:
-                cell[0] = min(per_task, 4 * old)
+                cell[0] = min(per_task, _EST_RISE * old)
             else:
-                cell[0] = 0.7 * old + 0.3 * per_task
+                cell[0] = _EST_KEEP * old + _EST_FALL * per_task
             if self._pending:
                 self._feed(w)
             elif not w.inflight:
@@ -1108,11 +1143,8 @@ class Pool:
         if not idle or self._pending:
             return
         now = time.monotonic()
-        # messages are sized to take well under this: one that runs longer
-        # holds back the ones behind it
-        patience = 0.002
         for v in self._workers.values():
-            if v.dead or len(v.inflight) < 2 or now - v.last < patience:
+            if v.dead or len(v.inflight) < 2 or now - v.last < _STEAL_PATIENCE:
                 continue
             k = min(self._take_back(v), len(v.inflight))
             for _ in range(k):
@@ -1183,7 +1215,8 @@ class Pool:
                 return
             if not w.started:
                 self._start_failures += 1
-                if self._start_failures >= self._processes + 2 and self._broken is None:
+                if (self._start_failures >= self._processes + _START_FAILURES_SPARE
+                        and self._broken is None):
                     self._broken = ProcessError(
                         "pool workers keep ending before they start (the last, pid %s, "
                         "with exit code %s): see their output; is the initializer "
@@ -1224,11 +1257,11 @@ class Pool:
         if q is None:
             return
         # unblock this process's feeder thread, if it had a backlog
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + _DRAIN_TIMEOUT
         try:
             while q.qsize() > 0 and time.monotonic() < deadline:
                 try:
-                    q.get_many(timeout=0.05)
+                    q.get_many(timeout=_DRAIN_WAIT)
                 except Exception:
                     pass
             q.cancel_join_thread()
@@ -1369,7 +1402,7 @@ class Pool:
         # a container's tasks are submitted in groups; an iterator's
         # leave one by one, as they come, since its next item may be
         # long in coming
-        group = 64 if hasattr(iterable, "__len__") else 1
+        group = _SUBMIT_GROUP if hasattr(iterable, "__len__") else 1
         try:
             it = iter(iterable)
             since = clock()
@@ -1386,7 +1419,7 @@ class Pool:
                         break
                     tasks.append((job, n, _MAP, func, chunk, None))
                 n += 1
-                if len(tasks) >= group or clock() - since > 0.0005:
+                if len(tasks) >= group or clock() - since > _SUBMIT_WAIT:
                     self._submit(result, tasks)
                     tasks = []
                     since = clock()
@@ -1486,7 +1519,7 @@ class Pool:
             # the task handler may be waiting for a slow iterable's next
             # item: it stops by itself once it has it
             if t is not me and t.is_alive() and t.name != "PoolTaskHandler":
-                t.join(5)
+                t.join(_JOIN_TIMEOUT)
         # what never came back fails instead of waiting forever
         err = ProcessError("the pool was terminated before this task finished")
         for obj in list(self._cache.values()):
@@ -1502,7 +1535,7 @@ class Pool:
                     p.terminate()
             except Exception:
                 pass
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + _TERM_GRACE
         for p in procs:
             try:
                 try:
@@ -1512,7 +1545,7 @@ class Pool:
                     p.join()
                 if p.exitcode is None and hasattr(p, "kill"):
                     p.kill()
-                    p.join(5)
+                    p.join(_JOIN_TIMEOUT)
             except Exception:
                 pass
 
