@@ -32,6 +32,9 @@ from .context import AuthenticationError, BufferTooShort
 __all__ = ["Client", "Listener", "Pipe", "wait"]
 
 BUFSIZE = 8192
+# a message of up to this many bytes goes out with its header in one write
+# (the stdlib's bound: past it, joining them costs more than a system call)
+_ONE_WRITE_MAX = 16384
 # A socket Connection reads a message of more than _RECV_CHUNK bytes in
 # pieces, the first _RECV_CHUNK long, each next one twice the last up to
 # _RECV_CHUNK_MAX: what it holds is at most what arrived plus one piece,
@@ -42,6 +45,9 @@ CONNECTION_TIMEOUT = 20.0
 # a Listener gives a client this long to pass the authentication handshake,
 # so that one that never answers does not stall accept() for ever
 HANDSHAKE_TIMEOUT = 20.0
+# a client whose listener's backlog is full retries connecting this often
+# (seconds) until CONNECTION_TIMEOUT
+_CONNECT_RETRY = 0.01
 
 default_family = "AF_UNIX"
 families = ["AF_INET", "AF_UNIX"]
@@ -280,7 +286,7 @@ class Connection(_ConnectionBase):
             header = struct.pack("!iQ", -1, n)
         else:
             header = struct.pack("!i", n)
-        if n <= 16384:
+        if n <= _ONE_WRITE_MAX:
             # one write for small messages: fewer system calls, and the
             # peer sees the message whole
             self._write_all(header + bytes(buf))
@@ -840,7 +846,7 @@ def SocketClient(address: Any) -> Connection:
                 # a Unix listener whose backlog is full refuses for a while
                 if e.errno != errno.EAGAIN or time.monotonic() > deadline:
                     raise
-                time.sleep(0.01)
+                time.sleep(_CONNECT_RETRY)
         _no_delay(s)
         return Connection(s.detach())
     except BaseException:
@@ -892,6 +898,8 @@ _FAILURE = FAILURE = b"#FAILURE#"
 _MD5ONLY_MESSAGE_LENGTH = 20
 _MD5_DIGEST_LEN = 16
 _LEGACY_LENGTHS = (_MD5ONLY_MESSAGE_LENGTH, _MD5_DIGEST_LEN)
+# the longest handshake message read (the stdlib's recv_bytes(256))
+_AUTH_MESSAGE_MAX = 256
 _ALLOWED_DIGESTS = frozenset({b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"})
 _MAX_DIGEST_LEN = max(len(d) for d in _ALLOWED_DIGESTS)
 
@@ -950,7 +958,7 @@ def _recv_auth(connection: Any) -> bytes:
     if deadline is not None and not connection.poll(max(deadline - time.monotonic(), 0)):
         # silence is not a wrong key: the peer may be stuck, or gone
         raise TimeoutError("no answer to the authentication challenge in time")
-    return connection.recv_bytes(256)  # reject large messages
+    return connection.recv_bytes(_AUTH_MESSAGE_MAX)  # reject large messages
 
 
 def deliver_challenge(connection: Any, authkey: bytes, digest_name: str = "sha256") -> None:
@@ -983,7 +991,7 @@ def answer_challenge(connection: Any, authkey: bytes) -> None:
     if not message.startswith(_CHALLENGE):
         raise AuthenticationError("Protocol error, expected challenge: message=%r" % (message,))
     message = message[len(_CHALLENGE):]
-    if len(message) < 20:
+    if len(message) < _MD5ONLY_MESSAGE_LENGTH:
         raise AuthenticationError("challenge too short: %d bytes" % len(message))
     connection.send_bytes(_create_response(authkey, message))
     if _recv_auth(connection) != _WELCOME:

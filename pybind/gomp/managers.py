@@ -186,7 +186,8 @@ class Server:
         self.serializer = serializer
         # clients are authenticated by the accepter thread alone (see
         # _Handshake): a silent or slow one costs a descriptor, not a thread
-        self.listener = connection.Listener(address=_default_address(address), backlog=128)
+        self.listener = connection.Listener(address=_default_address(address),
+                                            backlog=_LISTEN_BACKLOG)
         self.address = self.listener.address
         self.id_to_obj: Dict[Any, tuple] = {"0": (None, (), None)}
         self.id_to_refcount: Dict[Any, int] = {}
@@ -225,7 +226,7 @@ class Server:
                 return
             except Exception as e:
                 util.info("manager: accepting clients failed (%r); going on", e)
-                self.stop_event.wait(0.1)
+                self.stop_event.wait(_ACCEPT_RETRY)
 
     def _accept_forever(self) -> None:
         listener = self.listener._listener  # the SocketListener
@@ -261,7 +262,7 @@ class Server:
                     sel.register(sock, selectors.EVENT_READ)
                 # wake at the oldest client's deadline, the end of a pause,
                 # or soon enough to see the server stop
-                wake = now + 0.5
+                wake = now + _STOP_CHECK
                 if pending:
                     wake = min(wake, next(iter(pending.values())).deadline)
                 if paused_until is not None:
@@ -272,7 +273,7 @@ class Server:
                             # out of descriptors, say: retry a moment later
                             # rather than spin on a listener that stays ready
                             sel.unregister(sock)
-                            paused_until = time.monotonic() + 0.05
+                            paused_until = time.monotonic() + resource_sharer._ACCEPT_PAUSE
                         continue
                     hs = key.data
                     if pending.get(hs.sock) is not hs:
@@ -298,7 +299,7 @@ class Server:
         those being authenticated get their turn) and send each its
         challenge. Returns False if accepting failed for want of a
         resource."""
-        for _ in range(64):
+        for _ in range(_ACCEPT_BATCH):
             try:
                 s, peer = sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -621,8 +622,19 @@ AUTH_TIMEOUT = 5.0
 # clients being authenticated at once: a new one beyond that replaces the
 # oldest, so that connections that say nothing cannot lock others out
 MAX_UNAUTHENTICATED = 64
-# the longest handshake message (the stdlib reads them with recv_bytes(256))
-_AUTH_MESSAGE_MAX = 256
+# clients queued till the accepter takes them (the stdlib's: 16), so that
+# a burst of them is not refused
+_LISTEN_BACKLOG = 128
+# clients the accepter takes in one round, so that those being
+# authenticated get their turn
+_ACCEPT_BATCH = 64
+# the accepter sees the server stop within this (seconds)
+_STOP_CHECK = 0.5
+# the accepter's pause before it starts over after an unexpected failure
+_ACCEPT_RETRY = 0.1
+# while a manager's server starts, whether its process died is checked
+# this often (seconds)
+_START_CHECK = 0.1
 _MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
@@ -677,7 +689,7 @@ class _Handshake:
             if self._size < 0 and len(self._buf) == 4:
                 size, = struct.unpack("!i", self._buf)
                 # checked before anything is read or allocated for it
-                if not 0 <= size <= _AUTH_MESSAGE_MAX:
+                if not 0 <= size <= connection._AUTH_MESSAGE_MAX:
                     raise OSError("bad message length")
                 self._size = size
                 self._buf.clear()
@@ -705,7 +717,7 @@ class _Handshake:
                 if not message.startswith(connection._CHALLENGE):
                     raise AuthenticationError("Protocol error, expected challenge")
                 message = message[len(connection._CHALLENGE):]
-                if len(message) < 20:
+                if len(message) < connection._MD5ONLY_MESSAGE_LENGTH:
                     raise AuthenticationError("challenge too short: %d bytes" % len(message))
                 self._send(connection._create_response(authkey, message))
                 self._stage = 2
@@ -964,7 +976,7 @@ class BaseManager:
         self._process.start()
         writer.close()
         try:
-            while not reader.poll(0.1):
+            while not reader.poll(_START_CHECK):
                 if not self._process.is_alive():
                     raise EOFError
             self._address = reader.recv()

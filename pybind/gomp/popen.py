@@ -27,6 +27,10 @@ from . import zygote
 
 __all__ = ["Popen"]
 
+# a signal that could not be sent is an error only if the child has not
+# ended within this (seconds), as in the stdlib
+_SIGNAL_FAILED_WAIT = 0.1
+
 
 class _ChildFd:
     """A descriptor passed to a child at start; it names its slot."""
@@ -185,7 +189,7 @@ class Popen:
             except ProcessLookupError:
                 pass
             except OSError:
-                if self.wait(timeout=0.1) is None:
+                if self.wait(timeout=_SIGNAL_FAILED_WAIT) is None:
                     raise
 
     def terminate(self) -> None:

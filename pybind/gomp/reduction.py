@@ -168,7 +168,12 @@ CORE_SCALARS = frozenset({int, float, str, bytes, bool, type(None), complex})
 CORE_CONTAINERS = frozenset({tuple, list, dict})
 
 
-def core_types_only(obj: Any, budget: int = 64) -> bool:
+# core_types_only looks at this many items at most (half as many a level
+# down), so that the check stays cheaper than the set-up it saves
+_CORE_BUDGET = 64
+
+
+def core_types_only(obj: Any, budget: int = _CORE_BUDGET) -> bool:
     """Whether obj is made only of core types (at most a few dozen), which
     every pickler writes alike: those skip ForkingPickler's set-up."""
     t = type(obj)

@@ -42,6 +42,9 @@ MAX_PEERS = 64
 # seconds the server stops accepting after accept() failed (out of
 # descriptors, say), rather than spin on a listener that stays ready
 _ACCEPT_PAUSE = 0.05
+# a fetch whose server's backlog is full retries connecting this often
+# (seconds) until FETCH_TIMEOUT
+_CONNECT_RETRY = 0.005
 _KEY_LEN = 16
 _FOUND, _GONE = b"\x01", b"\x00"
 
@@ -292,7 +295,7 @@ def _fetch(address: str, key: bytes, count: int) -> "List[int]":
                 # says so at once instead of waiting): it is busy accepting
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.005)
+                time.sleep(_CONNECT_RETRY)
         s.sendall(key)
         msg, fds, _flags, _addr = socket.recv_fds(s, 1, max(count, 1),
                                                   getattr(socket, "MSG_CMSG_CLOEXEC", 0))

@@ -429,10 +429,18 @@ def discard(z: Zygote) -> None:
 
 # --- the zygote's end -------------------------------------------------------
 
+# the zygote reads a request this many bytes at a time at most (recv
+# allocates what it is asked for, whatever arrives)
+_RECV_CHUNK = 1 << 20
+# descriptors one request may carry: the child's stdout, stderr and those
+# duplicated for it
+_REQUEST_FDS_MAX = 64
+
+
 def _recv_exact(sock: socket.socket, n: int) -> Optional[bytes]:
     chunks = []
     while n:
-        chunk = sock.recv(min(n, 1 << 20))
+        chunk = sock.recv(min(n, _RECV_CHUNK))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -443,7 +451,7 @@ def _recv_exact(sock: socket.socket, n: int) -> Optional[bytes]:
 def _read_request(sock: socket.socket) -> "Optional[tuple[bytes, list[int]]]":
     # the descriptors arrive with the first bytes: read the length with them,
     # then exactly the payload, never into the next request
-    head, fds, _flags, _addr = socket.recv_fds(sock, 4, 64)
+    head, fds, _flags, _addr = socket.recv_fds(sock, 4, _REQUEST_FDS_MAX)
     fds = list(fds)
     if len(head) < 4:
         more = _recv_exact(sock, 4 - len(head)) if head else None
