@@ -9,12 +9,12 @@ import select
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
+
+import scripts
 
 import gomp
 from gomp import connection
@@ -22,8 +22,6 @@ from gomp.context import BufferTooShort
 
 import _connection_targets as T
 
-# where gomp is imported from, for the scripts run in subprocesses
-PYTHONPATH = os.path.dirname(os.path.dirname(os.path.abspath(gomp.__file__)))
 
 
 @pytest.fixture(params=[True, False], ids=["duplex", "simplex"])
@@ -410,10 +408,7 @@ def test_dead_peer_makes_fileno_readable():
 
 
 def _interrupt(code: str) -> str:
-    script = textwrap.dedent(code)
-    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, text=True)
+    proc = scripts.start_code(code, stderr=subprocess.STDOUT)
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.3)

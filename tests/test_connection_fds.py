@@ -20,8 +20,6 @@ from gomp import connection, reduction, util
 
 import _connection_targets as T
 
-PYTHONPATH = os.path.dirname(os.path.dirname(os.path.abspath(gomp.__file__)))
-
 
 @pytest.fixture
 def tmpfile(tmp_path):

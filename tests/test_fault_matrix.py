@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+import scripts
+
 import gomp
 import gomp.queues
 from gomp.pool import WorkerLostError
@@ -80,15 +82,6 @@ def _shm():
     return {n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIXES)}
 
 
-def _start_time(pid):
-    """A process's start time, or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 class Run:
     """One run: its participants, and what it reports."""
 
@@ -98,7 +91,7 @@ class Run:
 
     def track(self, pids):
         for pid in pids:
-            self.procs.setdefault(pid, _start_time(pid))
+            self.procs.setdefault(pid, scripts.start_time(pid))
 
     def start(self, target, *args):
         p = gomp.Process(target=target, args=args)
@@ -124,7 +117,7 @@ def run(request):
     while True:
         gc.collect()
         left = sorted(pid for pid, st in r.procs.items()
-                      if st is not None and _start_time(pid) == st)  # zombies too
+                      if st is not None and scripts.start_time(pid) == st)  # zombies too
         new = sorted(_children() - children)
         leaked = _fds() - fds
         # others may use /dev/shm meanwhile: an entry must outlast the wait

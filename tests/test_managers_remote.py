@@ -12,44 +12,19 @@ import time
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 from gomp import managers
 
 import _managers_targets as T
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHONPATH = os.pathsep.join([GOMP_ROOT, HERE])
 
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = PYTHONPATH
-    return env
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead too
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_dead(pid, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.02)
-    return False
+def _start(code, **kw):
+    """code in a child interpreter that imports gomp and the tests' targets;
+    its stdout read by the test, its stderr the test's own."""
+    kw.setdefault("stderr", None)
+    return scripts.start([sys.executable, "-c", code], env=scripts.env(scripts.TESTS), **kw)
 
 
 @pytest.fixture
@@ -205,8 +180,7 @@ CLIENT = textwrap.dedent("""
 
 @pytest.mark.timeout(60)
 def test_server_by_address_from_other_interpreters():
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE,
-                              env=_env(), text=True)
+    server = _start(SERVER)
     try:
         port = int(server.stdout.readline())
         m = T.MyManager(address=("127.0.0.1", port), authkey=b"secret")
@@ -215,8 +189,8 @@ def test_server_by_address_from_other_interpreters():
         d["from_test"] = 21
         # a client on the server's machine talks over shared memory
         assert type(d._tls.connection).__name__ == "PipeConnection"
-        r = subprocess.run([sys.executable, "-c", CLIENT, str(port)], env=_env(),
-                           capture_output=True, text=True, timeout=30)
+        r = scripts.run([sys.executable, "-c", CLIENT, str(port)],
+                        env=scripts.env(scripts.TESTS), timeout=30)
         assert r.stdout.strip() == "ok", r.stderr
         assert d["from_client"] == 42
         c = m.Counter(3)
@@ -274,14 +248,13 @@ OWNER = textwrap.dedent("""
 
 @pytest.mark.timeout(60)
 def test_manager_exits_when_owner_is_killed():
-    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE,
-                             env=_env(), text=True)
+    owner = _start(OWNER)
     try:
         pid = int(owner.stdout.readline())
-        assert _pid_alive(pid)
+        assert scripts.pid_alive(pid)
         owner.kill()
         owner.wait()
-        assert _wait_dead(pid, 10), "the manager outlived its owner"
+        assert scripts.wait_gone(pid, timeout=10), "the manager outlived its owner"
     finally:
         owner.kill()
         owner.wait()
@@ -307,9 +280,7 @@ CTRL_C = textwrap.dedent("""
 
 @pytest.mark.timeout(60)
 def test_ctrl_c_interrupts_a_blocked_call():
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=_env(), text=True,
-                            start_new_session=True)
+    proc = _start(CTRL_C, stderr=subprocess.PIPE, start_new_session=True)
     try:
         assert proc.stdout.readline().strip() == "waiting"
         time.sleep(0.3)

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 from gomp import managers, shared_memory
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHONPATH = os.pathsep.join([GOMP_ROOT, HERE])
 
 
 def _exists(name):
@@ -74,9 +69,7 @@ CRASH = textwrap.dedent("""
 
 @pytest.mark.timeout(30)
 def test_segments_removed_when_owner_is_killed():
-    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
-    proc = subprocess.Popen([sys.executable, "-c", CRASH], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = scripts.start_code(CRASH, stderr=subprocess.DEVNULL)
     try:
         name = proc.stdout.readline().strip()
         assert _exists(name)

@@ -65,12 +65,10 @@ def test_socket_connection_lying_header(claim, how):
     ours, theirs = socket.socketpair()
     with ours:
         with theirs:
-            proc = subprocess.Popen(
+            proc = scripts.start(
                 [sys.executable, "-c", "import _memory_targets as T; T.socket_reader_main()",
                  str(theirs.fileno()), how],
-                pass_fds=[theirs.fileno()], stdout=subprocess.PIPE, text=True,
-                env=scripts.env(PYTHONPATH=os.pathsep.join(
-                    [scripts.GOMP_ROOT, os.path.dirname(os.path.abspath(__file__))])))
+                pass_fds=[theirs.fileno()], stderr=None, env=scripts.env(scripts.TESTS))
         try:
             assert proc.stdout.readline().strip() == "ready"
             ours.sendall(_socket_header(claim))

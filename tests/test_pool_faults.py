@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 from gomp.pool import WorkerLostError
@@ -20,18 +18,15 @@ import _pool_targets as T
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYBIND = GOMP_ROOT
-
 
 def run_script(code: str, stdin: bool = False, timeout: float = 30, **kw):
-    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.path.join(ROOT, "tests"))
-    code = textwrap.dedent(code)
+    """code in a child interpreter that imports the tests' targets: as -c,
+    or read from stdin (an interactive __main__)."""
+    kw.setdefault("env", scripts.env(scripts.TESTS))
     if stdin:
-        return subprocess.run([sys.executable, "-"], input=code, capture_output=True,
-                              text=True, env=env, timeout=timeout, **kw)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=timeout, **kw)
+        return scripts.run([sys.executable, "-"], input=textwrap.dedent(code),
+                           timeout=timeout, **kw)
+    return scripts.run_code(code, timeout=timeout, **kw)
 
 
 @pytest.mark.parametrize("how,code", [("kill", -signal.SIGKILL), ("segv", -signal.SIGSEGV),
@@ -130,8 +125,7 @@ def test_terminate_leaves_no_worker_behind():
     assert float(r.stdout.split("terminated in ")[1]) < 3
     time.sleep(0.1)
     for pid in pids:
-        assert not os.path.exists("/proc/%d" % pid) or \
-            open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z"
+        assert not scripts.pid_alive(pid)
 
 
 def test_ctrl_c_interrupts_map_at_once():
@@ -147,9 +141,7 @@ def test_ctrl_c_interrupts_map_at_once():
                 print("KeyboardInterrupt", flush=True)
                 raise
         """)
-    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.path.join(ROOT, "tests"))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = scripts.start([sys.executable, "-c", code], env=scripts.env(scripts.TESTS))
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.3)
@@ -212,9 +204,7 @@ def test_interactive_classes_and_lambdas_come_back_from_workers():
 
 def test_pool_tour_example():
     t = time.monotonic()
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "pool.py")],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, PYTHONPATH=PYBIND))
+    r = scripts.run([sys.executable, scripts.example("pool.py")], timeout=30)
     assert time.monotonic() - t < 8
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

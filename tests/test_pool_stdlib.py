@@ -11,15 +11,13 @@ import gc
 import os
 import pickle
 import queue
-import subprocess
-import sys
 import time
 import types
 import weakref
 
 import pytest
 
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 import gomp.connection
@@ -267,10 +265,9 @@ def test_default_size_is_the_cpus_this_process_may_use():
             "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
             "with gomp.Pool() as p:\n"
             "    print(len(p._pool))\n")
-    env = dict(os.environ, PYTHONPATH=GOMP_ROOT)
+    env = scripts.env()
     env.pop("PYTHON_CPU_COUNT", None)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=env, timeout=30)
+    r = scripts.run_code(code, env=env, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "1\n"
 

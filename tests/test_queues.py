@@ -14,14 +14,11 @@ import time
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 import gomp.queues
 import _queue_targets as targets
-
-PYBIND = GOMP_ROOT
 
 
 def drain(q, n, timeout=20):
@@ -380,11 +377,7 @@ def test_short_timeouts_never_lose_a_streaming_message():
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", ["queues.py", "joinable_queue.py"])
 def test_examples_run(name):
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "examples", name)
-    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, path], env=env, capture_output=True, text=True,
-                         timeout=50)
+    out = scripts.run([sys.executable, scripts.example(name)], timeout=50)
     assert out.returncode == 0, out.stderr
     if name == "queues.py":
         assert out.stdout == "[42, None, 'hello']\n"
@@ -472,18 +465,12 @@ def test_lock_of_a_dead_process_is_taken_over():
     assert q.get_many(timeout=5) == [1, 2]
 
 
-def _start_time(pid):
-    """A process's start time (field 22 of /proc/<pid>/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[19])
-
-
 @pytest.fixture
 def other_process():
     """A live process that holds no lock: its pid stands for a dead holder's
     pid given to a new process."""
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield p.pid, _start_time(p.pid)
+    yield p.pid, scripts.start_time(p.pid)
     p.kill()
     p.wait()
 
@@ -505,7 +492,7 @@ def test_lock_of_a_dead_process_whose_pid_was_reused_is_taken_over(other_process
     assert q.get(timeout=10) == "second"
     # a dead holder whose pid is now this very process's
     me = os.getpid()
-    q._ring.debug_set_lock("c", me, me, _start_time(me) + 1)
+    q._ring.debug_set_lock("c", me, me, scripts.start_time(me) + 1)
     q.put("third")
     assert q.get(timeout=10) == "third"
 
@@ -542,7 +529,7 @@ def test_consumer_gives_up_a_message_whose_writer_pid_was_reused():
     try:
         head, tail, puts, gets, plock, clock = q._ring.debug_state()
         assert plock & 0x7FFFFFFF == producer.pid and gets == 0
-        q._ring.debug_set_lock("p", plock, producer.pid, _start_time(producer.pid) + 1)
+        q._ring.debug_set_lock("p", plock, producer.pid, scripts.start_time(producer.pid) + 1)
         q.put("after")  # takes the producer lock over
         assert out.get(timeout=30) == "after"  # the cut message given up
     finally:
@@ -590,9 +577,7 @@ def test_ctrl_c_interrupts_blocked_calls(call):
             sys.exit(0)
         print("returned", flush=True)
     """)
-    env = dict(os.environ, PYTHONPATH=PYBIND + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = scripts.start([sys.executable, "-c", script], stderr=None)
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.3)

@@ -325,8 +325,7 @@ def test_resource_sharer_does_not_spin_when_out_of_descriptors(tmp_path):
     # waits a moment instead of trying again at once, and serves the peer
     # once it can
     script = scripts.write(tmp_path / "sharer.py", SHARER_OUT_OF_FDS)
-    proc = subprocess.Popen([sys.executable, script], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=scripts.env())
+    proc = scripts.start([sys.executable, script], stdin=subprocess.PIPE, stderr=None)
     try:
         address, key = proc.stdout.readline().split()
         assert proc.stdout.readline().strip() == "full"
@@ -595,8 +594,8 @@ def program(tmp_path):
     procs = []
 
     def start(mode: str):
-        proc = subprocess.Popen([sys.executable, script, mode], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env=scripts.env())
+        proc = scripts.start([sys.executable, script, mode], stdin=subprocess.PIPE,
+                             stderr=None)
         procs.append(proc)
         line = proc.stdout.readline()
         assert line, "the program did not start"

@@ -229,16 +229,13 @@ def test_shareable_list_copy_keeps_the_format(cleanup):
 def test_a_separate_program_that_opens_a_block_tracks_it_as_asked(track):
     # as the stdlib: a program opening a block with track=True registers it
     # with its own resource tracker, which unlinks it when that program ends
-    import subprocess
-    import sys
-    from scripts import env
+    import scripts
     block = gsm.SharedMemory(create=True, size=16)
     try:
         code = ("import sys, gomp; gomp.install()\n"
                 "from multiprocessing.shared_memory import SharedMemory\n"
                 "SharedMemory(sys.argv[1], track=sys.argv[2] == 'True').close()\n")
-        r = subprocess.run([sys.executable, "-c", code, block.name, str(track)],
-                           capture_output=True, text=True, timeout=60, env=env())
+        r = scripts.run_code(code, block.name, str(track), timeout=60)
         assert r.returncode == 0, r.stderr
         assert ("leaked shared_memory" in r.stderr) is track
         assert os.path.exists("/dev/shm/" + block.name) is not track

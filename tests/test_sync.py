@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
 
@@ -557,13 +556,8 @@ def test_same_as_stdlib_for_lock_errors():
 
 @pytest.mark.timeout(60)
 def test_lock_example_prints_each_line_whole():
-    import os
-    import subprocess
     import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=GOMP_ROOT)
-    out = subprocess.run([sys.executable, os.path.join(root, "examples", "lock.py")],
-                         capture_output=True, text=True, env=env, timeout=50)
+    out = scripts.run([sys.executable, scripts.example("lock.py")], timeout=50)
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.splitlines()) == sorted("hello world %d" % i for i in range(10))
 

@@ -15,12 +15,9 @@ import warnings
 
 import pytest
 
-# the directory gomp is imported from: children must import the same one
-from scripts import GOMP_ROOT
+import scripts
 
 import gomp
-
-PYBIND = GOMP_ROOT
 
 
 def _take_and_hang(lock, taken, count):
@@ -62,12 +59,6 @@ def test_lock_of_killed_process_is_taken_over(make):
     assert lock.acquire(False)
 
 
-def _start_time(pid):
-    """A process's start time (field 22 of /proc/<pid>/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[19])
-
-
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("make", [gomp.Lock, gomp.RLock])
 def test_lock_whose_holder_pid_was_reused_is_taken_over(make):
@@ -84,7 +75,7 @@ def test_lock_whose_holder_pid_was_reused_is_taken_over(make):
             seg.store(off + 4, pid)
             seg.store(off, pid)
 
-        start = _start_time(other.pid)
+        start = scripts.start_time(other.pid)
         held_by(other.pid, start)
         assert lock.acquire(timeout=0.3) is False  # its holder lives
         held_by(other.pid, start + 1)
@@ -187,9 +178,7 @@ def test_ctrl_c_interrupts_wait(what):
                 print("interrupted", flush=True)
                 sys.exit(3)
     """) % _BLOCKERS[what]
-    env = dict(os.environ, PYTHONPATH=PYBIND)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, text=True)
+    proc = scripts.start([sys.executable, "-c", script])
     try:
         assert proc.stdout.readline() == "ready\n"
         time.sleep(0.2)  # inside the wait
@@ -245,19 +234,10 @@ def _gomp_segments(pid):
         return 0
 
 
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 @pytest.mark.timeout(60)
 def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
     script = tmp_path / "prog.py"
     script.write_text(_WORKER_PROGRAM)
-    env = dict(os.environ, PYTHONPATH=PYBIND)
     # a private /dev/shm (a bind mount in a mount namespace of its own) makes
     # "exactly as before" exact on a machine others use too; without the
     # privilege for it, the real /dev/shm is compared
@@ -275,8 +255,7 @@ def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
             private = None
     shm_dir = private or "/dev/shm"
     before = _shm_names(shm_dir)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True,
-                            start_new_session=True)
+    proc = scripts.start(cmd, stderr=None, start_new_session=True)
     try:
         children = [int(x) for x in proc.stdout.readline().split()]
         assert len(children) == 2
@@ -289,10 +268,7 @@ def test_sigkill_of_whole_program_leaves_dev_shm_as_before(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in children)
+    assert scripts.wait_gone(*children, timeout=10)
     after = _shm_names(shm_dir)
     if private is None:
         # others may use /dev/shm meanwhile: what is new must not be ours
