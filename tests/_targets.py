@@ -7,6 +7,16 @@ import sys
 import time
 
 
+def mp():
+    """The library that started this child: gomp, or the stdlib's
+    multiprocessing (for tests run on both)."""
+    import gomp
+    if gomp.parent_process() is not None:
+        return gomp
+    import multiprocessing
+    return multiprocessing
+
+
 def noop() -> None:
     pass
 
@@ -39,9 +49,9 @@ def write_file(path: str, text: str) -> None:
 
 def report(path: str) -> None:
     """Write what the child sees of itself and its parent."""
-    import gomp
-    me = gomp.current_process()
-    parent = gomp.parent_process()
+    lib = mp()
+    me = lib.current_process()
+    parent = lib.parent_process()
     with open(path, "w") as f:
         f.write(repr({
             "name": me.name,
@@ -66,8 +76,7 @@ def print_lines(tag: str, n: int) -> None:
 
 
 def start_grandchild(path: str) -> None:
-    import gomp
-    p = gomp.Process(target=write_file, args=(path, "grandchild"))
+    p = mp().Process(target=write_file, args=(path, "grandchild"))
     p.start()
     p.join()
     sys.exit(p.exitcode)
