@@ -1,6 +1,7 @@
 """Queue, SimpleQueue and JoinableQueue: the stdlib's semantics, and what
 gomp adds (no loss at exit, errors in the caller, recovery from killed
-processes, batches, interruptible waits)."""
+processes, batches, interruptible waits). The tests taking ``mp`` run on
+gomp and on the stdlib's spawn context."""
 from __future__ import annotations
 
 import os
@@ -28,8 +29,8 @@ def drain(q, n, timeout=20):
     return got
 
 
-def start(target, *args):
-    p = gomp.Process(target=target, args=args)
+def start(target, *args, mp=gomp):
+    p = mp.Process(target=target, args=args)
     p.start()
     return p
 
@@ -37,8 +38,8 @@ def start(target, *args):
 # -- one process
 
 
-def test_fifo_and_types():
-    q = gomp.Queue()
+def test_fifo_and_types(mp):
+    q = mp.Queue()
     items = [1, "two", (3, [4]), None, b"b" * 10, bytearray(b"ba"), b"B" * 200_000,
              bytearray(b"A" * 100_000), {"k": 1.5}]
     for x in items:
@@ -46,15 +47,21 @@ def test_fifo_and_types():
     got = [q.get(timeout=5) for _ in items]
     assert got == items
     assert [type(x) for x in got] == [type(x) for x in items]
+
+
+@pytest.mark.gomp_extension
+def test_memoryview_travels():
+    # the stdlib cannot pickle a memoryview
+    q = gomp.Queue()
     q.put(memoryview(b"abc"))
     mv = q.get(timeout=5)
     assert isinstance(mv, memoryview) and mv.tobytes() == b"abc"
 
 
-def test_small_core_values_keep_their_types():
+def test_small_core_values_keep_their_types(mp):
     # these take the marshal path: nothing may change on the way
     import math
-    q = gomp.Queue()
+    q = mp.Queue()
     vals = [0, -1, 2 ** 200, -2 ** 70, 1.5, -0.0, float("inf"), "\u00e9\ud800x", "", b"",
             b"\x00" * 4000, True, False, None, (1, "a", None, True), [1, 2.5, "x"],
             {"a": 1, 2: "b", None: b"z"}, (), [], {}, 3 + 4j, (True, 1, 1.0)]
@@ -70,9 +77,9 @@ def test_small_core_values_keep_their_types():
     assert math.isnan(q.get(timeout=5))
 
 
-def test_numpy_out_of_band():
+def test_numpy_out_of_band(mp):
     np = pytest.importorskip("numpy")
-    q = gomp.Queue()
+    q = mp.Queue()
     a = np.arange(300_000, dtype=np.int64).reshape(1000, 300)
     q.put(a)
     b = q.get(timeout=5)
@@ -84,8 +91,8 @@ def test_numpy_out_of_band():
     assert (q.get(timeout=5) == ro).all()
 
 
-def test_empty_and_full_timeouts():
-    q = gomp.Queue(maxsize=2)
+def test_empty_and_full_timeouts(mp):
+    q = mp.Queue(maxsize=2)
     with pytest.raises(queue.Empty):
         q.get(block=False)
     with pytest.raises(queue.Empty):
@@ -96,7 +103,7 @@ def test_empty_and_full_timeouts():
     assert 0.15 < time.monotonic() - t < 2
     q.put(1)
     q.put(2)
-    assert q.full() and q.qsize() == 2 and not q.empty()
+    assert q.full() and q.qsize() == 2
     with pytest.raises(queue.Full):
         q.put_nowait(3)
     t = time.monotonic()
@@ -109,6 +116,17 @@ def test_empty_and_full_timeouts():
     assert q.empty() and q.qsize() == 0 and not q.full()
 
 
+@pytest.mark.gomp_extension
+def test_empty_is_exact_once_put_returns():
+    # the stdlib's feeder thread writes the item later: empty() may say True
+    q = gomp.Queue(maxsize=2)
+    q.put(1)
+    assert not q.empty()
+    q.put(2)
+    assert q.full() and q.qsize() == 2 and not q.empty()
+
+
+@pytest.mark.gomp_extension
 def test_unpicklable_raises_in_caller_and_queue_stays_usable():
     q = gomp.Queue()
 
@@ -127,6 +145,7 @@ def test_unpicklable_raises_in_caller_and_queue_stays_usable():
     assert q.qsize() == 0
 
 
+@pytest.mark.gomp_extension
 def test_put_many_get_many():
     q = gomp.Queue()
     q.put_many(range(1000))
@@ -166,7 +185,9 @@ def test_put_never_blocks_on_unbounded_queue():
         assert q.get(timeout=10) == b"m" * (1 << 20)
 
 
+@pytest.mark.gomp_extension
 def test_backlog_copies_writable_buffers():
+    # the stdlib's feeder pickles the item later: it may see it changed
     q = gomp.queues.Queue(capacity=1 << 16)
     data = bytearray(b"a" * (1 << 20))  # too big for the ring: backlog
     q.put(data)
@@ -174,8 +195,8 @@ def test_backlog_copies_writable_buffers():
     assert q.get(timeout=10) == bytearray(b"a" * (1 << 20))
 
 
-def test_close_semantics():
-    q = gomp.Queue()
+def test_close_semantics(mp):
+    q = mp.Queue()
     q.put(1)
     with pytest.raises(AssertionError):
         q.join_thread()
@@ -188,7 +209,22 @@ def test_close_semantics():
     q.close()  # twice is fine
 
 
-def test_joinable_task_done_and_join():
+def test_joinable_task_done_and_join(mp):
+    q = mp.JoinableQueue()
+    q.join()  # nothing to wait for
+    q.put(1)
+    q.put(2)
+    assert q.get() == 1
+    q.task_done()
+    assert q.get() == 2
+    q.task_done()
+    q.join()
+    with pytest.raises(ValueError, match="too many times"):
+        q.task_done()
+
+
+@pytest.mark.gomp_extension
+def test_joinable_counts_batches():
     q = gomp.JoinableQueue()
     q.join()  # nothing to wait for
     q.put(1)
@@ -203,8 +239,8 @@ def test_joinable_task_done_and_join():
         q.task_done()
 
 
-def test_simple_queue():
-    q = gomp.SimpleQueue()
+def test_simple_queue(mp):
+    q = mp.SimpleQueue()
     assert q.empty()
     q.put("a")
     assert not q.empty()
@@ -212,8 +248,8 @@ def test_simple_queue():
     q.close()
 
 
-def test_pickling_outside_process_start_is_refused():
-    q = gomp.Queue()
+def test_pickling_outside_process_start_is_refused(mp):
+    q = mp.Queue()
     with pytest.raises(RuntimeError, match="through inheritance"):
         pickle.dumps(q)
 
@@ -293,10 +329,10 @@ def test_cancel_join_thread_lets_a_process_exit():
 
 
 @pytest.mark.timeout(60)
-def test_item_of_100_mb():
-    q = gomp.Queue()
+def test_item_of_100_mb(mp):
+    q = mp.Queue()
     n = 100 << 20
-    p = start(targets.put_big, q, n)
+    p = start(targets.put_big, q, n, mp=mp)
     data = q.get(timeout=50)
     assert len(data) == n and data[:1] == b"z" and data[-1:] == b"z"
     assert data.count(b"z") == n
@@ -321,10 +357,10 @@ def test_echo_through_children_and_simple_queue():
 
 
 @pytest.mark.timeout(60)
-def test_joinable_queue_workers():
-    q = gomp.JoinableQueue()
-    results = gomp.Queue()
-    workers = [start(targets.worker_tasks, q, results) for _ in range(2)]
+def test_joinable_queue_workers(mp):
+    q = mp.JoinableQueue()
+    results = mp.Queue()
+    workers = [start(targets.worker_tasks, q, results, mp=mp) for _ in range(2)]
     for i in range(200):
         q.put(i)
     q.join()
@@ -338,9 +374,9 @@ def test_joinable_queue_workers():
 
 
 @pytest.mark.timeout(60)
-def test_bounded_queue_between_processes():
-    q = gomp.Queue(maxsize=3)
-    p = start(targets.produce, q, "t", 500)
+def test_bounded_queue_between_processes(mp):
+    q = mp.Queue(maxsize=3)
+    p = start(targets.produce, q, "t", 500, mp=mp)
     got = []
     while len(got) < 500:
         assert q.qsize() <= 3
@@ -353,9 +389,9 @@ def test_bounded_queue_between_processes():
 
 
 @pytest.mark.timeout(60)
-def test_get_wakes_when_another_process_puts():
-    q = gomp.Queue()
-    p = start(targets.sleep_then_put, q, 0.3, "late")
+def test_get_wakes_when_another_process_puts(mp):
+    q = mp.Queue()
+    p = start(targets.sleep_then_put, q, 0.3, "late", mp=mp)
     assert q.get(timeout=20) == "late"
     p.join(10)
 
@@ -385,9 +421,10 @@ def test_examples_run(name):
         assert "workers exited with [0, 0, 0, 0]" in out.stdout
 
 
-# -- processes that die
+# -- processes that die (the stdlib's queue may be left locked or corrupt)
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_consumer_killed_while_holding_the_lock():
     q = gomp.Queue()
@@ -401,6 +438,7 @@ def test_consumer_killed_while_holding_the_lock():
     assert q.get(timeout=5) == "after"
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_consumer_killed_mid_message():
     q = gomp.queues.Queue(capacity=1 << 16)
@@ -428,6 +466,7 @@ def test_consumer_killed_mid_message():
     assert q.qsize() == 0
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(90)
 def test_random_kills_leave_a_working_queue():
     import random
@@ -452,6 +491,7 @@ def test_random_kills_leave_a_working_queue():
     assert q.get(timeout=5) == "alive"
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_lock_of_a_dead_process_is_taken_over():
     q = gomp.Queue()
@@ -475,6 +515,7 @@ def other_process():
     p.wait()
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_lock_of_a_dead_process_whose_pid_was_reused_is_taken_over(other_process):
     pid, start = other_process
@@ -497,6 +538,7 @@ def test_lock_of_a_dead_process_whose_pid_was_reused_is_taken_over(other_process
     assert q.get(timeout=10) == "third"
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_consumer_gives_up_a_message_its_writer_abandoned():
     # a put that times out half-way leaves part of a message in the ring and
@@ -512,6 +554,7 @@ def test_consumer_gives_up_a_message_its_writer_abandoned():
     assert q.get(timeout=10) == "after"
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_consumer_gives_up_a_message_whose_writer_pid_was_reused():
     q, out = gomp.queues.Queue(capacity=1 << 16), gomp.Queue()
@@ -539,6 +582,7 @@ def test_consumer_gives_up_a_message_whose_writer_pid_was_reused():
         consumer.join(10)
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_producer_killed_mid_message():
     q = gomp.queues.Queue(capacity=1 << 16)
