@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 
@@ -85,3 +86,67 @@ def start_grandchild(path: str) -> None:
 def ignore_sigterm_and_sleep(seconds: float) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(seconds)
+
+
+# --- synchronization (test_sync) ---------------------------------------------
+
+
+def hold_until(lock, started, stop):
+    lock.acquire()
+    started.set()
+    stop.wait(10)
+    lock.release()
+
+
+def release(lock):
+    lock.release()
+
+
+def bump_under(lock, v, n):
+    for _ in range(n):
+        with lock:
+            v.value += 1
+
+
+def wait_cond(cond, ready, out):
+    with cond:
+        ready.release()
+        out.value = 1 if cond.wait(10) else 2
+
+
+def barrier_wait(barrier, out):
+    try:
+        out.value = barrier.wait(10)
+    except threading.BrokenBarrierError:
+        out.value = -1
+
+
+def set_later(ev, delay):
+    time.sleep(delay)
+    ev.set()
+
+
+def semaphore_take(sem, n, done):
+    for _ in range(n):
+        sem.acquire()
+    done.set()
+
+
+def barrier_rounds(b, rounds, counter):
+    for _ in range(rounds):
+        b.wait(30)
+        with counter.get_lock():
+            counter.value += 1
+
+
+def barrier_then_report(b, out):
+    try:
+        b.wait(30)
+        out.value = 1
+    except threading.BrokenBarrierError:
+        out.value = -1
+
+
+def wait_for_flag(cond, flag, out):
+    with cond:
+        out.value = 1 if cond.wait_for(lambda: flag.value == 1, 30) else -1
