@@ -42,8 +42,8 @@ def recv_connection_then_echo(control):
 
 def recv_pickled_connection(control):
     """Receive a connection pickled outside any send (as a queue would)."""
-    from gomp import reduction
-    conn = reduction.ForkingPickler.loads(control.recv_bytes())
+    import _targets
+    conn = _targets.mp().reducer.ForkingPickler.loads(control.recv_bytes())
     conn.send(("via sharer", os.getpid()))
     control.send("done")
 

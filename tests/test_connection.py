@@ -1,4 +1,6 @@
-"""gomp.Pipe and gomp.connection.Connection: the stdlib's semantics."""
+"""gomp.Pipe and gomp.connection.Connection: the stdlib's semantics. The
+tests taking ``mp`` (or ``pipe``) run on gomp and on the stdlib's spawn
+context."""
 from __future__ import annotations
 
 import array
@@ -17,27 +19,25 @@ import pytest
 import scripts
 
 import gomp
-from gomp import connection
-from gomp.context import BufferTooShort
 
 import _connection_targets as T
 
 
 
 @pytest.fixture(params=[True, False], ids=["duplex", "simplex"])
-def pipe(request):
-    """(reader, writer) of a duplex or a one-way pipe."""
-    a, b = gomp.Pipe(duplex=request.param)
+def pipe(request, mp):
+    """(reader, writer) of a duplex or a one-way pipe of mp's."""
+    a, b = mp.Pipe(duplex=request.param)
     yield a, b
     a.close()
     b.close()
 
 
-def test_pipe_returns_connections():
-    a, b = gomp.Pipe()
-    assert isinstance(a, connection.Connection) and isinstance(b, connection.Connection)
+def test_pipe_returns_connections(mp, mp_connection):
+    a, b = mp.Pipe()
+    assert isinstance(a, mp_connection.Connection) and isinstance(b, mp_connection.Connection)
     assert a.readable and a.writable and b.readable and b.writable
-    r, w = gomp.Pipe(duplex=False)
+    r, w = mp.Pipe(duplex=False)
     assert r.readable and not r.writable
     assert w.writable and not w.readable
     for c in (a, b, r, w):
@@ -54,16 +54,16 @@ def test_send_recv_objects(pipe):
         assert r.recv() == o
 
 
-def test_duplex_both_ways():
-    a, b = gomp.Pipe()
+def test_duplex_both_ways(mp):
+    a, b = mp.Pipe()
     a.send("to b")
     b.send("to a")
     assert b.recv() == "to b"
     assert a.recv() == "to a"
 
 
-def test_simplex_wrong_direction():
-    r, w = gomp.Pipe(duplex=False)
+def test_simplex_wrong_direction(mp):
+    r, w = mp.Pipe(duplex=False)
     with pytest.raises(OSError, match="read-only"):
         r.send(1)
     with pytest.raises(OSError, match="write-only"):
@@ -104,8 +104,8 @@ def test_recv_bytes_maxlength(pipe):
         r.recv_bytes(10)
 
 
-def test_recv_bytes_into():
-    r, w = gomp.Pipe(duplex=False)
+def test_recv_bytes_into(mp):
+    r, w = mp.Pipe(duplex=False)
     buf = bytearray(10)
     w.send_bytes(b"abc")
     assert r.recv_bytes_into(buf) == 3
@@ -118,7 +118,7 @@ def test_recv_bytes_into():
     assert r.recv_bytes_into(arr, 4) == 8
     assert arr.tolist() == [0, 7, 8, 0]
     w.send_bytes(b"y" * 11)
-    with pytest.raises(BufferTooShort) as info:
+    with pytest.raises(mp.BufferTooShort) as info:
         r.recv_bytes_into(buf, 1)
     assert info.value.args[0] == b"y" * 11  # the whole message
     with pytest.raises(ValueError):
@@ -155,8 +155,8 @@ def test_closed_handle(pipe):
             call()
 
 
-def test_context_manager():
-    a, b = gomp.Pipe()
+def test_context_manager(mp):
+    a, b = mp.Pipe()
     with a, b:
         a.send(1)
         assert b.recv() == 1
@@ -240,43 +240,43 @@ def test_one_gib_message():
     assert buf[10:] == data
 
 
-def test_fileno_select_and_wait(pipe):
+def test_fileno_select_and_wait(pipe, mp_connection):
     r, w = pipe
     fd = r.fileno()
     assert select.select([fd], [], [], 0)[0] == []
     w.send(1)
     assert select.select([fd], [], [], 1)[0] == [fd]
-    assert connection.wait([r], 1) == [r]
+    assert mp_connection.wait([r], 1) == [r]
     r.recv()
     assert select.select([fd], [], [], 0)[0] == []
-    assert connection.wait([r], 0.05) == []
+    assert mp_connection.wait([r], 0.05) == []
     w.close()
     assert select.select([fd], [], [], 1)[0] == [fd]
-    assert connection.wait([r], 1) == [r]
+    assert mp_connection.wait([r], 1) == [r]
 
 
-def test_message_waiting_before_fileno_is_seen(pipe):
+def test_message_waiting_before_fileno_is_seen(pipe, mp_connection):
     r, w = pipe
     w.send("early")
-    assert connection.wait([r], 0) == [r]
+    assert mp_connection.wait([r], 0) == [r]
     assert select.select([r], [], [], 1)[0] == [r]
 
 
-def test_wait_mixed_objects():
-    a, b = gomp.Pipe()
-    c, d = gomp.Pipe(duplex=False)
+def test_wait_mixed_objects(mp, mp_connection):
+    a, b = mp.Pipe()
+    c, d = mp.Pipe(duplex=False)
     s1, s2 = socket.socketpair()
     try:
-        assert connection.wait([a, c, s1], 0) == []
+        assert mp_connection.wait([a, c, s1], 0) == []
         s2.send(b"x")
-        assert connection.wait([a, c, s1], 1) == [s1]
+        assert mp_connection.wait([a, c, s1], 1) == [s1]
         b.send(1)
-        assert set(connection.wait([a, c, s1], 1)) == {a, s1}
+        assert set(mp_connection.wait([a, c, s1], 1)) == {a, s1}
         threading.Timer(0.1, d.send, ("late",)).start()
-        assert connection.wait([c], 5) == [c]
-        p = gomp.Process(target=T.exit_at_once, args=(None,))
+        assert mp_connection.wait([c], 5) == [c]
+        p = mp.Process(target=T.exit_at_once, args=(None,))
         p.start()
-        assert connection.wait([p.sentinel], 10) == [p.sentinel]
+        assert mp_connection.wait([p.sentinel], 10) == [p.sentinel]
         p.join()
     finally:
         s1.close()
@@ -284,8 +284,8 @@ def test_wait_mixed_objects():
 
 
 @pytest.mark.timeout(60)
-def test_many_messages_between_threads():
-    a, b = gomp.Pipe()
+def test_many_messages_between_threads(mp):
+    a, b = mp.Pipe()
     n = 20000
 
     def echo():
@@ -305,9 +305,9 @@ def test_many_messages_between_threads():
 
 
 @pytest.mark.timeout(60)
-def test_connection_as_process_argument():
-    a, b = gomp.Pipe()
-    p = gomp.Process(target=T.echo, args=(b,))
+def test_connection_as_process_argument(mp):
+    a, b = mp.Pipe()
+    p = mp.Process(target=T.echo, args=(b,))
     p.start()
     b.close()  # the child holds its own copy
     for obj in (1, "two", [3] * 1000, b"x" * 3_000_000):
@@ -321,9 +321,9 @@ def test_connection_as_process_argument():
 
 
 @pytest.mark.timeout(60)
-def test_simplex_ends_as_process_arguments():
-    r, w = gomp.Pipe(duplex=False)
-    p = gomp.Process(target=T.send_then_exit, args=(w, {"from": "child"}))
+def test_simplex_ends_as_process_arguments(mp):
+    r, w = mp.Pipe(duplex=False)
+    p = mp.Process(target=T.send_then_exit, args=(w, {"from": "child"}))
     p.start()
     w.close()
     assert r.recv() == {"from": "child"}
@@ -333,12 +333,12 @@ def test_simplex_ends_as_process_arguments():
 
 
 @pytest.mark.timeout(60)
-def test_connection_sent_through_a_connection():
-    control, child_control = gomp.Pipe()
-    p = gomp.Process(target=T.recv_connection_then_echo, args=(child_control,))
+def test_connection_sent_through_a_connection(mp):
+    control, child_control = mp.Pipe()
+    p = mp.Process(target=T.recv_connection_then_echo, args=(child_control,))
     p.start()
     child_control.close()
-    a, b = gomp.Pipe()
+    a, b = mp.Pipe()
     control.send(b)  # to a process that is already running
     b.close()
     a.send("hello")
@@ -351,23 +351,22 @@ def test_connection_sent_through_a_connection():
 
 
 @pytest.mark.timeout(60)
-def test_connection_pickled_outside_a_send():
+def test_connection_pickled_outside_a_send(mp):
     # what a queue does: pickle first, move the bytes later
-    from gomp import reduction
-    control, child_control = gomp.Pipe()
-    p = gomp.Process(target=T.recv_pickled_connection, args=(child_control,))
+    control, child_control = mp.Pipe()
+    p = mp.Process(target=T.recv_pickled_connection, args=(child_control,))
     p.start()
-    a, b = gomp.Pipe()
-    control.send_bytes(reduction.ForkingPickler.dumps(b))
+    a, b = mp.Pipe()
+    control.send_bytes(mp.reducer.ForkingPickler.dumps(b))
     assert a.recv() == ("via sharer", p.pid)
     assert control.recv() == "done"
     p.join(10)
 
 
 @pytest.mark.timeout(60)
-def test_peer_killed_mid_message_raises():
-    r, w = gomp.Pipe(duplex=False)
-    p = gomp.Process(target=T.send_huge_then_hang, args=(w, 64 << 20))
+def test_peer_killed_mid_message_raises(mp):
+    r, w = mp.Pipe(duplex=False)
+    p = mp.Process(target=T.send_huge_then_hang, args=(w, 64 << 20))
     p.start()
     w.close()
     assert r.poll(30)
@@ -381,9 +380,9 @@ def test_peer_killed_mid_message_raises():
 
 
 @pytest.mark.timeout(60)
-def test_reader_exits_while_writer_blocked():
-    r, w = gomp.Pipe(duplex=False)
-    p = gomp.Process(target=T.exit_at_once, args=(r,))
+def test_reader_exits_while_writer_blocked(mp):
+    r, w = mp.Pipe(duplex=False)
+    p = mp.Process(target=T.exit_at_once, args=(r,))
     p.start()
     r.close()
     with pytest.raises(BrokenPipeError):
@@ -392,12 +391,12 @@ def test_reader_exits_while_writer_blocked():
 
 
 @pytest.mark.timeout(60)
-def test_dead_peer_makes_fileno_readable():
-    a, b = gomp.Pipe()
-    p = gomp.Process(target=T.exit_at_once, args=(b,))
+def test_dead_peer_makes_fileno_readable(mp, mp_connection):
+    a, b = mp.Pipe()
+    p = mp.Process(target=T.exit_at_once, args=(b,))
     p.start()
     b.close()
-    assert connection.wait([a], 30) == [a]
+    assert mp_connection.wait([a], 30) == [a]
     with pytest.raises(EOFError):
         a.recv()
     p.join(10)
@@ -450,6 +449,7 @@ def test_ctrl_c_interrupts_blocked_call(call):
     assert "interrupted" in out, out
 
 
+@pytest.mark.gomp_extension
 def test_plain_pickle_gives_a_working_copy():
     # pickle.dumps (not only gomp's pickler) carries the descriptors too
     a, b = gomp.Pipe()
@@ -463,9 +463,9 @@ def test_plain_pickle_gives_a_working_copy():
         a.recv()
 
 
-def test_small_and_large_messages_interleaved():
+def test_small_and_large_messages_interleaved(mp):
     # small ones are copied by the C fast path, large ones stream through Go
-    a, b = gomp.Pipe()
+    a, b = mp.Pipe()
     sizes = [10, 300_000, 5, 2_500_000, 0, 100_000, 1, 1 << 20, 3]
     payloads = [os.urandom(n) for n in sizes]
 
@@ -530,10 +530,10 @@ def test_connections_passed_in_a_message_leave_no_descriptors():
 
 
 @pytest.mark.timeout(60)
-def test_send_to_a_killed_peer_fails_soon():
+def test_send_to_a_killed_peer_fails_soon(mp):
     # a killed process never closes its end; its socket tells
-    a, b = gomp.Pipe()
-    p = gomp.Process(target=T.echo, args=(b,))
+    a, b = mp.Pipe()
+    p = mp.Process(target=T.echo, args=(b,))
     p.start()
     b.close()
     a.send(1)
@@ -547,6 +547,7 @@ def test_send_to_a_killed_peer_fails_soon():
             time.sleep(0.001)
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(120)
 def test_several_processes_write_to_one_end():
     # each message arrives whole, even with writers in several processes
@@ -571,6 +572,7 @@ def test_several_processes_write_to_one_end():
         assert p.exitcode == 0
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(60)
 def test_several_threads_write_to_one_end():
     r, w = gomp.Pipe(duplex=False)
