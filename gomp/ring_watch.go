@@ -1,6 +1,8 @@
 package gomp
 
 import (
+	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +31,14 @@ type RingWatch struct {
 }
 
 // ringWatchSlice bounds each sleep, so that a stop is seen even if no
-// wake comes.
-const ringWatchSlice = 200 * time.Millisecond
+// wake comes. GOMP_RING_WATCH_SLICE_MS sets it for tests, where a missed
+// wake-up must show as a stall rather than as a short delay.
+var ringWatchSlice = func() time.Duration {
+	if ms, err := strconv.Atoi(os.Getenv("GOMP_RING_WATCH_SLICE_MS")); err == nil && ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return 200 * time.Millisecond
+}()
 
 // Watch starts watching r; eventFD is signalled (written) while the ring
 // holds a message and drained while it does not. The caller keeps
@@ -59,14 +67,24 @@ func (w *RingWatch) run() {
 	tail := r.Seg.Word(RingOffTail) // the low words of the positions
 	head := r.Seg.Word(RingOffHead)
 	for !w.stop.Load() {
+		// The word to sleep on is read before the waiters word is set: the
+		// side that moves it after that finds the waiters word set and
+		// wakes us, or our sleep finds it moved already. (Read after, it
+		// could take in a move whose wake came before we slept, and that
+		// wake cleared the waiters word, so the next move would not wake
+		// us.)
+		h, t := atomic.LoadUint32(head), atomic.LoadUint32(tail)
 		if r.Load64(RingOffTail) != r.Load64(RingOffHead) {
-			eventWrite(w.fd)
-			// until a consumer moves the head (it wakes sleepers there)
+			// until a consumer moves the head
 			atomic.StoreUint32(r.Seg.Word(RingOffSpaceWait), 1)
-			h := atomic.LoadUint32(head)
 			if r.Load64(RingOffTail) == r.Load64(RingOffHead) {
 				continue
 			}
+			// signalled only now that the ring is known to hold a message
+			// past the head we sleep on: a reader that takes the last
+			// message drains the eventfd, and a signal written earlier
+			// could be drained with it although a newer message waits
+			eventWrite(w.fd)
 			WaitWord(head, h, ringWatchSlice)
 			continue
 		}
@@ -74,7 +92,6 @@ func (w *RingWatch) run() {
 		unix.Read(w.fd, buf[:])
 		// until a producer moves the tail
 		atomic.StoreUint32(r.Seg.Word(RingOffDataWait), 1)
-		t := atomic.LoadUint32(tail)
 		if r.Load64(RingOffTail) != r.Load64(RingOffHead) {
 			continue
 		}

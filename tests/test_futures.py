@@ -13,6 +13,7 @@ import pytest
 
 import gomp
 import _futures_targets as t
+import scripts
 
 METHODS = ["spawn", "forkserver"]
 
@@ -125,3 +126,32 @@ def test_stdlib_lock_and_connection_made_with_a_gomp_context(ctx):
     p.start()
     p.join(60)
     assert p.exitcode == 0
+
+
+def test_executor_results_never_wait_for_the_ring_watch_slice(tmp_path):
+    # concurrent.futures waits on the result queue's descriptor, which a
+    # watcher keeps readable while the ring holds a message. With the
+    # watcher's sleeps made 20 s long, a wake-up it misses (a result that
+    # arrives while the reader empties the descriptor) stalls a map for 20 s
+    # instead of 0.2 s.
+    script = scripts.write(tmp_path / "burst.py", """
+        import sys, time
+        import concurrent.futures as cf
+        import gomp
+
+        def square(x):
+            return x * x
+
+        if __name__ == "__main__":
+            with cf.ProcessPoolExecutor(2, mp_context=gomp.get_context()) as ex:
+                for i in range(100):
+                    t = time.monotonic()
+                    out = list(ex.map(square, range(4000), chunksize=10))
+                    if time.monotonic() - t > 10:
+                        sys.exit("a map stalled")
+                    assert out == [x * x for x in range(4000)]
+                    time.sleep(0.01)
+    """)
+    r = scripts.run_script(script, env=scripts.env(GOMP_RING_WATCH_SLICE_MS="20000"),
+                           timeout=100)
+    assert r.returncode == 0, r.stderr

@@ -8,7 +8,6 @@ import "C"
 import (
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"gomp.dev/gomp/gomp"
@@ -81,32 +80,6 @@ func GompRingClose(base unsafe.Pointer) C.int {
 		return errno(err)
 	}
 	return 0
-}
-
-// GompRingWait sleeps while *addr == val for at most timeoutNs (negative:
-// forever): 1 when woken or the value differs, 0 on timeout or signal.
-//
-//export GompRingWait
-func GompRingWait(addr *C.uint32_t, val C.uint32_t, timeoutNs C.longlong) C.int {
-	ok, err := gomp.WaitWord((*uint32)(unsafe.Pointer(addr)), uint32(val), time.Duration(timeoutNs))
-	if err != nil {
-		return errno(err)
-	}
-	if ok {
-		return 1
-	}
-	return 0
-}
-
-// GompRingWake wakes up to n sleepers on addr.
-//
-//export GompRingWake
-func GompRingWake(addr *C.uint32_t, n C.int) C.int {
-	woken, err := gomp.FutexWake((*uint32)(unsafe.Pointer(addr)), int(n))
-	if err != nil {
-		return errno(err)
-	}
-	return C.int(woken)
 }
 
 // GompLockHolder: the pid of the live process holding the lock whose word

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
@@ -157,7 +156,7 @@ static void
 futex_wake_all(void *addr)
 {
     /* the low 32 bits of a 64-bit position (little-endian), as in Go */
-    syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    gomp_futex_wake(addr, INT_MAX);
 }
 
 static void
@@ -220,7 +219,7 @@ unlock_writer(char *c)
     __atomic_store_n(RING_WRITER_LOCK(c), 0, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(RING_LOCK_WAITERS(c), __ATOMIC_SEQ_CST)) {
         __atomic_store_n(RING_LOCK_WAITERS(c), 0, __ATOMIC_SEQ_CST);
-        syscall(SYS_futex, RING_WRITER_LOCK(c), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        gomp_futex_wake(RING_WRITER_LOCK(c), INT_MAX);
     }
 }
 

@@ -1,8 +1,9 @@
 /* _gomp, queues area: the data path of Queue/SimpleQueue/JoinableQueue on a
  * shared ring made and mapped by Go (gomp/ring.go, which documents the layout
  * and the commit protocol). Go hands the mapping's address over once; the
- * copies in and out are done here, and Go is called only to sleep on a
- * futex (through gomp_wait_sliced, so Ctrl-C interrupts) or to wake one. */
+ * copies in and out, and the futex sleeps (through gomp_wait_sliced, so
+ * Ctrl-C interrupts) and wakes, are done here; Go is called only to ask
+ * whether a lock's holder died, and to watch a ring for select/poll. */
 #include "_gomp.h"
 
 #include <marshal.h>
@@ -17,8 +18,6 @@
 static int (*go_ring_create)(long long, long long, int *, void **, long long *);
 static int (*go_ring_map)(int, void **, long long *);
 static int (*go_ring_close)(void *);
-static int (*go_ring_wait)(uint32_t *, uint32_t, long long);
-static int (*go_ring_wake)(uint32_t *, int);
 static uint32_t (*go_lock_holder)(uint32_t *);
 static void (*go_self)(unsigned *, unsigned long long *);
 static int (*go_ring_watch)(void *, int, long long *);
@@ -28,8 +27,6 @@ gomp_symbol gomp_queues_symbols[] = {
     {"GompRingCreate", (void **)&go_ring_create},
     {"GompRingMap", (void **)&go_ring_map},
     {"GompRingClose", (void **)&go_ring_close},
-    {"GompRingWait", (void **)&go_ring_wait},
-    {"GompRingWake", (void **)&go_ring_wake},
     {"GompLockHolder", (void **)&go_lock_holder},
     {"GompSelf", (void **)&go_self},
     {"GompRingWatch", (void **)&go_ring_watch},
@@ -181,7 +178,7 @@ lock_release(uint32_t *w)
 {
     STORE(HOLDER_PID(w), 0);
     if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
-        go_ring_wake(w, 1);
+        gomp_futex_wake(w, 1);
 }
 
 typedef struct {
@@ -220,7 +217,7 @@ lock_step(void *arg, long long slice)
         long long left = end - gomp_now_ns();
         if (left <= 0)
             left = 0;
-        int rc = left > 0 ? go_ring_wait(lw->w, v, left) : 0;
+        int rc = left > 0 ? gomp_futex_wait(lw->w, v, left) : 0;
         if (rc < 0)
             return rc;
         if (rc == 0 && LOAD(lw->w) == v) {
@@ -284,12 +281,15 @@ cond_step(void *arg, long long slice)
     }
     long long end = now + slice;
     for (;;) {
-        __atomic_store_n(cw->waiters, 1, __ATOMIC_SEQ_CST);
+        /* the position is read before the waiters word is set (see
+         * gomp/ring_watch.go: read after, it could take in a move whose
+         * wake cleared the word before we slept) */
         uint32_t s = __atomic_load_n(cw->seq, __ATOMIC_SEQ_CST);
+        __atomic_store_n(cw->waiters, 1, __ATOMIC_SEQ_CST);
         if (cw->cond(cw->r, cw->carg))
             return 1;
         long long left = end - gomp_now_ns();
-        int rc = left > 0 ? go_ring_wait(cw->seq, s, left) : 0;
+        int rc = left > 0 ? gomp_futex_wait(cw->seq, s, left) : 0;
         if (rc < 0)
             return rc;
         if (cw->cond(cw->r, cw->carg))
@@ -308,7 +308,7 @@ wake_waiters(RingObject *r, int waitoff, int wordoff)
 {
     uint32_t *w = U32(r, waitoff);
     if (__atomic_load_n(w, __ATOMIC_SEQ_CST) && __atomic_exchange_n(w, 0, __ATOMIC_SEQ_CST))
-        go_ring_wake(U32(r, wordoff), 0x7fffffff);
+        gomp_futex_wake(U32(r, wordoff), 0x7fffffff);
 }
 
 static int
@@ -1708,7 +1708,7 @@ ring_task_done(RingObject *r, PyObject *noargs)
     if (v == 1 && __atomic_load_n(U32(r, OFF_TASKWAIT), __ATOMIC_SEQ_CST)) {
         if (gomp_usable() < 0)
             return NULL;
-        go_ring_wake(t, 0x7fffffff);
+        gomp_futex_wake(t, 0x7fffffff);
     }
     Py_RETURN_NONE;
 }
@@ -1723,7 +1723,7 @@ join_step(void *arg, long long slice)
     joinwait *j = arg;
     __atomic_fetch_add(j->waiters, 1, __ATOMIC_SEQ_CST);
     uint32_t v = __atomic_load_n(j->tasks, __ATOMIC_SEQ_CST);
-    int rc = v == 0 ? 1 : go_ring_wait(j->tasks, v, slice);
+    int rc = v == 0 ? 1 : gomp_futex_wait(j->tasks, v, slice);
     __atomic_fetch_sub(j->waiters, 1, __ATOMIC_SEQ_CST);
     if (rc < 0)
         return rc;

@@ -11,21 +11,15 @@
  * gomp_wait_sliced, so Ctrl-C interrupts) and asks Go at the end of each
  * slice whether the holder died (Go recovers the lock or the units).
  *
- * The futex sleep and wake themselves are system calls made here, not
- * calls into Go: a call into Go by a thread that was idle wakes Go's
- * runtime threads, which measured 20 us of CPU and 3-4 context switches
- * per call, against 1 context switch for the futex alone (a lock handed
- * between two processes: 51 us per round trip with the sleep in Go, 3.6
- * us with it here, stdlib 2.8 us).
+ * The futex sleeps and wakes are system calls made here, not calls into
+ * Go (see gomp_futex_wait in _gomp.h for the measurement).
  */
 #include "_gomp.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,34 +116,6 @@ ensure_self(void)
         self_pid = pid;
     }
     return 0;
-}
-
-/* ------------------------------------------------------------ futex */
-
-/* Shared (not FUTEX_PRIVATE_FLAG) operations: the words are in segments
- * mapped by several processes (gomp/futex.go does the same from Go). */
-
-/* Sleep while *addr == val, at most ns (-1: no limit). 1 when woken or
- * when the word differs, 0 when the time ran out or a signal came. */
-static int
-futex_wait(uint32_t *addr, uint32_t val, long long ns)
-{
-    struct timespec ts, *tsp = NULL;
-    if (ns >= 0) {
-        ts.tv_sec = ns / 1000000000LL;
-        ts.tv_nsec = ns % 1000000000LL;
-        tsp = &ts;
-    }
-    if (syscall(SYS_futex, addr, FUTEX_WAIT, val, tsp, NULL, 0) == 0 || errno == EAGAIN)
-        return 1;
-    return 0;
-}
-
-static int
-futex_wake(uint32_t *addr, int n)
-{
-    long woken = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
-    return woken < 0 ? -errno : (int)woken;
 }
 
 static inline void
@@ -366,7 +332,7 @@ word_wait_step(void *p, long long slice_ns)
     word_wait_arg *a = p;
     if (__atomic_load_n(a->word, __ATOMIC_SEQ_CST) != a->val)
         return 1;
-    return futex_wait(a->word, a->val, slice_ns);
+    return gomp_futex_wait(a->word, a->val, slice_ns);
 }
 
 static PyObject *
@@ -398,7 +364,7 @@ segment_wake(SegmentObject *self, PyObject *args)
     uint32_t *w = segment_word(self, off);
     if (w == NULL)
         return NULL;
-    int rc = futex_wake(w, n);
+    int rc = gomp_futex_wake(w, n);
     if (rc < 0)
         return gomp_errno_error(rc);
     return PyLong_FromLong(rc);
@@ -731,7 +697,7 @@ acquire_step(void *p, long long slice_ns)
         if (left <= 0)
             break;
         __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
-        int woken = futex_wait(word, v, left);
+        int woken = gomp_futex_wait(word, v, left);
         __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
         if (!woken && gomp_now_ns() < deadline)
             return 0; /* a signal: the caller looks at it */
@@ -934,7 +900,7 @@ release_impl(SemLockObject *self)
         }
         sem_gave(self);
         if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST) != 0)
-            futex_wake(&r->count, 1);
+            gomp_futex_wake(&r->count, 1);
         Py_RETURN_NONE;
     }
     lock_record *r = LOCK(self);
@@ -958,7 +924,7 @@ release_impl(SemLockObject *self)
         return NULL;
     }
     if (__atomic_load_n(&r->waiters, __ATOMIC_SEQ_CST) != 0)
-        futex_wake(&r->word, 1);
+        gomp_futex_wake(&r->word, 1);
     Py_RETURN_NONE;
 }
 

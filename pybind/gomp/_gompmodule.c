@@ -13,11 +13,14 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 static gomp_symbol *symbol_tables[] = {
     gomp_process_symbols,
@@ -56,6 +59,29 @@ gomp_errno_error(int negerr)
 {
     errno = -negerr;
     return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* Shared (not FUTEX_PRIVATE_FLAG) operations: the words are in segments
+ * mapped by several processes (gomp/futex.go does the same from Go). */
+int
+gomp_futex_wait(uint32_t *addr, uint32_t val, long long ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (ns >= 0) {
+        ts.tv_sec = ns / 1000000000LL;
+        ts.tv_nsec = ns % 1000000000LL;
+        tsp = &ts;
+    }
+    if (syscall(SYS_futex, addr, FUTEX_WAIT, val, tsp, NULL, 0) == 0 || errno == EAGAIN)
+        return 1;
+    return 0;
+}
+
+int
+gomp_futex_wake(uint32_t *addr, int n)
+{
+    long woken = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    return woken < 0 ? -errno : (int)woken;
 }
 
 long long
