@@ -145,9 +145,6 @@ func (h *Holder) Record(pid uint32, start uint64) {
 	atomic.StoreUint32(&h.Pid, pid)
 }
 
-// Clear erases the record before the word is released (step 3).
-func (h *Holder) Clear() { atomic.StoreUint32(&h.Pid, 0) }
-
 // Dead reports whether the holder named by word value v has exited.
 func (h *Holder) Dead(v uint32) bool {
 	id := v &^ holderWaiters
