@@ -36,10 +36,16 @@ class BuildWithGo(build_ext):
                "-o", os.path.join(outdir, GO_LIBRARY), "./pybind/capi"]
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd, cwd=HERE, env=env)
-        # the header cgo writes beside the library is not needed at run time
-        header = os.path.join(outdir, GO_LIBRARY[:-3] + ".h")
-        if os.path.exists(header):
-            os.remove(header)
+        # cgo's header of the exports: the C files take the Go functions'
+        # types from it, so a changed Go signature fails their build. It
+        # stays in the build directory, out of the package.
+        header = GO_LIBRARY[:-3] + ".h"
+        include = os.path.abspath(self.build_temp)
+        os.makedirs(include, exist_ok=True)
+        os.replace(os.path.join(outdir, header), os.path.join(include, header))
+        for ext in self.extensions:
+            ext.include_dirs.append(include)
+            ext.depends.append(os.path.join(include, header))
         super().run()
 
 
@@ -64,8 +70,9 @@ setup(
             # one C file per area, see pybind/gomp/_gomp.h
             sources=sorted(glob.glob("pybind/gomp/_gomp*.c")),
             depends=["pybind/gomp/_gomp.h"],
+            # dlopen: the Go library is loaded at run time, never linked
             libraries=["dl"],
-            extra_compile_args=["-O2", "-Wall"],
+            extra_compile_args=["-O2", "-Wall", "-Werror=incompatible-pointer-types"],
         )
     ],
     cmdclass={"build_ext": BuildWithGo, "build_py": BuildWithPth},

@@ -1,10 +1,10 @@
 /* Shared declarations of the _gomp extension.
  *
  * The extension is one module built from one C file per area
- * (_gomp_<area>.c). Each area declares the Go exports it needs in a
- * NULL-terminated gomp_symbol table, resolved when the Go core is loaded,
- * and its Python functions in a PyMethodDef table; _gompmodule.c lists
- * the tables. Every function that calls into Go first calls gomp_usable().
+ * (_gomp_<area>.c). Each area declares the Go exports it needs with
+ * GOMP_IMPORTS, resolved when the Go core is loaded, and its Python
+ * functions in a PyMethodDef table; _gompmodule.c lists the tables. Every
+ * function that calls into Go first calls gomp_usable().
  */
 #ifndef GOMP_H
 #define GOMP_H
@@ -13,10 +13,27 @@
 #include <Python.h>
 #include <stdint.h>
 
+/* cgo's header of the Go core's exports, for their types only: the library
+ * is not linked but loaded with dlopen. setup.py keeps it in the build
+ * directory, on the include path (<>: never a stale copy beside this file). */
+#include <_gocore.h>
+
 typedef struct {
     const char *name; /* exported Go symbol */
     void **slot;      /* where its address goes */
 } gomp_symbol;
+
+/* An area's Go imports: LIST(X) names each export the area calls as X(Name).
+ * GOMP_IMPORTS(area, LIST) defines go.Name, a pointer of the type cgo
+ * declares for Name (so that a change of a Go signature breaks this build),
+ * and the table gomp_<area>_symbols that fills them. */
+#define GOMP_SLOT(name) __typeof__(&name) name;
+#define GOMP_SYMBOL(name) {#name, (void **)&go.name},
+#define GOMP_IMPORTS(area, LIST)                                                                   \
+    static struct {                                                                                \
+        LIST(GOMP_SLOT)                                                                            \
+    } go;                                                                                          \
+    gomp_symbol gomp_##area##_symbols[] = {LIST(GOMP_SYMBOL){NULL, NULL}}
 
 /* 0 when Go may be called; -1 with RuntimeError set if the Go core is not
  * loaded or this process was forked after it was. */

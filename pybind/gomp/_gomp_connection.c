@@ -20,36 +20,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int (*go_pipe_new)(int, long long, int *);
-static int (*go_pipe_open)(int *);
-static int (*go_pipe_files)(int, int *);
-static int (*go_pipe_close)(int);
-static int (*go_pipe_send_step)(int, char *, size_t, int *, int, long long *, long long);
-static int (*go_pipe_recv_header_step)(int, long long, long long *, int *, int *);
-static int (*go_pipe_recv_body_step)(int, char *, size_t, long long *, long long);
-static int (*go_pipe_poll_step)(int, long long);
-static int (*go_pipe_fileno)(int);
-static int (*go_pipe_reserve)(int);
-static int (*go_pipe_layout)(int, long long *);
-static void (*go_pipe_send_abort)(int);
-static void (*go_self)(unsigned *, unsigned long long *);
-
-gomp_symbol gomp_connection_symbols[] = {
-    {"GompPipeNew", (void **)&go_pipe_new},
-    {"GompPipeOpen", (void **)&go_pipe_open},
-    {"GompPipeFiles", (void **)&go_pipe_files},
-    {"GompPipeClose", (void **)&go_pipe_close},
-    {"GompPipeSendStep", (void **)&go_pipe_send_step},
-    {"GompPipeRecvHeaderStep", (void **)&go_pipe_recv_header_step},
-    {"GompPipeRecvBodyStep", (void **)&go_pipe_recv_body_step},
-    {"GompPipePollStep", (void **)&go_pipe_poll_step},
-    {"GompPipeFileno", (void **)&go_pipe_fileno},
-    {"GompPipeReserve", (void **)&go_pipe_reserve},
-    {"GompPipeLayout", (void **)&go_pipe_layout},
-    {"GompPipeSendAbort", (void **)&go_pipe_send_abort},
-    {"GompSelf", (void **)&go_self},
-    {NULL, NULL},
-};
+#define CONNECTION_IMPORTS(X)                                                                      \
+    X(GompPipeNew) X(GompPipeOpen) X(GompPipeFiles) X(GompPipeClose) X(GompPipeSendStep)           \
+    X(GompPipeRecvHeaderStep) X(GompPipeRecvBodyStep) X(GompPipePollStep) X(GompPipeFileno)        \
+    X(GompPipeReserve) X(GompPipeLayout) X(GompPipeSendAbort) X(GompSelf)
+GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 
 #define PIPE_EOF (-ECONNRESET)
 
@@ -97,7 +72,7 @@ static int
 view_add(int h)
 {
     long long l[9];
-    int rc = go_pipe_layout(h, l);
+    int rc = go.GompPipeLayout(h, l);
     if (rc < 0) {
         gomp_errno_error(rc);
         return -1;
@@ -198,7 +173,7 @@ try_lock_writer(char *c)
     if (self_pid == 0) {
         unsigned pid;
         unsigned long long start;
-        go_self(&pid, &start);
+        go.GompSelf(&pid, &start);
         self_start = start;
         self_pid = pid;
     }
@@ -350,7 +325,7 @@ static int
 send_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go_pipe_send_step(op->handle, op->buf, op->n, op->fds, op->nfds,
+    return note_eof(op, go.GompPipeSendStep(op->handle, op->buf, op->n, op->fds, op->nfds,
                                           &op->progress, slice));
 }
 
@@ -358,7 +333,7 @@ static int
 header_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go_pipe_recv_header_step(op->handle, slice, &op->len, op->rfds,
+    return note_eof(op, go.GompPipeRecvHeaderStep(op->handle, slice, &op->len, op->rfds,
                                                  &op->rnfds));
 }
 
@@ -366,14 +341,14 @@ static int
 body_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go_pipe_recv_body_step(op->handle, op->buf, op->n, &op->progress, slice));
+    return note_eof(op, go.GompPipeRecvBodyStep(op->handle, op->buf, op->n, &op->progress, slice));
 }
 
 static int
 poll_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return go_pipe_poll_step(op->handle, slice);
+    return go.GompPipePollStep(op->handle, slice);
 }
 
 static PyObject *
@@ -383,13 +358,13 @@ conn_pipe_new(PyObject *self, PyObject *args)
     long long ring = 0;
     if (!PyArg_ParseTuple(args, "p|L", &duplex, &ring) || gomp_usable() < 0)
         return NULL;
-    int rc = go_pipe_new(duplex, ring, out);
+    int rc = go.GompPipeNew(duplex, ring, out);
     if (rc < 0)
         return gomp_errno_error(rc);
     if (view_add(out[0]) < 0 || view_add(out[1]) < 0) {
         view_drop(out[0]);
-        go_pipe_close(out[0]);
-        go_pipe_close(out[1]);
+        go.GompPipeClose(out[0]);
+        go.GompPipeClose(out[1]);
         return NULL;
     }
     return Py_BuildValue("ii", out[0], out[1]);
@@ -402,11 +377,11 @@ conn_pipe_open(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "(iiiiii)", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) ||
         gomp_usable() < 0)
         return NULL;
-    int rc = go_pipe_open(f);
+    int rc = go.GompPipeOpen(f);
     if (rc < 0)
         return gomp_errno_error(rc);
     if (view_add(rc) < 0) {
-        go_pipe_close(rc);
+        go.GompPipeClose(rc);
         return NULL;
     }
     return PyLong_FromLong(rc);
@@ -418,7 +393,7 @@ conn_pipe_files(PyObject *self, PyObject *args)
     int h, f[6];
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
-    int rc = go_pipe_files(h, f);
+    int rc = go.GompPipeFiles(h, f);
     if (rc < 0)
         return gomp_errno_error(rc);
     return Py_BuildValue("(iiiiii)", f[0], f[1], f[2], f[3], f[4], f[5]);
@@ -434,7 +409,7 @@ conn_pipe_close(PyObject *self, PyObject *args)
     view_drop(h);
     /* waits for operations of other threads on this end to leave Go */
     Py_BEGIN_ALLOW_THREADS
-    rc = go_pipe_close(h);
+    rc = go.GompPipeClose(h);
     Py_END_ALLOW_THREADS
     if (rc < 0)
         return gomp_errno_error(rc);
@@ -472,7 +447,7 @@ conn_pipe_send(PyObject *self, PyObject *args)
     }
     int rc = finish(&op, gomp_wait_sliced(send_step, &op, -1));
     if (rc < 0)
-        go_pipe_send_abort(h); /* interrupted (Ctrl-C) or failed */
+        go.GompPipeSendAbort(h); /* interrupted (Ctrl-C) or failed */
     PyBuffer_Release(&view);
     PyMem_Free(op.fds);
     if (rc < 0)
@@ -696,7 +671,7 @@ conn_pipe_fileno(PyObject *self, PyObject *args)
     int h;
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
-    int rc = go_pipe_fileno(h);
+    int rc = go.GompPipeFileno(h);
     if (rc < 0)
         return gomp_errno_error(rc);
     return PyLong_FromLong(rc);
@@ -708,7 +683,7 @@ conn_pipe_reserve(PyObject *self, PyObject *args)
     int h;
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
-    int rc = go_pipe_reserve(h);
+    int rc = go.GompPipeReserve(h);
     if (rc < 0)
         return gomp_errno_error(rc);
     Py_RETURN_NONE;

@@ -6,18 +6,9 @@
 #include <marshal.h>
 #include <stdint.h>
 
-static int (*go_sup_new)(int *);
-static int (*go_sup_watch)(int, int, int);
-static int (*go_sup_unwatch)(int, int);
-static int (*go_sup_wait)(int, long long, int *, int);
-
-gomp_symbol gomp_pool_symbols[] = {
-    {"GompSupervisorNew", (void **)&go_sup_new},
-    {"GompSupervisorWatch", (void **)&go_sup_watch},
-    {"GompSupervisorUnwatch", (void **)&go_sup_unwatch},
-    {"GompSupervisorWait", (void **)&go_sup_wait},
-    {NULL, NULL},
-};
+#define POOL_IMPORTS(X)                                                                            \
+    X(GompSupervisorNew) X(GompSupervisorWatch) X(GompSupervisorUnwatch) X(GompSupervisorWait)
+GOMP_IMPORTS(pool, POOL_IMPORTS);
 
 #define MAX_IDS 64
 
@@ -27,7 +18,7 @@ pool_supervisor_new(PyObject *self, PyObject *noargs)
     int fd = -1;
     if (gomp_usable() < 0)
         return NULL;
-    int rc = go_sup_new(&fd);
+    int rc = go.GompSupervisorNew(&fd);
     if (rc < 0)
         return gomp_errno_error(rc);
     return PyLong_FromLong(fd);
@@ -39,7 +30,7 @@ pool_supervisor_watch(PyObject *self, PyObject *args)
     int sup, fd, id;
     if (!PyArg_ParseTuple(args, "iii", &sup, &fd, &id) || gomp_usable() < 0)
         return NULL;
-    int rc = go_sup_watch(sup, fd, id);
+    int rc = go.GompSupervisorWatch(sup, fd, id);
     if (rc < 0)
         return gomp_errno_error(rc);
     Py_RETURN_NONE;
@@ -51,7 +42,7 @@ pool_supervisor_unwatch(PyObject *self, PyObject *args)
     int sup, fd;
     if (!PyArg_ParseTuple(args, "ii", &sup, &fd) || gomp_usable() < 0)
         return NULL;
-    int rc = go_sup_unwatch(sup, fd);
+    int rc = go.GompSupervisorUnwatch(sup, fd);
     if (rc < 0)
         return gomp_errno_error(rc);
     Py_RETURN_NONE;
@@ -66,7 +57,7 @@ static int
 sup_step(void *arg, long long slice_ns)
 {
     supwait *w = arg;
-    return go_sup_wait(w->sup, slice_ns, w->ids, MAX_IDS);
+    return go.GompSupervisorWait(w->sup, slice_ns, w->ids, MAX_IDS);
 }
 
 static PyObject *

@@ -10,18 +10,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int (*go_spawn)(char *, char *, int, char *, int, char *, int *, int, int *, int *);
-static int (*go_reap)(int, int *);
-static int (*go_signal)(int, int);
-static int (*go_wait_readable)(int, long long);
-
-gomp_symbol gomp_process_symbols[] = {
-    {"GompSpawn", (void **)&go_spawn},
-    {"GompReap", (void **)&go_reap},
-    {"GompSignal", (void **)&go_signal},
-    {"GompWaitReadable", (void **)&go_wait_readable},
-    {NULL, NULL},
-};
+#define PROCESS_IMPORTS(X)                                                                         \
+    X(GompSpawn) X(GompReap) X(GompSignal) X(GompWaitReadable)
+GOMP_IMPORTS(process, PROCESS_IMPORTS);
 
 /* Join a list of str/bytes into one buffer of NUL-terminated strings. */
 static int
@@ -76,7 +67,7 @@ process_spawn(PyObject *self, PyObject *args)
         goto done;
     int pid = 0, pidfd = -1, rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = go_spawn(PyBytes_AS_STRING(pathobj), PyBytes_AS_STRING(argvbuf),
+    rc = go.GompSpawn(PyBytes_AS_STRING(pathobj), PyBytes_AS_STRING(argvbuf),
                   (int)PyBytes_GET_SIZE(argvbuf), PyBytes_AS_STRING(envbuf),
                   (int)PyBytes_GET_SIZE(envbuf),
                   dirbytes ? PyBytes_AS_STRING(dirbytes) : NULL, fds, nfds, &pid, &pidfd);
@@ -100,7 +91,7 @@ process_reap(PyObject *self, PyObject *args)
     int pidfd, code = 0, rc;
     if (!PyArg_ParseTuple(args, "i", &pidfd) || gomp_usable() < 0)
         return NULL;
-    rc = go_reap(pidfd, &code);
+    rc = go.GompReap(pidfd, &code);
     if (rc < 0)
         return gomp_errno_error(rc);
     if (rc == 0)
@@ -114,7 +105,7 @@ process_signal(PyObject *self, PyObject *args)
     int pidfd, sig, rc;
     if (!PyArg_ParseTuple(args, "ii", &pidfd, &sig) || gomp_usable() < 0)
         return NULL;
-    rc = go_signal(pidfd, sig);
+    rc = go.GompSignal(pidfd, sig);
     if (rc < 0)
         return gomp_errno_error(rc);
     Py_RETURN_NONE;
@@ -123,7 +114,7 @@ process_signal(PyObject *self, PyObject *args)
 static int
 readable_step(void *arg, long long slice_ns)
 {
-    return go_wait_readable(*(int *)arg, slice_ns);
+    return go.GompWaitReadable(*(int *)arg, slice_ns);
 }
 
 static PyObject *

@@ -15,24 +15,10 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 
-static int (*go_ring_create)(long long, long long, int *, void **, long long *);
-static int (*go_ring_map)(int, void **, long long *);
-static int (*go_ring_close)(void *);
-static uint32_t (*go_lock_holder)(uint32_t *);
-static void (*go_self)(unsigned *, unsigned long long *);
-static int (*go_ring_watch)(void *, int, long long *);
-static int (*go_ring_unwatch)(long long);
-
-gomp_symbol gomp_queues_symbols[] = {
-    {"GompRingCreate", (void **)&go_ring_create},
-    {"GompRingMap", (void **)&go_ring_map},
-    {"GompRingClose", (void **)&go_ring_close},
-    {"GompLockHolder", (void **)&go_lock_holder},
-    {"GompSelf", (void **)&go_self},
-    {"GompRingWatch", (void **)&go_ring_watch},
-    {"GompRingUnwatch", (void **)&go_ring_unwatch},
-    {NULL, NULL},
-};
+#define QUEUES_IMPORTS(X)                                                                          \
+    X(GompRingCreate) X(GompRingMap) X(GompRingClose)                                               \
+    X(GompLockHolder) X(GompSelf) X(GompRingWatch) X(GompRingUnwatch)
+GOMP_IMPORTS(queues, QUEUES_IMPORTS);
 
 /* layout: see gomp/ring.go */
 #define OFF_CAP 8
@@ -223,7 +209,7 @@ lock_step(void *arg, long long slice)
         if (rc == 0 && LOAD(lw->w) == v) {
             /* a whole slice without a release: is the holder alive? (its pid
              * may be ours: a dead process's, reused) */
-            if (go_lock_holder(lw->w) == 0 &&
+            if (go.GompLockHolder(lw->w) == 0 &&
                 __atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
                 lock_record(lw->w, lw->me);
@@ -296,7 +282,7 @@ cond_step(void *arg, long long slice)
             return 1;
         if (rc == 0 || gomp_now_ns() >= end) {
             /* its last frame is published before the lock is let go */
-            if (cw->writer && go_lock_holder(U32(cw->r, OFF_PLOCK)) != cw->writer)
+            if (cw->writer && go.GompLockHolder(U32(cw->r, OFF_PLOCK)) != cw->writer)
                 return cw->cond(cw->r, cw->carg) ? 1 : 2;
             return 0;
         }
@@ -1813,7 +1799,7 @@ ring_dealloc(RingObject *r)
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
         if (gomp_usable() == 0)
-            go_ring_close(r->base);
+            go.GompRingClose(r->base);
         else
             PyErr_Clear();
         PyErr_Restore(t, v, tb);
@@ -1882,12 +1868,12 @@ static PyObject *
 ring_wrap(void *base, long long size, int fd)
 {
     if (!PyType_HasFeature(&Ring_Type, Py_TPFLAGS_READY) && PyType_Ready(&Ring_Type) < 0) {
-        go_ring_close(base);
+        go.GompRingClose(base);
         return NULL;
     }
     RingObject *r = PyObject_New(RingObject, &Ring_Type);
     if (r == NULL) {
-        go_ring_close(base);
+        go.GompRingClose(base);
         return NULL;
     }
     r->base = base;
@@ -1900,7 +1886,7 @@ ring_wrap(void *base, long long size, int fd)
     if (self_start == 0) {
         unsigned pid;
         unsigned long long start;
-        go_self(&pid, &start);
+        go.GompSelf(&pid, &start);
         self_start = start;
     }
     r->seen_head = r->seen_tail = 0;
@@ -1947,7 +1933,7 @@ queues_ring_new(PyObject *self, PyObject *args)
     int fd = -1;
     void *base = NULL;
     long long size = 0;
-    int rc = go_ring_create(capacity, maxsize, &fd, &base, &size);
+    int rc = go.GompRingCreate(capacity, maxsize, &fd, &base, &size);
     if (rc < 0)
         return gomp_errno_error(rc);
     return ring_wrap(base, size, fd);
@@ -1965,7 +1951,7 @@ queues_ring_map(PyObject *self, PyObject *args)
     }
     void *base = NULL;
     long long size = 0;
-    int rc = go_ring_map(fd, &base, &size);
+    int rc = go.GompRingMap(fd, &base, &size);
     if (rc < 0)
         return gomp_errno_error(rc);
     return ring_wrap(base, size, fd);
@@ -1992,7 +1978,7 @@ queues_ring_watch(PyObject *self, PyObject *arg)
     if (efd < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     long long handle = 0;
-    int rc = go_ring_watch(r->base, efd, &handle);
+    int rc = go.GompRingWatch(r->base, efd, &handle);
     if (rc < 0) {
         close(efd);
         return gomp_errno_error(rc);
@@ -2008,7 +1994,7 @@ queues_ring_unwatch(PyObject *self, PyObject *args)
         return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = go_ring_unwatch(handle);
+    rc = go.GompRingUnwatch(handle);
     Py_END_ALLOW_THREADS
     if (rc < 0 && rc != -EINVAL) /* EINVAL: stopped already, with its ring */
         return gomp_errno_error(rc);

@@ -81,22 +81,9 @@ static long ncpus; /* no polling on one CPU: the holder cannot run meanwhile */
 /* a failed non-blocking acquire looks for a dead holder at most this often */
 #define RECOVER_EVERY_NS (20 * 1000 * 1000LL)
 
-static int (*go_seg_new)(char *, long long, int *, void **);
-static int (*go_seg_map)(int, void **, long long *);
-static int (*go_seg_close)(void *);
-static void (*go_self)(unsigned *, unsigned long long *);
-static unsigned (*go_sem_recover)(void *);
-static unsigned (*go_lock_recover)(void *);
-
-gomp_symbol gomp_sync_symbols[] = {
-    {"GompSegNew", (void **)&go_seg_new},
-    {"GompSegMap", (void **)&go_seg_map},
-    {"GompSegClose", (void **)&go_seg_close},
-    {"GompSelf", (void **)&go_self},
-    {"GompSemRecover", (void **)&go_sem_recover},
-    {"GompLockRecover", (void **)&go_lock_recover},
-    {NULL, NULL},
-};
+#define SYNC_IMPORTS(X)                                                                            \
+    X(GompSegNew) X(GompSegMap) X(GompSegClose) X(GompSelf) X(GompSemRecover) X(GompLockRecover)
+GOMP_IMPORTS(sync, SYNC_IMPORTS);
 
 /* this process's identity as written into records; set once Go is loaded
  * (a process forked after that cannot use gomp at all) */
@@ -111,7 +98,7 @@ ensure_self(void)
     if (self_pid == 0) {
         unsigned pid;
         unsigned long long start;
-        go_self(&pid, &start);
+        go.GompSelf(&pid, &start);
         self_start = start;
         self_pid = pid;
     }
@@ -161,7 +148,7 @@ segment_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->fd = -1;
     void *addr = NULL;
     int fd = -1;
-    int rc = go_seg_new((char *)name, size, &fd, &addr);
+    int rc = go.GompSegNew((char *)name, size, &fd, &addr);
     if (rc < 0) {
         Py_DECREF(self);
         return gomp_errno_error(rc);
@@ -184,7 +171,7 @@ segment_from_fd(PyObject *cls, PyObject *args)
     self->fd = -1;
     void *addr = NULL;
     long long size = 0;
-    int rc = go_seg_map(fd, &addr, &size);
+    int rc = go.GompSegMap(fd, &addr, &size);
     if (rc < 0) {
         Py_DECREF(self);
         return gomp_errno_error(rc);
@@ -200,7 +187,7 @@ segment_release_mapping(SegmentObject *self)
 {
     if (self->addr != NULL) {
         if (!gomp_usable())
-            go_seg_close(self->addr);
+            go.GompSegClose(self->addr);
         else
             PyErr_Clear();
         self->addr = NULL;
@@ -704,12 +691,12 @@ acquire_step(void *p, long long slice_ns)
     }
     unsigned dead;
     if (self->kind == KIND_SEMAPHORE) {
-        dead = go_sem_recover(self->rec);
+        dead = go.GompSemRecover(self->rec);
         if (dead)
             a->dead = dead;
         return sem_take(SEM(self));
     }
-    dead = go_lock_recover(self->rec);
+    dead = go.GompLockRecover(self->rec);
     if (dead) {
         a->dead = dead;
         return 1;
@@ -787,7 +774,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
             Py_RETURN_FALSE;
         self->next_recover = now + RECOVER_EVERY_NS;
         if (self->kind == KIND_SEMAPHORE) {
-            dead = go_sem_recover(self->rec);
+            dead = go.GompSemRecover(self->rec);
             if (!dead || !(__atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED) > 0))
                 Py_RETURN_FALSE;
             uint32_t c = __atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED);
@@ -798,7 +785,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
             if (!got)
                 Py_RETURN_FALSE;
         } else {
-            dead = go_lock_recover(self->rec);
+            dead = go.GompLockRecover(self->rec);
             if (!dead)
                 Py_RETURN_FALSE;
         }
