@@ -50,9 +50,13 @@ const (
 	spinFor = 30 * time.Microsecond
 )
 
-// Ring field offsets inside the segment; ring i's control block starts at
-// 64 + i*256, the writer's and the reader's fields on separate cache lines.
+// Ring i's control block starts at pipeRingCtl + i*pipeRingCtlSize in the
+// segment, with these fields, the writer's and the reader's on separate
+// cache lines.
 const (
+	pipeRingCtl     = 64
+	pipeRingCtlSize = 256
+
 	offTail           = 0   // uint64, written by the writer
 	offReaderSleeping = 8   // uint32, the reader sleeps on tail's low word
 	offWantFD         = 12  // uint32, the reader wants the eventfd written
@@ -72,6 +76,7 @@ const (
 var ErrPeerClosed = errors.New("gomp: the other end of the pipe is closed")
 
 type ring struct {
+	ctl                                              unsafe.Pointer // the control block
 	tail, head                                       *uint64
 	readerSleeping, wantFD, signaled, writerSleeping *uint32
 	lock, lockWaiters                                *uint32
@@ -83,9 +88,10 @@ type ring struct {
 }
 
 func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
-	base := 64 + i*256
+	base := pipeRingCtl + i*pipeRingCtlSize
 	w := func(off int) *uint32 { return seg.Word(base + off) }
 	return &ring{
+		ctl:            unsafe.Pointer(&seg.Mem[base]),
 		tail:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offTail])),
 		head:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offHead])),
 		readerSleeping: w(offReaderSleeping),
@@ -367,25 +373,29 @@ func (e *PipeEnd) Reserve() error {
 	return nil
 }
 
-// Layout describes the mapped segment for code that copies small messages
-// in and out of the rings itself (the C fast path): the address of the
-// mapping, the ring size, the rings read and written (-1: none), their
-// eventfds, the offsets of the two open counts, and the socket.
-func (e *PipeEnd) Layout() (base uintptr, ringSize uint64, in, out, evIn, evOut, open, peerOpen,
-	sock int) {
-	base = uintptr(unsafe.Pointer(&e.seg.Mem[0]))
-	ringSize = binary.LittleEndian.Uint64(e.seg.Mem[8:])
-	in, out, evIn, evOut = e.files.In, e.files.Out, -1, -1
-	if in >= 0 {
-		evIn = e.files.Events[in]
+// A PipeLayout is what code that copies small messages in and out of the
+// rings itself (the C fast path) needs of an end: the control block and
+// data of the ring it reads and of the one it writes (nil: none), their
+// size and eventfds (-1: none), the other end's open count, the socket.
+type PipeLayout struct {
+	InCtl, InData, OutCtl, OutData unsafe.Pointer
+	Size                           uint64
+	InEvent, OutEvent              int
+	PeerOpen                       *uint32
+	Sock                           int
+}
+
+// Layout describes the end's mapped rings (see PipeLayout).
+func (e *PipeEnd) Layout() PipeLayout {
+	l := PipeLayout{Size: binary.LittleEndian.Uint64(e.seg.Mem[8:]), InEvent: -1, OutEvent: -1,
+		PeerOpen: e.peerOpen, Sock: e.files.Sock}
+	if r := e.in; r != nil {
+		l.InCtl, l.InData, l.InEvent = r.ctl, unsafe.Pointer(&r.data[0]), r.eventFD
 	}
-	if out >= 0 {
-		evOut = e.files.Events[out]
+	if r := e.out; r != nil {
+		l.OutCtl, l.OutData, l.OutEvent = r.ctl, unsafe.Pointer(&r.data[0]), r.eventFD
 	}
-	open = int(uintptr(unsafe.Pointer(e.open)) - base)
-	peerOpen = int(uintptr(unsafe.Pointer(e.peerOpen)) - base)
-	sock = e.files.Sock
-	return
+	return l
 }
 
 // NewPipe creates a pipe. With duplex both ends read and write; otherwise

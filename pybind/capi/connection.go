@@ -2,6 +2,19 @@ package main
 
 /*
 #include <stddef.h>
+#include <stdint.h>
+
+// What the C fast path needs of a pipe end (see gomp.PipeLayout): the
+// control block and data of the ring it reads and of the one it writes
+// (NULL: none), their size and eventfds (-1: none), the other end's open
+// count, the socket.
+typedef struct {
+	char *in_ctl, *in_data, *out_ctl, *out_data;
+	uint64_t size;
+	int in_ev, out_ev;
+	uint32_t *peer_open;
+	int sock;
+} gomp_pipe_layout;
 */
 import "C"
 
@@ -231,21 +244,21 @@ func GompPipeReserve(h C.int) C.int {
 	return 0
 }
 
-// GompPipeLayout fills out with: mapping address, ring size, in ring, out
-// ring, in eventfd, out eventfd, offset of this end's open count, offset of
-// the other end's, socket (see gomp.PipeEnd.Layout).
+// GompPipeLayout describes the end's rings to C.
 //
 //export GompPipeLayout
-func GompPipeLayout(h C.int, out *C.longlong) C.int {
+func GompPipeLayout(h C.int, out *C.gomp_pipe_layout) C.int {
 	e := pipeGet(h)
 	if e == nil {
 		return -C.int(syscall.EBADF)
 	}
-	base, size, in, o, evIn, evOut, open, peerOpen, sock := e.Layout()
-	res := unsafe.Slice(out, 9)
-	res[0], res[1] = C.longlong(base), C.longlong(size)
-	res[2], res[3], res[4], res[5] = C.longlong(in), C.longlong(o), C.longlong(evIn), C.longlong(evOut)
-	res[6], res[7], res[8] = C.longlong(open), C.longlong(peerOpen), C.longlong(sock)
+	l := e.Layout()
+	*out = C.gomp_pipe_layout{
+		in_ctl: (*C.char)(l.InCtl), in_data: (*C.char)(l.InData),
+		out_ctl: (*C.char)(l.OutCtl), out_data: (*C.char)(l.OutData),
+		size: C.uint64_t(l.Size), in_ev: C.int(l.InEvent), out_ev: C.int(l.OutEvent),
+		peer_open: (*C.uint32_t)(unsafe.Pointer(l.PeerOpen)), sock: C.int(l.Sock),
+	}
 	return 0
 }
 

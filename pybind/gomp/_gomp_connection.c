@@ -49,12 +49,7 @@ GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 #define FAST_MAX (64 * 1024)
 
 typedef struct {
-    char *in_ctl, *in_data;   /* ring this end reads, or NULL */
-    char *out_ctl, *out_data; /* ring this end writes, or NULL */
-    uint64_t size;
-    int in_ev, out_ev;
-    uint32_t *peer_open;
-    int sock;
+    gomp_pipe_layout l;      /* the end's rings, as Go describes them */
     long long alive_checked; /* when the socket last showed the peer alive */
 } pipe_view;
 
@@ -71,12 +66,6 @@ static int nviews;
 static int
 view_add(int h)
 {
-    long long l[9];
-    int rc = go.GompPipeLayout(h, l);
-    if (rc < 0) {
-        gomp_errno_error(rc);
-        return -1;
-    }
     if (h >= nviews) {
         int n = h + 16;
         pipe_view **nv = PyMem_Realloc(views, n * sizeof(*views));
@@ -93,20 +82,12 @@ view_add(int h)
         PyErr_NoMemory();
         return -1;
     }
-    char *base = (char *)(uintptr_t)l[0];
-    v->size = (uint64_t)l[1];
-    if (l[2] >= 0) {
-        v->in_ctl = base + 64 + l[2] * 256;
-        v->in_data = base + 4096 + l[2] * v->size;
+    int rc = go.GompPipeLayout(h, &v->l);
+    if (rc < 0) {
+        PyMem_Free(v);
+        gomp_errno_error(rc);
+        return -1;
     }
-    if (l[3] >= 0) {
-        v->out_ctl = base + 64 + l[3] * 256;
-        v->out_data = base + 4096 + l[3] * v->size;
-    }
-    v->in_ev = (int)l[4];
-    v->out_ev = (int)l[5];
-    v->peer_open = (uint32_t *)(base + l[7]);
-    v->sock = (int)l[8];
     PyMem_Free(views[h]);
     views[h] = v;
     return 0;
@@ -202,12 +183,12 @@ unlock_writer(char *c)
 static int
 fast_send(pipe_view *v, const char *buf, uint64_t n)
 {
-    char *c = v->out_ctl;
-    if (c == NULL || n > FAST_MAX || __atomic_load_n(v->peer_open, __ATOMIC_SEQ_CST) == 0)
+    char *c = v->l.out_ctl;
+    if (c == NULL || n > FAST_MAX || __atomic_load_n(v->l.peer_open, __ATOMIC_SEQ_CST) == 0)
         return 0;
     long long now = gomp_now_ns();
     if (now - v->alive_checked > ALIVE_CHECK_NS) {
-        struct pollfd p = {v->sock, POLLIN | POLLRDHUP, 0};
+        struct pollfd p = {v->l.sock, POLLIN | POLLRDHUP, 0};
         if (poll(&p, 1, 0) != 0)
             return 0; /* hung up, or descriptors pending: Go decides */
         v->alive_checked = now;
@@ -216,13 +197,13 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
         return 0; /* another writer: Go waits for it */
     uint64_t tail = __atomic_load_n(RING_TAIL(c), __ATOMIC_RELAXED);
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_ACQUIRE);
-    if (v->size - (tail - head) < MSG_HEADER + n) {
+    if (v->l.size - (tail - head) < MSG_HEADER + n) {
         unlock_writer(c);
         return 0;
     }
     uint64_t hdr = n; /* little-endian on every platform gomp runs on */
-    ring_put(v->out_data, v->size, tail, (const char *)&hdr, MSG_HEADER);
-    ring_put(v->out_data, v->size, tail + MSG_HEADER, buf, n);
+    ring_put(v->l.out_data, v->l.size, tail, (const char *)&hdr, MSG_HEADER);
+    ring_put(v->l.out_data, v->l.size, tail + MSG_HEADER, buf, n);
     __atomic_store_n(RING_TAIL(c), tail + MSG_HEADER + n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(RING_READER_SLEEPING(c), __ATOMIC_SEQ_CST))
         futex_wake_all(RING_TAIL(c));
@@ -230,7 +211,7 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
     if (__atomic_load_n(RING_WANT_FD(c), __ATOMIC_SEQ_CST) &&
         __atomic_compare_exchange_n(RING_SIGNALED(c), &zero, 1, 0, __ATOMIC_SEQ_CST,
                                     __ATOMIC_SEQ_CST))
-        event_signal(v->out_ev);
+        event_signal(v->l.out_ev);
     unlock_writer(c);
     return 1;
 }
@@ -248,7 +229,7 @@ ring_used(char *c)
 static PyObject *
 fast_recv(pipe_view *v, long long maxlength)
 {
-    char *c = v->in_ctl;
+    char *c = v->l.in_ctl;
     if (c == NULL)
         return NULL;
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_RELAXED);
@@ -256,7 +237,7 @@ fast_recv(pipe_view *v, long long maxlength)
     if (used < MSG_HEADER)
         return NULL;
     uint64_t hdr;
-    ring_get(v->in_data, v->size, head, (char *)&hdr, MSG_HEADER);
+    ring_get(v->l.in_data, v->l.size, head, (char *)&hdr, MSG_HEADER);
     uint64_t n = hdr & MSG_LEN_MASK;
     if ((hdr >> 56) != 0 || used < MSG_HEADER + n || n > FAST_MAX ||
         (maxlength >= 0 && n > (uint64_t)maxlength))
@@ -266,7 +247,7 @@ fast_recv(pipe_view *v, long long maxlength)
         PyErr_Clear(); /* let Go skip it and report */
         return NULL;
     }
-    ring_get(v->in_data, v->size, head + MSG_HEADER, PyBytes_AS_STRING(data), n);
+    ring_get(v->l.in_data, v->l.size, head + MSG_HEADER, PyBytes_AS_STRING(data), n);
     __atomic_store_n(RING_HEAD(c), head + MSG_HEADER + n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(RING_WRITER_SLEEPING(c), __ATOMIC_SEQ_CST))
         futex_wake_all(RING_HEAD(c));
@@ -274,11 +255,11 @@ fast_recv(pipe_view *v, long long maxlength)
         /* empty again: clear the eventfd (see ring.drain in Go) */
         __atomic_store_n(RING_SIGNALED(c), 0, __ATOMIC_SEQ_CST);
         uint64_t cnt;
-        ssize_t r = read(v->in_ev, &cnt, sizeof(cnt));
+        ssize_t r = read(v->l.in_ev, &cnt, sizeof(cnt));
         (void)r;
         if (ring_used(c) != 0) {
             __atomic_store_n(RING_SIGNALED(c), 1, __ATOMIC_SEQ_CST);
-            event_signal(v->in_ev);
+            event_signal(v->l.in_ev);
         }
     }
     return data;
@@ -655,7 +636,7 @@ conn_pipe_poll(PyObject *self, PyObject *args)
         gomp_usable() < 0)
         return NULL;
     pipe_view *pv = view_get(h);
-    if (pv != NULL && pv->in_ctl != NULL && ring_used(pv->in_ctl) > 0)
+    if (pv != NULL && pv->l.in_ctl != NULL && ring_used(pv->l.in_ctl) > 0)
         Py_RETURN_TRUE;
     pipe_op op = {0};
     op.handle = h;
