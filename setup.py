@@ -69,7 +69,7 @@ setup(
             "gomp._gomp",
             # one C file per area, see pybind/gomp/_gomp.h
             sources=sorted(glob.glob("pybind/gomp/_gomp*.c")),
-            depends=["pybind/gomp/_gomp.h"],
+            depends=["pybind/gomp/_gomp.h", "pybind/gomp/_gomp_layout.h"],
             # dlopen: the Go library is loaded at run time, never linked
             libraries=["dl"],
             extra_compile_args=["-O2", "-Wall", "-Werror=incompatible-pointer-types"],

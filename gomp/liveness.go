@@ -122,16 +122,12 @@ func ProcessDead(pid uint32, start uint64) bool {
 	return start != 0 && st != start
 }
 
-// holderWaiters is the bit a ring lock word adds to the holder's pid when
-// someone sleeps on it (RingLockWaiters); pids fit in 22 bits.
-const holderWaiters = 1 << 31
-
 // A Holder is a lock word followed by its holder's record (16 bytes,
 // 8-aligned): a LockRecord starts with one, and each of a ring's two
-// locks is one (RingOffPLock, RingOffCLock). Mirrored in C by
-// pybind/gomp/_gomp_sync.c (lock_record) and _gomp_queues.c (lock_try).
+// locks is one (RingOffPLock, RingOffCLock). C takes and releases them
+// (pybind/gomp/_gomp_sync.c, _gomp_queues.c) at the generated offsets.
 type Holder struct {
-	Word  uint32 // 0: free; else the holder's pid (| holderWaiters on a ring)
+	Word  uint32 // 0: free; else the holder's pid (| RingLockWaiters on a ring)
 	Pid   uint32 // the holder's pid once recorded; 0 before and after
 	Start uint64 // the holder's start time
 }
@@ -147,7 +143,7 @@ func (h *Holder) Record(pid uint32, start uint64) {
 
 // Dead reports whether the holder named by word value v has exited.
 func (h *Holder) Dead(v uint32) bool {
-	id := v &^ holderWaiters
+	id := v &^ RingLockWaiters
 	return recordedDead(id, &h.Pid, &h.Pid, &h.Start)
 }
 
@@ -158,7 +154,7 @@ func (h *Holder) LiveHolder() uint32 {
 	if v == 0 || h.Dead(v) {
 		return 0
 	}
-	return v &^ holderWaiters
+	return v &^ RingLockWaiters
 }
 
 // recordedDead applies the rule to the holder a lock word names by id (a

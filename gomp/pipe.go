@@ -44,10 +44,15 @@ const (
 	// moved 1.7 GB/s, 512 KiB 2.1, 1 MiB 2.3, 2 MiB 1.9 (the ring no longer
 	// stays in cache). Pages are touched only as far as messages fill it.
 	DefaultRingSize = 1 << 20
-	msgHeader       = 8
-	maxMsgLen       = 1<<56 - 1
 	// how long a waiting side spins before it sleeps
 	spinFor = 30 * time.Microsecond
+)
+
+// The message header: payload length below PipeFDsShift, descriptors above.
+const (
+	PipeMsgHeader = 8
+	PipeFDsShift  = 56
+	PipeMaxMsgLen = 1<<PipeFDsShift - 1
 )
 
 // Ring i's control block starts at pipeRingCtl + i*pipeRingCtlSize in the
@@ -57,17 +62,17 @@ const (
 	pipeRingCtl     = 64
 	pipeRingCtlSize = 256
 
-	offTail           = 0   // uint64, written by the writer
-	offReaderSleeping = 8   // uint32, the reader sleeps on tail's low word
-	offWantFD         = 12  // uint32, the reader wants the eventfd written
-	offSignaled       = 16  // uint32, the eventfd holds a count
-	offHead           = 64  // uint64, written by the reader
-	offWriterSleeping = 72  // uint32, the writer sleeps on head's low word
-	offWriterLock     = 128 // uint32, thread id of the writer of a message, 0: none
-	offLockWaiters    = 132 // uint32, a writer sleeps on the lock
-	offWriterTid      = 136 // uint32, the writer's record (liveness.go): its thread id,
-	offWriterPid      = 140 // uint32, its process,
-	offWriterStart    = 144 // uint64, and that process's start time
+	PipeOffTail           = 0   // uint64, written by the writer
+	PipeOffReaderSleeping = 8   // uint32, the reader sleeps on tail's low word
+	PipeOffWantFD         = 12  // uint32, the reader wants the eventfd written
+	PipeOffSignaled       = 16  // uint32, the eventfd holds a count
+	PipeOffHead           = 64  // uint64, written by the reader
+	PipeOffWriterSleeping = 72  // uint32, the writer sleeps on head's low word
+	PipeOffWriterLock     = 128 // uint32, thread id of the writer of a message, 0: none
+	PipeOffLockWaiters    = 132 // uint32, a writer sleeps on the lock
+	PipeOffWriterTid      = 136 // uint32, the writer's record (liveness.go): its thread id,
+	PipeOffWriterPid      = 140 // uint32, its process,
+	PipeOffWriterStart    = 144 // uint64, and that process's start time
 
 	offOpen = 16 // uint32 per side in the segment header: open copies
 )
@@ -92,17 +97,17 @@ func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
 	w := func(off int) *uint32 { return seg.Word(base + off) }
 	return &ring{
 		ctl:            unsafe.Pointer(&seg.Mem[base]),
-		tail:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offTail])),
-		head:           (*uint64)(unsafe.Pointer(&seg.Mem[base+offHead])),
-		readerSleeping: w(offReaderSleeping),
-		wantFD:         w(offWantFD),
-		signaled:       w(offSignaled),
-		writerSleeping: w(offWriterSleeping),
-		lock:           w(offWriterLock),
-		lockWaiters:    w(offLockWaiters),
-		writerTid:      w(offWriterTid),
-		writerPid:      w(offWriterPid),
-		writerStart:    (*uint64)(unsafe.Pointer(&seg.Mem[base+offWriterStart])),
+		tail:           (*uint64)(unsafe.Pointer(&seg.Mem[base+PipeOffTail])),
+		head:           (*uint64)(unsafe.Pointer(&seg.Mem[base+PipeOffHead])),
+		readerSleeping: w(PipeOffReaderSleeping),
+		wantFD:         w(PipeOffWantFD),
+		signaled:       w(PipeOffSignaled),
+		writerSleeping: w(PipeOffWriterSleeping),
+		lock:           w(PipeOffWriterLock),
+		lockWaiters:    w(PipeOffLockWaiters),
+		writerTid:      w(PipeOffWriterTid),
+		writerPid:      w(PipeOffWriterPid),
+		writerStart:    (*uint64)(unsafe.Pointer(&seg.Mem[base+PipeOffWriterStart])),
 		data:           seg.Mem[pipeHeaderLen+i*int(size) : pipeHeaderLen+(i+1)*int(size)],
 		size:           size,
 		eventFD:        eventFD,
@@ -573,10 +578,10 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 	if r == nil {
 		return false, unix.EBADF
 	}
-	if uint64(len(msg)) > maxMsgLen || len(fds) > 255 {
+	if uint64(len(msg)) > PipeMaxMsgLen || len(fds) > 255 {
 		return false, unix.EMSGSIZE
 	}
-	total := msgHeader + len(msg)
+	total := PipeMsgHeader + len(msg)
 	if *progress == 0 {
 		if !r.lockWriter(slice) {
 			return false, nil
@@ -612,7 +617,7 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		}
 		tail := atomic.LoadUint64(r.tail)
 		free := r.size - (tail - atomic.LoadUint64(r.head))
-		if headerDue && free >= msgHeader || !headerDue && free > 0 {
+		if headerDue && free >= PipeMsgHeader || !headerDue && free > 0 {
 			n := uint64(total - written)
 			if n > free {
 				n = free
@@ -620,13 +625,13 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 			pos := tail
 			done := uint64(0)
 			if headerDue {
-				var hdr [msgHeader]byte
-				binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<56)
+				var hdr [PipeMsgHeader]byte
+				binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<PipeFDsShift)
 				r.put(pos, hdr[:])
-				pos += msgHeader
-				done = msgHeader
+				pos += PipeMsgHeader
+				done = PipeMsgHeader
 			}
-			body := msg[written+int(done)-msgHeader:]
+			body := msg[written+int(done)-PipeMsgHeader:]
 			r.put(pos, body[:n-done])
 			r.publish(tail + n)
 			*progress = written + int(n)
@@ -686,17 +691,17 @@ func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, erro
 	if r == nil {
 		return false, 0, nil, unix.EBADF
 	}
-	ok, err := wait(func() bool { return r.used() >= msgHeader }, r.readerSleeping, low(r.tail),
+	ok, err := wait(func() bool { return r.used() >= PipeMsgHeader }, r.readerSleeping, low(r.tail),
 		slice, e.peerAlive, &e.recvSpin)
 	if err != nil || !ok {
 		return false, 0, nil, err
 	}
 	head := atomic.LoadUint64(r.head)
-	var hdr [msgHeader]byte
+	var hdr [PipeMsgHeader]byte
 	r.get(head, hdr[:])
 	v := binary.LittleEndian.Uint64(hdr[:])
-	r.consume(head + msgHeader)
-	n, nfds := v&maxMsgLen, int(v>>56)
+	r.consume(head + PipeMsgHeader)
+	n, nfds := v&PipeMaxMsgLen, int(v>>PipeFDsShift)
 	var fds []int
 	if nfds > 0 {
 		fds, err = e.recvFDs(nfds)

@@ -325,11 +325,11 @@ func TestOpenPipeEndRejectsOtherSegments(t *testing.T) {
 // forgeHeader writes a raw message header into the ring e writes, as any
 // process that maps the segment can.
 func forgeHeader(e *PipeEnd, v uint64) {
-	var hdr [msgHeader]byte
+	var hdr [PipeMsgHeader]byte
 	binary.LittleEndian.PutUint64(hdr[:], v)
 	tail := atomic.LoadUint64(e.out.tail)
 	e.out.put(tail, hdr[:])
-	e.out.publish(tail + msgHeader)
+	e.out.publish(tail + PipeMsgHeader)
 }
 
 func TestPipeHeaderAnnouncingDescriptorsNeverSentFailsAtOnce(t *testing.T) {
@@ -367,7 +367,7 @@ func TestPipeMessageCutShortLeavesTheRingEmpty(t *testing.T) {
 		// one long wait, which the bytes and the hang-up both come into
 		_, err = r.RecvBodyStep(buf, &p, 5*time.Second)
 	}
-	if err != ErrPeerClosed || p != msgHeader+100 || r.in.used() != 0 {
+	if err != ErrPeerClosed || p != PipeMsgHeader+100 || r.in.used() != 0 {
 		t.Fatalf("want the 108 bytes taken, then the end: %v, %d taken, %d left", err, p,
 			r.in.used())
 	}

@@ -16,7 +16,8 @@ import (
 // and maps it and provides the sleeping and waking; the copies in and out
 // are done by the C extension on the same mapping (a call into Go per
 // message would cost more than the copy). The layout below is the contract
-// between the two and is mirrored in pybind/gomp/_gomp_queues.c.
+// between the two; C and Python get it from the files go generate writes
+// (see doc.go).
 //
 // Records are frames: a 16-byte header {len, flags, writer pid, 0} and len
 // bytes of payload, padded to 8. A message is one or more frames, the first
@@ -25,7 +26,7 @@ import (
 // the start. Positions (head, tail) are 64-bit byte counts that only grow.
 // A message starts with its own header (part count, kind, part lengths):
 // a pickle and its out-of-band buffers, a raw bytes-like, or a marshalled
-// small object.
+// small object (Msg*).
 //
 // Commit protocol: one producer at a time holds the producer lock (word =
 // its pid, high bit = waiters) and publishes a frame by advancing tail after
@@ -67,7 +68,25 @@ const (
 	RingLast        = 2
 	RingWrap        = 4
 
+	// the bit a lock word adds to its holder's pid while someone sleeps on
+	// it; pids fit in 22 bits
 	RingLockWaiters = 1 << 31
+)
+
+// Message kinds (a message header's kind) and limits, shared by the C
+// encoder and decoder and the Python one (queues.py).
+const (
+	MsgPickle        = 0 // a pickle, then its out-of-band buffers
+	MsgRawBytes      = 1 // a bytes put as it is (part 1; part 0 is empty)
+	MsgRawBytearray  = 2 // likewise a bytearray
+	MsgRawMemoryview = 3 // likewise a memoryview
+	// a small object made only of core types, marshalled (part 0): its
+	// encoding is several times cheaper than a pickle's
+	MsgMarshal = 4
+
+	MsgMaxParts = 64 // parts of a message: a pickle and its buffers
+	// top-level bytes and bytearrays at least this long travel raw
+	MsgRawMin = 32 << 10
 )
 
 // Positions and counters sit on the cache line of the side that writes

@@ -17,9 +17,9 @@ import (
 // The uncontended paths (take a free lock, release one nobody sleeps on)
 // are one atomic operation each, plus plain stores of the record. They,
 // and the futex sleeps and wakes, are done in C (pybind/gomp/_gomp_sync.c,
-// which mirrors these layouts: a call into Go from a thread that was idle
-// costs far more than the futex), which calls Go only to recover the locks
-// and units of processes that died (Recover).
+// on the layouts below through the generated header: a call into Go from
+// a thread that was idle costs far more than the futex), which calls Go
+// only to recover the locks and units of processes that died (Recover).
 
 // LockRecord is the shared state of a Lock or RLock (64 bytes).
 type LockRecord struct {
@@ -32,11 +32,19 @@ type LockRecord struct {
 	Refs    uint32 // processes' references (kept by the Python side)
 }
 
+// Kinds of record (the Kind field).
+const (
+	RecordLock      = 0
+	RecordRLock     = 1
+	RecordSemaphore = 2
+)
+
 // SemSlots is the number of per-process holder records of a semaphore.
 const SemSlots = 64
 
-// slotReclaiming marks a holder slot being emptied by a recovering process.
-const slotReclaiming = ^uint32(0)
+// SemSlotReclaiming marks a holder slot being emptied by a recovering
+// process.
+const SemSlotReclaiming = ^uint32(0)
 
 // SemHolder counts the units one process has taken from a semaphore.
 type SemHolder struct {
@@ -69,13 +77,13 @@ func (s *SemRecord) Recover() uint32 {
 	for i := range s.Holders {
 		h := &s.Holders[i]
 		pid := atomic.LoadUint32(&h.Pid)
-		if pid == 0 || pid == slotReclaiming {
+		if pid == 0 || pid == SemSlotReclaiming {
 			continue
 		}
 		if !ProcessDead(pid, atomic.LoadUint64(&h.Start)) {
 			continue
 		}
-		if !atomic.CompareAndSwapUint32(&h.Pid, pid, slotReclaiming) {
+		if !atomic.CompareAndSwapUint32(&h.Pid, pid, SemSlotReclaiming) {
 			continue
 		}
 		units := atomic.SwapUint32(&h.Units, 0)

@@ -17,6 +17,8 @@
  * is not linked but loaded with dlopen. setup.py keeps it in the build
  * directory, on the include path (<>: never a stale copy beside this file). */
 #include <_gocore.h>
+/* the shared layouts and constants, generated from the Go core's */
+#include "_gomp_layout.h"
 
 typedef struct {
     const char *name; /* exported Go symbol */

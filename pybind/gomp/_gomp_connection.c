@@ -30,21 +30,19 @@ GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 
 /* ---- the fast path ---- */
 
-/* ring control block, as in gomp/pipe.go */
-#define RING_TAIL(c) ((uint64_t *)((c) + 0))
-#define RING_READER_SLEEPING(c) ((uint32_t *)((c) + 8))
-#define RING_WANT_FD(c) ((uint32_t *)((c) + 12))
-#define RING_SIGNALED(c) ((uint32_t *)((c) + 16))
-#define RING_HEAD(c) ((uint64_t *)((c) + 64))
-#define RING_WRITER_SLEEPING(c) ((uint32_t *)((c) + 72))
-#define RING_WRITER_LOCK(c) ((uint32_t *)((c) + 128))
-#define RING_LOCK_WAITERS(c) ((uint32_t *)((c) + 132))
+/* ring control block (gomp/pipe.go) */
+#define RING_TAIL(c) ((uint64_t *)((c) + GOMP_PIPE_OFF_TAIL))
+#define RING_READER_SLEEPING(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_READER_SLEEPING))
+#define RING_WANT_FD(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_WANT_FD))
+#define RING_SIGNALED(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_SIGNALED))
+#define RING_HEAD(c) ((uint64_t *)((c) + GOMP_PIPE_OFF_HEAD))
+#define RING_WRITER_SLEEPING(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_WRITER_SLEEPING))
+#define RING_WRITER_LOCK(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_WRITER_LOCK))
+#define RING_LOCK_WAITERS(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_LOCK_WAITERS))
 /* the writer's record (gomp/liveness.go): thread id, pid, start time */
-#define RING_WRITER_TID(c) ((uint32_t *)((c) + 136))
-#define RING_WRITER_PID(c) ((uint32_t *)((c) + 140))
-#define RING_WRITER_START(c) ((uint64_t *)((c) + 144))
-#define MSG_HEADER 8
-#define MSG_LEN_MASK ((1ULL << 56) - 1)
+#define RING_WRITER_TID(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_WRITER_TID))
+#define RING_WRITER_PID(c) ((uint32_t *)((c) + GOMP_PIPE_OFF_WRITER_PID))
+#define RING_WRITER_START(c) ((uint64_t *)((c) + GOMP_PIPE_OFF_WRITER_START))
 /* larger messages go through Go, which copies them with the GIL released */
 #define FAST_MAX (64 * 1024)
 
@@ -197,14 +195,14 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
         return 0; /* another writer: Go waits for it */
     uint64_t tail = __atomic_load_n(RING_TAIL(c), __ATOMIC_RELAXED);
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_ACQUIRE);
-    if (v->l.size - (tail - head) < MSG_HEADER + n) {
+    if (v->l.size - (tail - head) < GOMP_PIPE_MSG_HEADER + n) {
         unlock_writer(c);
         return 0;
     }
     uint64_t hdr = n; /* little-endian on every platform gomp runs on */
-    ring_put(v->l.out_data, v->l.size, tail, (const char *)&hdr, MSG_HEADER);
-    ring_put(v->l.out_data, v->l.size, tail + MSG_HEADER, buf, n);
-    __atomic_store_n(RING_TAIL(c), tail + MSG_HEADER + n, __ATOMIC_SEQ_CST);
+    ring_put(v->l.out_data, v->l.size, tail, (const char *)&hdr, GOMP_PIPE_MSG_HEADER);
+    ring_put(v->l.out_data, v->l.size, tail + GOMP_PIPE_MSG_HEADER, buf, n);
+    __atomic_store_n(RING_TAIL(c), tail + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(RING_READER_SLEEPING(c), __ATOMIC_SEQ_CST))
         futex_wake_all(RING_TAIL(c));
     uint32_t zero = 0;
@@ -234,12 +232,12 @@ fast_recv(pipe_view *v, long long maxlength)
         return NULL;
     uint64_t head = __atomic_load_n(RING_HEAD(c), __ATOMIC_RELAXED);
     uint64_t used = __atomic_load_n(RING_TAIL(c), __ATOMIC_ACQUIRE) - head;
-    if (used < MSG_HEADER)
+    if (used < GOMP_PIPE_MSG_HEADER)
         return NULL;
     uint64_t hdr;
-    ring_get(v->l.in_data, v->l.size, head, (char *)&hdr, MSG_HEADER);
-    uint64_t n = hdr & MSG_LEN_MASK;
-    if ((hdr >> 56) != 0 || used < MSG_HEADER + n || n > FAST_MAX ||
+    ring_get(v->l.in_data, v->l.size, head, (char *)&hdr, GOMP_PIPE_MSG_HEADER);
+    uint64_t n = hdr & GOMP_PIPE_MSG_LEN_MASK;
+    if ((hdr >> GOMP_PIPE_FDS_SHIFT) != 0 || used < GOMP_PIPE_MSG_HEADER + n || n > FAST_MAX ||
         (maxlength >= 0 && n > (uint64_t)maxlength))
         return NULL;
     PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
@@ -247,8 +245,8 @@ fast_recv(pipe_view *v, long long maxlength)
         PyErr_Clear(); /* let Go skip it and report */
         return NULL;
     }
-    ring_get(v->l.in_data, v->l.size, head + MSG_HEADER, PyBytes_AS_STRING(data), n);
-    __atomic_store_n(RING_HEAD(c), head + MSG_HEADER + n, __ATOMIC_SEQ_CST);
+    ring_get(v->l.in_data, v->l.size, head + GOMP_PIPE_MSG_HEADER, PyBytes_AS_STRING(data), n);
+    __atomic_store_n(RING_HEAD(c), head + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(RING_WRITER_SLEEPING(c), __ATOMIC_SEQ_CST))
         futex_wake_all(RING_HEAD(c));
     if (__atomic_load_n(RING_SIGNALED(c), __ATOMIC_SEQ_CST) && ring_used(c) == 0) {

@@ -20,42 +20,17 @@
     X(GompLockHolder) X(GompSelf) X(GompRingWatch) X(GompRingUnwatch)
 GOMP_IMPORTS(queues, QUEUES_IMPORTS);
 
-/* layout: see gomp/ring.go */
-#define OFF_CAP 8
-#define OFF_MAXSIZE 16
-#define OFF_DATA 24
-#define OFF_PLOCK 64
-#define OFF_TAIL 128
-#define OFF_PUTS 144
-#define OFF_DATAWAIT 140
-#define OFF_CLOCK 192
-#define OFF_HEAD 256
-#define OFF_GETS 272
-#define OFF_SPACEWAIT 268
-#define OFF_TASKS 384
-#define OFF_TASKWAIT 388
-/* each lock is a gomp.Holder: the word, then the holder's pid and start
- * time (gomp/liveness.go) */
-#define HOLDER_PID(w) ((w) + 1)
-#define HOLDER_START(w) ((uint64_t *)((w) + 2))
-_Static_assert(OFF_PLOCK % 8 == 0 && OFF_CLOCK % 8 == 0 && OFF_PLOCK + 16 <= OFF_TAIL &&
-                   OFF_CLOCK + 16 <= OFF_HEAD,
-               "a ring lock and its holder record are a gomp.Holder (16 bytes, 8-aligned)");
+/* layout: see gomp/ring.go. Each lock is a gomp.Holder: the word, then the
+ * holder's pid and start time (gomp/liveness.go) */
+#define HOLDER_PID(w) ((uint32_t *)((char *)(w) + GOMP_HOLDER_OFF_PID))
+#define HOLDER_START(w) ((uint64_t *)((char *)(w) + GOMP_HOLDER_OFF_START))
+_Static_assert(GOMP_RING_OFF_PLOCK % 8 == 0 && GOMP_RING_OFF_CLOCK % 8 == 0 &&
+                   GOMP_RING_OFF_PLOCK + GOMP_HOLDER_SIZE <= GOMP_RING_OFF_TAIL &&
+                   GOMP_RING_OFF_CLOCK + GOMP_HOLDER_SIZE <= GOMP_RING_OFF_HEAD,
+               "a ring lock and its holder record are a gomp.Holder (8-aligned)");
 
-#define FRAME_HDR 16
-#define F_FIRST 1u
-#define F_LAST 2u
-#define F_WRAP 4u
-#define LOCK_WAITERS 0x80000000u
-
-/* message kinds (the header's kind): pickled (parts: the pickle and its
- * out-of-band buffers); a raw bytes, bytearray or memoryview (part 1);
- * marshalled (part 0), for small objects made only of core types, whose
- * encoding is several times cheaper than pickle's; decoded already (only
- * inside this file) */
-#define KIND_PICKLE 0
-#define KIND_MEMORYVIEW 3
-#define KIND_MARSHAL 4
+/* The message kinds are GOMP_MSG_* (gomp/ring.go); this one marks a message
+ * decoded already, only inside this file (it never travels). */
 #define KIND_READY 100
 /* version 2: no reference tracking, which costs a hash table per call and
  * buys nothing for the flat objects sent this way */
@@ -63,7 +38,6 @@ _Static_assert(OFF_PLOCK % 8 == 0 && OFF_CLOCK % 8 == 0 && OFF_PLOCK + 16 <= OFF
 
 /* message header, at the start of a message's first frame:
  * u32 nparts, u32 kind, then nparts u64 (length << 1 | writable) */
-#define MAX_PARTS 64
 #define MSG_HDR(n) (8 + 8 * (size_t)(n))
 /* frames are at most this long, so a big message streams through */
 #define MIN_STREAM_CHUNK 4096
@@ -136,7 +110,7 @@ typedef struct {
 
 static PyTypeObject Ring_Type;
 
-/* ---- locks: word = holder pid, LOCK_WAITERS when someone sleeps; the
+/* ---- locks: word = holder pid, GOMP_RING_LOCK_WAITERS when someone sleeps; the
  * holder records itself beside the word once it took it, and clears the
  * record before it lets go (the commit protocol of gomp/liveness.go) ---- */
 
@@ -163,7 +137,7 @@ static inline void
 lock_release(uint32_t *w)
 {
     STORE(HOLDER_PID(w), 0);
-    if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
+    if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & GOMP_RING_LOCK_WAITERS)
         gomp_futex_wake(w, 1);
 }
 
@@ -186,15 +160,15 @@ lock_step(void *arg, long long slice)
     for (;;) {
         uint32_t v = LOAD(lw->w);
         if (v == 0) {
-            if (__atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
+            if (__atomic_compare_exchange_n(lw->w, &v, lw->me | GOMP_RING_LOCK_WAITERS, 0,
                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
                 lock_record(lw->w, lw->me);
                 return 1;
             }
             continue;
         }
-        if (!(v & LOCK_WAITERS)) {
-            uint32_t nv = v | LOCK_WAITERS;
+        if (!(v & GOMP_RING_LOCK_WAITERS)) {
+            uint32_t nv = v | GOMP_RING_LOCK_WAITERS;
             if (!__atomic_compare_exchange_n(lw->w, &v, nv, 0, __ATOMIC_RELAXED,
                                              __ATOMIC_RELAXED))
                 continue;
@@ -210,7 +184,7 @@ lock_step(void *arg, long long slice)
             /* a whole slice without a release: is the holder alive? (its pid
              * may be ours: a dead process's, reused) */
             if (go.GompLockHolder(lw->w) == 0 &&
-                __atomic_compare_exchange_n(lw->w, &v, lw->me | LOCK_WAITERS, 0,
+                __atomic_compare_exchange_n(lw->w, &v, lw->me | GOMP_RING_LOCK_WAITERS, 0,
                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
                 lock_record(lw->w, lw->me);
                 return 1;
@@ -282,7 +256,7 @@ cond_step(void *arg, long long slice)
             return 1;
         if (rc == 0 || gomp_now_ns() >= end) {
             /* its last frame is published before the lock is let go */
-            if (cw->writer && go.GompLockHolder(U32(cw->r, OFF_PLOCK)) != cw->writer)
+            if (cw->writer && go.GompLockHolder(U32(cw->r, GOMP_RING_OFF_PLOCK)) != cw->writer)
                 return cw->cond(cw->r, cw->carg) ? 1 : 2;
             return 0;
         }
@@ -319,7 +293,7 @@ room_from(RingObject *r, uint64_t pos, uint64_t need)
      * then pos - seen_head exceeds the capacity */
     uint64_t used = pos - r->seen_head;
     if (used > r->cap || r->cap - used < need) {
-        r->seen_head = LOAD(U64(r, OFF_HEAD));
+        r->seen_head = LOAD(U64(r, GOMP_RING_OFF_HEAD));
         used = pos - r->seen_head;
     }
     return r->cap - used;
@@ -331,14 +305,14 @@ data_at(RingObject *r, uint64_t pos)
 {
     if (r->seen_tail > pos)
         return 1;
-    r->seen_tail = LOAD(U64(r, OFF_TAIL));
+    r->seen_tail = LOAD(U64(r, GOMP_RING_OFF_TAIL));
     return r->seen_tail > pos;
 }
 
 static inline void
 count_puts(RingObject *r, int64_t n)
 {
-    __atomic_fetch_add(U64(r, OFF_PUTS), (uint64_t)n, __ATOMIC_RELAXED);
+    __atomic_fetch_add(U64(r, GOMP_RING_OFF_PUTS), (uint64_t)n, __ATOMIC_RELAXED);
 }
 
 static long long
@@ -352,8 +326,8 @@ deadline_of(long long timeout_ns)
 typedef struct {
     int nparts;
     uint32_t kind;
-    Py_buffer views[MAX_PARTS];
-    unsigned char hdr[MSG_HDR(MAX_PARTS)];
+    Py_buffer views[GOMP_MSG_MAX_PARTS];
+    unsigned char hdr[MSG_HDR(GOMP_MSG_MAX_PARTS)];
     size_t hdrlen;
     uint64_t total;
     /* stream cursor: part -1 is the header */
@@ -385,8 +359,8 @@ message_init(message *m, PyObject *item)
     if (kind == (unsigned long)-1 && PyErr_Occurred())
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(parts);
-    if (n < 1 || n > MAX_PARTS) {
-        PyErr_SetString(PyExc_ValueError, "a message has 1 to 64 parts");
+    if (n < 1 || n > GOMP_MSG_MAX_PARTS) {
+        PyErr_Format(PyExc_ValueError, "a message has 1 to %d parts", GOMP_MSG_MAX_PARTS);
         return -1;
     }
     m->kind = (uint32_t)kind;
@@ -442,7 +416,7 @@ message_copy(message *m, char *dst, uint64_t n)
 static inline void
 wrap_marker(char *p)
 {
-    uint32_t h[2] = {0, F_WRAP};
+    uint32_t h[2] = {0, GOMP_RING_WRAP};
     memcpy(p, h, 8);
 }
 
@@ -450,7 +424,7 @@ static inline void
 frame_header(char *p, uint32_t len, uint32_t flags, uint32_t pid)
 {
     uint32_t h[4] = {len, flags, pid, 0};
-    memcpy(p, h, FRAME_HDR);
+    memcpy(p, h, GOMP_RING_FRAME_HEADER);
 }
 
 /* Room the message needs as one frame at position pos, or 0 if it must
@@ -458,7 +432,7 @@ frame_header(char *p, uint32_t len, uint32_t flags, uint32_t pid)
 static uint64_t
 single_need(RingObject *r, uint64_t pos, uint64_t total)
 {
-    uint64_t need = FRAME_HDR + ALIGN8(total);
+    uint64_t need = GOMP_RING_FRAME_HEADER + ALIGN8(total);
     if (need > r->cap / 4)
         return 0;
     uint64_t to_end = r->cap - pos % r->cap;
@@ -473,14 +447,14 @@ static void
 write_single(RingObject *r, uint64_t *pos, message *m)
 {
     uint64_t off = *pos % r->cap, to_end = r->cap - off;
-    if (to_end < FRAME_HDR + ALIGN8(m->total)) {
+    if (to_end < GOMP_RING_FRAME_HEADER + ALIGN8(m->total)) {
         wrap_marker(r->data + off);
         *pos += to_end;
         off = 0;
     }
-    frame_header(r->data + off, (uint32_t)m->total, F_FIRST | F_LAST, r->pid);
-    message_copy(m, r->data + off + FRAME_HDR, m->total);
-    *pos += FRAME_HDR + ALIGN8(m->total);
+    frame_header(r->data + off, (uint32_t)m->total, GOMP_RING_FIRST | GOMP_RING_LAST, r->pid);
+    message_copy(m, r->data + off + GOMP_RING_FRAME_HEADER, m->total);
+    *pos += GOMP_RING_FRAME_HEADER + ALIGN8(m->total);
 }
 
 typedef struct {
@@ -500,8 +474,8 @@ publish(RingObject *r, uint64_t pos)
 {
     r->wrote = 1;
     /* consumers sleep on the tail's low word (see cond_step) */
-    __atomic_store_n(U64(r, OFF_TAIL), pos, __ATOMIC_SEQ_CST);
-    wake_waiters(r, OFF_DATAWAIT, OFF_TAIL);
+    __atomic_store_n(U64(r, GOMP_RING_OFF_TAIL), pos, __ATOMIC_SEQ_CST);
+    wake_waiters(r, GOMP_RING_OFF_DATA_WAIT, GOMP_RING_OFF_TAIL);
 }
 
 /* Stream a message in frames, waiting for room (producer lock held).
@@ -509,47 +483,50 @@ publish(RingObject *r, uint64_t pos)
 static int
 write_stream(RingObject *r, message *m, long long deadline, int count)
 {
-    uint64_t pos = LOAD(U64(r, OFF_TAIL)), sent = 0;
+    uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL)), sent = 0;
     while (sent < m->total) {
         uint64_t rest = m->total - sent;
         uint64_t off = pos % r->cap, to_end = r->cap - off;
-        uint64_t maxpay = r->cap / 4 - FRAME_HDR;
+        uint64_t maxpay = r->cap / 4 - GOMP_RING_FRAME_HEADER;
         uint64_t want = rest < maxpay ? rest : maxpay;
         uint64_t small = want < MIN_STREAM_CHUNK ? want : MIN_STREAM_CHUNK;
         if (sent == 0 && want < m->hdrlen)
             small = want; /* never true: the header is < MIN_STREAM_CHUNK */
-        if (to_end < FRAME_HDR + ALIGN8(small)) {
+        if (to_end < GOMP_RING_FRAME_HEADER + ALIGN8(small)) {
             spacearg sa = {pos, to_end};
-            int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
+            int rc = cond_wait(r, has_space, &sa, GOMP_RING_OFF_HEAD, GOMP_RING_OFF_SPACE_WAIT, 0,
+                               deadline);
             if (rc <= 0)
                 return rc;
             wrap_marker(r->data + off);
             pos += to_end;
             continue;
         }
-        if (want > to_end - FRAME_HDR)
-            want = (to_end - FRAME_HDR) & ~(uint64_t)7;
+        if (want > to_end - GOMP_RING_FRAME_HEADER)
+            want = (to_end - GOMP_RING_FRAME_HEADER) & ~(uint64_t)7;
         /* wait until at least a good chunk fits, then take what fits */
-        uint64_t goal = FRAME_HDR + ALIGN8(want < r->cap / 8 ? want : r->cap / 8);
+        uint64_t goal = GOMP_RING_FRAME_HEADER + ALIGN8(want < r->cap / 8 ? want : r->cap / 8);
         spacearg sa = {pos, goal};
-        int rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
+        int rc = cond_wait(r, has_space, &sa, GOMP_RING_OFF_HEAD, GOMP_RING_OFF_SPACE_WAIT, 0,
+                           deadline);
         if (rc <= 0)
             return rc;
-        uint64_t room = room_from(r, pos, r->cap) - FRAME_HDR;
+        uint64_t room = room_from(r, pos, r->cap) - GOMP_RING_FRAME_HEADER;
         uint64_t n = want < room ? want : room & ~(uint64_t)7;
         if (n > want)
             n = want;
-        uint32_t flags = (sent == 0 ? F_FIRST : 0) | (sent + n == m->total ? F_LAST : 0);
+        uint32_t flags =
+            (sent == 0 ? GOMP_RING_FIRST : 0) | (sent + n == m->total ? GOMP_RING_LAST : 0);
         char *dst = r->data + off;
         if (n >= NOGIL_COPY) {
             Py_BEGIN_ALLOW_THREADS
-            message_copy(m, dst + FRAME_HDR, n);
+            message_copy(m, dst + GOMP_RING_FRAME_HEADER, n);
             Py_END_ALLOW_THREADS
         } else {
-            message_copy(m, dst + FRAME_HDR, n);
+            message_copy(m, dst + GOMP_RING_FRAME_HEADER, n);
         }
         frame_header(dst, (uint32_t)n, flags, r->pid);
-        pos += FRAME_HDR + ALIGN8(n);
+        pos += GOMP_RING_FRAME_HEADER + ALIGN8(n);
         sent += n;
         if (sent == m->total && count)
             count_puts(r, 1); /* counted once whole: a writer killed half-way
@@ -566,7 +543,7 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
     Py_ssize_t n = PyList_GET_SIZE(items), done = 0;
     if (n == 0)
         return PyLong_FromLong(0);
-    uint32_t *pl = U32(r, OFF_PLOCK);
+    uint32_t *pl = U32(r, GOMP_RING_OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
         spin_step(i);
@@ -574,7 +551,7 @@ ring_try_put_many(RingObject *r, PyObject *items, int count)
     }
     if (!got)
         return PyLong_FromLong(0);
-    uint64_t pos = LOAD(U64(r, OFF_TAIL)), start = pos;
+    uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL)), start = pos;
     message *m = PyMem_Malloc(sizeof(message));
     if (m == NULL) {
         lock_release(pl);
@@ -615,7 +592,7 @@ ring_try_put(RingObject *r, PyObject *args)
     int count;
     if (!PyArg_ParseTuple(args, "IO!p", &kind, &PyTuple_Type, &parts, &count))
         return NULL;
-    uint32_t *pl = U32(r, OFF_PLOCK);
+    uint32_t *pl = U32(r, GOMP_RING_OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
         spin_step(i);
@@ -631,7 +608,7 @@ ring_try_put(RingObject *r, PyObject *args)
         return NULL;
     }
     Py_DECREF(item);
-    uint64_t pos = LOAD(U64(r, OFF_TAIL));
+    uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL));
     uint64_t need = single_need(r, pos, m.total);
     int ok = need != 0 && room_from(r, pos, need) >= need;
     if (ok) {
@@ -675,18 +652,19 @@ ring_put(RingObject *r, PyObject *args)
         return NULL;
     }
     Py_DECREF(item);
-    int rc = lock_acquire(r, OFF_PLOCK, deadline);
+    int rc = lock_acquire(r, GOMP_RING_OFF_PLOCK, deadline);
     if (rc <= 0) {
         message_release(&m);
         if (rc < 0)
             return NULL;
         Py_RETURN_FALSE;
     }
-    uint64_t pos = LOAD(U64(r, OFF_TAIL));
+    uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL));
     uint64_t need = single_need(r, pos, m.total);
     if (need != 0) {
         spacearg sa = {pos, need};
-        rc = cond_wait(r, has_space, &sa, OFF_HEAD, OFF_SPACEWAIT, 0, deadline);
+        rc = cond_wait(r, has_space, &sa, GOMP_RING_OFF_HEAD, GOMP_RING_OFF_SPACE_WAIT, 0,
+                       deadline);
         if (rc > 0) {
             write_single(r, &pos, &m);
             if (count)
@@ -696,7 +674,7 @@ ring_put(RingObject *r, PyObject *args)
     } else {
         rc = write_stream(r, &m, deadline, count);
     }
-    lock_release(U32(r, OFF_PLOCK));
+    lock_release(U32(r, GOMP_RING_OFF_PLOCK));
     message_release(&m);
     if (rc < 0)
         return NULL;
@@ -708,9 +686,9 @@ ring_put(RingObject *r, PyObject *args)
 static int
 slot_free(RingObject *r, void *arg)
 {
-    uint64_t *q = U64(r, OFF_PUTS);
+    uint64_t *q = U64(r, GOMP_RING_OFF_PUTS);
     uint64_t v = LOAD(q);
-    while (v - LOAD(U64(r, OFF_GETS)) < r->maxsize) {
+    while (v - LOAD(U64(r, GOMP_RING_OFF_GETS)) < r->maxsize) {
         if (__atomic_compare_exchange_n(q, &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return 1;
     }
@@ -739,7 +717,8 @@ ring_reserve(RingObject *r, PyObject *args)
     }
     if (gomp_usable() < 0)
         return NULL;
-    int rc = cond_wait(r, slot_free, NULL, OFF_HEAD, OFF_SPACEWAIT, 0, deadline_of(ns));
+    int rc = cond_wait(r, slot_free, NULL, GOMP_RING_OFF_HEAD, GOMP_RING_OFF_SPACE_WAIT, 0,
+                       deadline_of(ns));
     if (rc < 0)
         return NULL;
     if (rc == 0) {
@@ -757,7 +736,7 @@ ring_unreserve(RingObject *r, PyObject *args)
     if (!PyArg_ParseTuple(args, "|K", &n))
         return NULL;
     count_puts(r, -(int64_t)n);
-    wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
+    wake_waiters(r, GOMP_RING_OFF_SPACE_WAIT, GOMP_RING_OFF_HEAD);
     Py_RETURN_NONE;
 }
 
@@ -766,11 +745,11 @@ ring_unreserve(RingObject *r, PyObject *args)
 typedef struct {
     uint32_t kind;
     int nparts;
-    PyObject *parts[MAX_PARTS]; /* NULL until the part's first byte arrives */
-    char *dst[MAX_PARTS];
-    uint64_t len[MAX_PARTS];      /* as the message header says */
-    uint64_t cap[MAX_PARTS];      /* bytes allocated so far */
-    unsigned char writable[MAX_PARTS];
+    PyObject *parts[GOMP_MSG_MAX_PARTS]; /* NULL until the part's first byte arrives */
+    char *dst[GOMP_MSG_MAX_PARTS];
+    uint64_t len[GOMP_MSG_MAX_PARTS];      /* as the message header says */
+    uint64_t cap[GOMP_MSG_MAX_PARTS];      /* bytes allocated so far */
+    unsigned char writable[GOMP_MSG_MAX_PARTS];
     uint64_t left; /* bytes of the parts still to come */
     int cur;
     uint64_t curoff;
@@ -880,7 +859,7 @@ incoming_start(incoming *in, const char *p, uint64_t n, int whole)
         return 1;
     memcpy(&np, p, 4);
     memcpy(&kind, p + 4, 4);
-    if (np < 1 || np > MAX_PARTS || n < MSG_HDR(np))
+    if (np < 1 || np > GOMP_MSG_MAX_PARTS || n < MSG_HDR(np))
         return 1;
     uint64_t h = MSG_HDR(np), total = 0;
     for (uint32_t i = 0; i < np; i++) {
@@ -930,7 +909,7 @@ incoming_start(incoming *in, const char *p, uint64_t n, int whole)
 static int
 read_message(RingObject *r, incoming *in, long long deadline, int wait)
 {
-    uint64_t *headp = U64(r, OFF_HEAD);
+    uint64_t *headp = U64(r, GOMP_RING_OFF_HEAD);
     uint64_t pos = LOAD(headp);
     in->nparts = 0;
     in->active = 0;
@@ -942,7 +921,7 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
                 return 0;
             /* a message begun is finished whatever the timeout (its frames
              * taken so far would be lost otherwise), unless its writer dies */
-            int rc = cond_wait(r, has_data, &pos, OFF_TAIL, OFF_DATAWAIT,
+            int rc = cond_wait(r, has_data, &pos, GOMP_RING_OFF_TAIL, GOMP_RING_OFF_DATA_WAIT,
                                in->active ? in->writer : 0, in->active ? -1 : deadline);
             if (rc < 0 || rc == 0) {
                 incoming_clear(in);
@@ -960,30 +939,31 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         uint32_t h[3];
         memcpy(h, f, 8);
         uint32_t n = h[0], flags = h[1];
-        if (flags & F_WRAP) {
+        if (flags & GOMP_RING_WRAP) {
             pos += r->cap - off;
             STORE(headp, pos);
             continue;
         }
         memcpy(h + 2, f + 8, 4);
-        if (FRAME_HDR + ALIGN8((uint64_t)n) > r->cap - off) {
+        if (GOMP_RING_FRAME_HEADER + ALIGN8((uint64_t)n) > r->cap - off) {
             /* cannot happen with gomp's writers (frames are published
              * whole); do not read past the ring if it does */
             incoming_clear(in);
-            pos = LOAD(U64(r, OFF_TAIL));
+            pos = LOAD(U64(r, GOMP_RING_OFF_TAIL));
             __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
             PyErr_SetString(PyExc_RuntimeError, "gomp queue: corrupt frame skipped");
             return -1;
         }
-        uint64_t next = pos + FRAME_HDR + ALIGN8(n);
-        const char *p = f + FRAME_HDR;
+        uint64_t next = pos + GOMP_RING_FRAME_HEADER + ALIGN8(n);
+        const char *p = f + GOMP_RING_FRAME_HEADER;
         int skip = 0;
         int failed = 0; /* an exception is set: return it once the frame is taken */
         uint32_t np_kind[2] = {0, 0};
         if (n >= 8)
             memcpy(np_kind, p, 8);
-        if ((flags & (F_FIRST | F_LAST)) == (F_FIRST | F_LAST) && np_kind[0] == 1 &&
-            np_kind[1] == KIND_MARSHAL && n >= MSG_HDR(1)) {
+        uint32_t whole = GOMP_RING_FIRST | GOMP_RING_LAST;
+        if ((flags & whole) == whole && np_kind[0] == 1 && np_kind[1] == GOMP_MSG_MARSHAL &&
+            n >= MSG_HDR(1)) {
             /* a small marshalled object: decoded from the ring, no copy */
             if (in->active)
                 incoming_clear(in);
@@ -998,10 +978,10 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
                 in->active = 1;
                 failed = in->obj == NULL;
             }
-        } else if (flags & F_FIRST) {
+        } else if (flags & GOMP_RING_FIRST) {
             if (in->active) /* its writer died before finishing the last one */
                 incoming_clear(in);
-            int rc = incoming_start(in, p, n, (flags & F_LAST) != 0);
+            int rc = incoming_start(in, p, n, (flags & GOMP_RING_LAST) != 0);
             if (rc != 0)
                 skip = 1;
             failed = rc < 0;
@@ -1020,17 +1000,17 @@ read_message(RingObject *r, incoming *in, long long deadline, int wait)
         } else {
             incoming_copy(in, p, n);
         }
-        if (!skip && (flags & F_LAST) && in->obj == NULL && in->left != 0) {
+        if (!skip && (flags & GOMP_RING_LAST) && in->obj == NULL && in->left != 0) {
             incoming_clear(in); /* ends short of its header's lengths */
             skip = 1;
         }
-        int done = !skip && (flags & F_LAST);
-        if (flags & F_LAST) /* delivered, or lost with a dead process */
-            __atomic_fetch_add(U64(r, OFF_GETS), 1, __ATOMIC_RELAXED);
+        int done = !skip && (flags & GOMP_RING_LAST);
+        if (flags & GOMP_RING_LAST) /* delivered, or lost with a dead process */
+            __atomic_fetch_add(U64(r, GOMP_RING_OFF_GETS), 1, __ATOMIC_RELAXED);
         pos = next;
         /* producers waiting for room sleep on the head's low word */
         __atomic_store_n(headp, pos, __ATOMIC_SEQ_CST);
-        wake_waiters(r, OFF_SPACEWAIT, OFF_HEAD);
+        wake_waiters(r, GOMP_RING_OFF_SPACE_WAIT, GOMP_RING_OFF_HEAD);
         if (failed) {
             in->active = 0;
             return -1;
@@ -1051,10 +1031,10 @@ incoming_object(incoming *in)
     } else if (in->kind == KIND_READY) {
         res = in->parts[0];
         Py_INCREF(res);
-    } else if (in->kind == KIND_MARSHAL) {
+    } else if (in->kind == GOMP_MSG_MARSHAL) {
         res = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(in->parts[0]),
                                              PyBytes_GET_SIZE(in->parts[0]));
-    } else if (in->kind != KIND_PICKLE) {
+    } else if (in->kind != GOMP_MSG_PICKLE) {
         /* a raw bytes / bytearray / memoryview put without pickling */
         res = in->nparts > 1 ? in->parts[1] : NULL;
         if (res == NULL) {
@@ -1063,7 +1043,7 @@ incoming_object(incoming *in)
             return NULL;
         }
         Py_INCREF(res);
-        if (in->kind == KIND_MEMORYVIEW) {
+        if (in->kind == GOMP_MSG_RAW_MEMORYVIEW) {
             PyObject *mv = PyMemoryView_FromObject(res);
             Py_DECREF(res);
             res = mv;
@@ -1161,9 +1141,9 @@ ring_get(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
         return NULL;
     long long deadline = deadline_of(block ? ns : 0);
-    uint32_t *cl = U32(r, OFF_CLOCK);
+    uint32_t *cl = U32(r, GOMP_RING_OFF_CLOCK);
     if (!lock_try(cl, r->pid)) {
-        int rc = lock_acquire(r, OFF_CLOCK, deadline);
+        int rc = lock_acquire(r, GOMP_RING_OFF_CLOCK, deadline);
         if (rc < 0)
             return NULL;
         if (rc == 0) {
@@ -1221,16 +1201,15 @@ marshal_ok(PyObject *o)
     return 0;
 }
 
-/* Top-level bytes-likes at least this long are copied in as they are, never
- * pickled (queues.py's _RAW_MIN). */
-#define RAW_MIN 32768
-
+/* Top-level bytes-likes at least GOMP_MSG_RAW_MIN long are copied in as
+ * they are, never pickled (as queues.py's _encode does). */
 static inline int
 travels_raw(PyObject *obj)
 {
     PyTypeObject *t = Py_TYPE(obj);
     return t == &PyMemoryView_Type ||
-           ((t == &PyBytes_Type || t == &PyByteArray_Type) && PyObject_Length(obj) >= RAW_MIN);
+           ((t == &PyBytes_Type || t == &PyByteArray_Type) &&
+            PyObject_Length(obj) >= GOMP_MSG_RAW_MIN);
 }
 
 /* Whether the C pickler alone may pickle what marshal cannot (the policy
@@ -1258,7 +1237,7 @@ encode_plain(PyObject *obj, PyObject **data, uint32_t *kind)
 {
     if (marshal_ok(obj)) {
         *data = PyMarshal_WriteObjectToString(obj, MARSHAL_VERSION);
-        *kind = KIND_MARSHAL;
+        *kind = GOMP_MSG_MARSHAL;
         return *data == NULL ? -1 : 1;
     }
     if (!plain_pickle || dumps_fn == NULL || travels_raw(obj))
@@ -1282,7 +1261,7 @@ encode_plain(PyObject *obj, PyObject **data, uint32_t *kind)
         return 0;
     }
     *data = out;
-    *kind = KIND_PICKLE;
+    *kind = GOMP_MSG_PICKLE;
     return 1;
 }
 
@@ -1329,7 +1308,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     }
     int slow = r->closed_msg != NULL || r->pending || travels_raw(obj);
     PyObject *data = NULL;
-    uint32_t kind = KIND_PICKLE;
+    uint32_t kind = GOMP_MSG_PICKLE;
     if (!slow) {
         int rc = encode_plain(obj, &data, &kind);
         if (rc < 0) {
@@ -1361,9 +1340,9 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         return NULL;
     }
     if (r->tasks)
-        __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(U32(r, GOMP_RING_OFF_TASKS), 1, __ATOMIC_SEQ_CST);
     int ok = 0;
-    uint32_t *pl = U32(r, OFF_PLOCK);
+    uint32_t *pl = U32(r, GOMP_RING_OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
         spin_step(i);
@@ -1384,7 +1363,7 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         m.total = m.hdrlen + (uint64_t)m.views[0].len;
         m.cur = -1;
         m.curoff = 0;
-        uint64_t pos = LOAD(U64(r, OFF_TAIL));
+        uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL));
         uint64_t need = single_need(r, pos, m.total);
         ok = need != 0 && room_from(r, pos, need) >= need;
         if (!ok && need != 0) {
@@ -1440,7 +1419,7 @@ ring_put_many_fast(RingObject *r, PyObject *list)
             return PyLong_FromLong(-1);
     if (n == 0 || gomp_usable() < 0)
         return n == 0 ? PyLong_FromLong(0) : NULL;
-    uint32_t *pl = U32(r, OFF_PLOCK);
+    uint32_t *pl = U32(r, GOMP_RING_OFF_PLOCK);
     int got = lock_try(pl, r->pid);
     for (int i = 0; !got && i < SPIN; i++) {
         spin_step(i);
@@ -1448,7 +1427,7 @@ ring_put_many_fast(RingObject *r, PyObject *list)
     }
     if (!got)
         return PyLong_FromLong(0);
-    uint64_t pos = LOAD(U64(r, OFF_TAIL)), start = pos;
+    uint64_t pos = LOAD(U64(r, GOMP_RING_OFF_TAIL)), start = pos;
     int err = 0;
     message m;
     for (; done < n; done++) {
@@ -1458,7 +1437,7 @@ ring_put_many_fast(RingObject *r, PyObject *list)
             err = 1;
             break;
         }
-        uint32_t one = 1, kind = KIND_MARSHAL;
+        uint32_t one = 1, kind = GOMP_MSG_MARSHAL;
         m.nparts = 1;
         m.kind = kind;
         memcpy(m.hdr, &one, 4);
@@ -1476,7 +1455,7 @@ ring_put_many_fast(RingObject *r, PyObject *list)
         if (ok) {
             write_single(r, &pos, &m);
             if (r->tasks)
-                __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+                __atomic_fetch_add(U32(r, GOMP_RING_OFF_TASKS), 1, __ATOMIC_SEQ_CST);
             count_puts(r, 1);
         }
         Py_DECREF(data);
@@ -1547,9 +1526,9 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
         return NULL;
     if (max <= 0)
         max = PY_SSIZE_T_MAX;
-    uint32_t *cl = U32(r, OFF_CLOCK);
+    uint32_t *cl = U32(r, GOMP_RING_OFF_CLOCK);
     if (!lock_try(cl, r->pid)) {
-        int rc = lock_acquire(r, OFF_CLOCK, deadline);
+        int rc = lock_acquire(r, GOMP_RING_OFF_CLOCK, deadline);
         if (rc < 0)
             return NULL;
         if (rc == 0) {
@@ -1654,20 +1633,20 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
 static PyObject *
 ring_qsize(RingObject *r, PyObject *noargs)
 {
-    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    uint64_t g = LOAD(U64(r, GOMP_RING_OFF_GETS)), p = LOAD(U64(r, GOMP_RING_OFF_PUTS));
     return PyLong_FromUnsignedLongLong(p > g ? p - g : 0);
 }
 
 static PyObject *
 ring_empty(RingObject *r, PyObject *noargs)
 {
-    return PyBool_FromLong(LOAD(U64(r, OFF_TAIL)) == LOAD(U64(r, OFF_HEAD)));
+    return PyBool_FromLong(LOAD(U64(r, GOMP_RING_OFF_TAIL)) == LOAD(U64(r, GOMP_RING_OFF_HEAD)));
 }
 
 static PyObject *
 ring_full(RingObject *r, PyObject *noargs)
 {
-    uint64_t g = LOAD(U64(r, OFF_GETS)), p = LOAD(U64(r, OFF_PUTS));
+    uint64_t g = LOAD(U64(r, GOMP_RING_OFF_GETS)), p = LOAD(U64(r, GOMP_RING_OFF_PUTS));
     return PyBool_FromLong(r->maxsize && p > g && p - g >= r->maxsize);
 }
 
@@ -1676,14 +1655,14 @@ ring_full(RingObject *r, PyObject *noargs)
 static PyObject *
 ring_task_add(RingObject *r, PyObject *noargs)
 {
-    __atomic_fetch_add(U32(r, OFF_TASKS), 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(U32(r, GOMP_RING_OFF_TASKS), 1, __ATOMIC_SEQ_CST);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 ring_task_done(RingObject *r, PyObject *noargs)
 {
-    uint32_t *t = U32(r, OFF_TASKS);
+    uint32_t *t = U32(r, GOMP_RING_OFF_TASKS);
     uint32_t v = LOAD(t);
     do {
         if (v == 0) {
@@ -1691,7 +1670,7 @@ ring_task_done(RingObject *r, PyObject *noargs)
             return NULL;
         }
     } while (!__atomic_compare_exchange_n(t, &v, v - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
-    if (v == 1 && __atomic_load_n(U32(r, OFF_TASKWAIT), __ATOMIC_SEQ_CST)) {
+    if (v == 1 && __atomic_load_n(U32(r, GOMP_RING_OFF_TASK_WAIT), __ATOMIC_SEQ_CST)) {
         if (gomp_usable() < 0)
             return NULL;
         gomp_futex_wake(t, 0x7fffffff);
@@ -1724,7 +1703,7 @@ ring_join_tasks(RingObject *r, PyObject *args)
     if (!PyArg_ParseTuple(args, "|O", &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
         gomp_usable() < 0)
         return NULL;
-    joinwait j = {U32(r, OFF_TASKS), U32(r, OFF_TASKWAIT)};
+    joinwait j = {U32(r, GOMP_RING_OFF_TASKS), U32(r, GOMP_RING_OFF_TASK_WAIT)};
     if (LOAD(j.tasks) == 0)
         Py_RETURN_TRUE;
     int rc = gomp_wait_sliced(join_step, &j, ns);
@@ -1736,7 +1715,7 @@ ring_join_tasks(RingObject *r, PyObject *args)
 static PyObject *
 ring_unfinished(RingObject *r, PyObject *noargs)
 {
-    return PyLong_FromUnsignedLong(LOAD(U32(r, OFF_TASKS)));
+    return PyLong_FromUnsignedLong(LOAD(U32(r, GOMP_RING_OFF_TASKS)));
 }
 
 static PyObject *
@@ -1755,7 +1734,7 @@ ring_debug_set_lock(RingObject *r, PyObject *args)
     unsigned long long start = 0;
     if (!PyArg_ParseTuple(args, "sI|IK", &which, &v, &pid, &start))
         return NULL;
-    uint32_t *w = U32(r, which[0] == 'p' ? OFF_PLOCK : OFF_CLOCK);
+    uint32_t *w = U32(r, which[0] == 'p' ? GOMP_RING_OFF_PLOCK : GOMP_RING_OFF_CLOCK);
     __atomic_store_n(HOLDER_START(w), (uint64_t)start, __ATOMIC_SEQ_CST);
     __atomic_store_n(HOLDER_PID(w), pid, __ATOMIC_SEQ_CST);
     __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
@@ -1766,11 +1745,12 @@ ring_debug_set_lock(RingObject *r, PyObject *args)
 static PyObject *
 ring_debug_state(RingObject *r, PyObject *noargs)
 {
-    return Py_BuildValue("KKKKII", (unsigned long long)LOAD(U64(r, OFF_HEAD)),
-                         (unsigned long long)LOAD(U64(r, OFF_TAIL)),
-                         (unsigned long long)LOAD(U64(r, OFF_PUTS)),
-                         (unsigned long long)LOAD(U64(r, OFF_GETS)),
-                         (unsigned)LOAD(U32(r, OFF_PLOCK)), (unsigned)LOAD(U32(r, OFF_CLOCK)));
+    return Py_BuildValue("KKKKII", (unsigned long long)LOAD(U64(r, GOMP_RING_OFF_HEAD)),
+                         (unsigned long long)LOAD(U64(r, GOMP_RING_OFF_TAIL)),
+                         (unsigned long long)LOAD(U64(r, GOMP_RING_OFF_PUTS)),
+                         (unsigned long long)LOAD(U64(r, GOMP_RING_OFF_GETS)),
+                         (unsigned)LOAD(U32(r, GOMP_RING_OFF_PLOCK)),
+                         (unsigned)LOAD(U32(r, GOMP_RING_OFF_CLOCK)));
 }
 
 static PyObject *
@@ -1879,9 +1859,9 @@ ring_wrap(void *base, long long size, int fd)
     r->base = base;
     r->size = size;
     r->fd = fd;
-    r->cap = *(uint64_t *)((char *)base + OFF_CAP);
-    r->maxsize = *(uint64_t *)((char *)base + OFF_MAXSIZE);
-    r->data = (char *)base + *(uint64_t *)((char *)base + OFF_DATA);
+    r->cap = *(uint64_t *)((char *)base + GOMP_RING_OFF_CAPACITY);
+    r->maxsize = *(uint64_t *)((char *)base + GOMP_RING_OFF_MAXSIZE);
+    r->data = (char *)base + *(uint64_t *)((char *)base + GOMP_RING_OFF_DATA);
     r->pid = (uint32_t)getpid();
     if (self_start == 0) {
         unsigned pid;

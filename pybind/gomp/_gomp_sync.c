@@ -23,9 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Record layouts: mirror LockRecord and SemRecord in gomp/sync.go. A lock
- * starts with a gomp.Holder (gomp/liveness.go): the word, and the owner's
- * record, written after the word is taken and cleared before it is let go. */
+/* Record layouts: LockRecord and SemRecord of gomp/sync.go, each field at
+ * the offset Go gives it (_gomp_layout.h). A lock starts with a gomp.Holder
+ * (gomp/liveness.go): the word, and the owner's record, written after the
+ * word is taken and cleared before it is let go. */
 typedef struct {
     uint32_t word;        /* 0, or the owner's pid */
     uint32_t owner_pid;   /* the owner's pid once recorded, 0 before and after */
@@ -43,34 +44,43 @@ typedef struct {
     uint64_t start;
 } sem_holder;
 
-#define SEM_SLOTS 64
 typedef struct {
     uint32_t count, waiters, initial, max, kind;
     char pad[40];
     uint32_t refs;
-    sem_holder holders[SEM_SLOTS];
+    sem_holder holders[GOMP_SEM_SLOTS];
 } sem_record;
 
-_Static_assert(sizeof(lock_record) == 64, "lock_record must match gomp.LockRecord");
-_Static_assert(offsetof(sem_record, holders) == 64, "sem_record must match gomp.SemRecord");
-_Static_assert(offsetof(lock_record, waiters) == 32, "lock_record must match gomp.LockRecord");
-_Static_assert(offsetof(lock_record, owner_pid) == 4 && offsetof(lock_record, owner_start) == 8,
-               "a lock record starts with a gomp.Holder");
-_Static_assert(offsetof(lock_record, refs) == 60 && offsetof(sem_record, refs) == 60,
-               "the reference count is at offset 60 of every record");
+/* Every field is at the offset Go gives it: the lists name them as
+ * X(field, offset), and *_AT turns each into a term of a static assert. */
+#define LOCK_FIELDS(X)                                                                             \
+    X(word, 0) X(owner_pid, GOMP_HOLDER_OFF_PID) X(owner_start, GOMP_HOLDER_OFF_START)             \
+    X(thread, GOMP_LOCK_OFF_THREAD) X(count, GOMP_LOCK_OFF_COUNT) X(kind, GOMP_LOCK_OFF_KIND)      \
+    X(waiters, GOMP_LOCK_OFF_WAITERS) X(refs, GOMP_LOCK_OFF_REFS)
+#define SEM_FIELDS(X)                                                                              \
+    X(count, GOMP_SEM_OFF_COUNT) X(waiters, GOMP_SEM_OFF_WAITERS) X(initial, GOMP_SEM_OFF_INITIAL) \
+    X(max, GOMP_SEM_OFF_MAX) X(kind, GOMP_SEM_OFF_KIND) X(refs, GOMP_SEM_OFF_REFS)                 \
+    X(holders, GOMP_SEM_OFF_HOLDERS)
+#define HOLDER_FIELDS(X)                                                                           \
+    X(pid, 0) X(units, GOMP_SEM_HOLDER_OFF_UNITS) X(start, GOMP_SEM_HOLDER_OFF_START)
+#define LOCK_AT(f, off) && offsetof(lock_record, f) == (off)
+#define SEM_AT(f, off) && offsetof(sem_record, f) == (off)
+#define HOLDER_AT(f, off) && offsetof(sem_holder, f) == (off)
+_Static_assert(sizeof(lock_record) == GOMP_LOCK_RECORD_SIZE LOCK_FIELDS(LOCK_AT),
+               "lock_record is gomp.LockRecord");
+_Static_assert(sizeof(sem_record) == GOMP_SEM_RECORD_SIZE SEM_FIELDS(SEM_AT),
+               "sem_record is gomp.SemRecord");
+_Static_assert(sizeof(sem_holder) == GOMP_SEM_HOLDER_SIZE HOLDER_FIELDS(HOLDER_AT),
+               "sem_holder is gomp.SemHolder");
 
-#define SLOT_RECLAIMING 0xffffffffu
-#define KIND_LOCK 0
-#define KIND_RLOCK 1
-#define KIND_SEMAPHORE 2
-/* How long to poll a busy word before sleeping (see LockRecord.spin),
- * adapted per process: doubled (up to SPIN_MAX_NS) when polling got the
- * lock, halved when it did not. Polling pays off when the holder runs on
- * another CPU and lets go within microseconds (a handoff between two
- * processes: 0.5 us a round trip instead of 3-4); when it does not (both
- * on one CPU, a busy machine), every failed poll adds its length to the
- * handoff, so polling stops below SPIN_MIN_NS and is tried again (from
- * the start value) only after SPIN_RETRY sleeps. */
+/* How long to poll a busy word before sleeping, adapted per process:
+ * doubled (up to SPIN_MAX_NS) when polling got the lock, halved when it
+ * did not. Polling pays off when the holder runs on another CPU and lets
+ * go within microseconds (a handoff between two processes: 0.5 us a round
+ * trip instead of 3-4); when it does not (both on one CPU, a busy
+ * machine), every failed poll adds its length to the handoff, so polling
+ * stops below SPIN_MIN_NS and is tried again (from the start value) only
+ * after SPIN_RETRY sleeps. */
 #define SPIN_START_NS 8000
 #define SPIN_MIN_NS 1000
 #define SPIN_MAX_NS 32000
@@ -447,9 +457,9 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (ensure_self() < 0)
         return NULL;
     SegmentObject *s = (SegmentObject *)seg;
-    Py_ssize_t need = kind == KIND_SEMAPHORE ? (Py_ssize_t)sizeof(sem_record)
+    Py_ssize_t need = kind == GOMP_RECORD_SEMAPHORE ? (Py_ssize_t)sizeof(sem_record)
                                              : (Py_ssize_t)sizeof(lock_record);
-    if (kind < KIND_LOCK || kind > KIND_SEMAPHORE) {
+    if (kind < GOMP_RECORD_LOCK || kind > GOMP_RECORD_SEMAPHORE) {
         PyErr_Format(PyExc_ValueError, "unknown kind %d", kind);
         return NULL;
     }
@@ -470,7 +480,7 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->kind = kind;
     self->slot = -1;
     if (init) {
-        if (kind == KIND_SEMAPHORE) {
+        if (kind == GOMP_RECORD_SEMAPHORE) {
             sem_record *r = SEM(self);
             r->initial = (uint32_t)value;
             r->max = (uint32_t)maxvalue;
@@ -479,7 +489,8 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         } else {
             LOCK(self)->kind = (uint32_t)kind;
         }
-    } else if ((kind == KIND_SEMAPHORE ? SEM(self)->kind : LOCK(self)->kind) != (uint32_t)kind) {
+    } else if ((kind == GOMP_RECORD_SEMAPHORE ? SEM(self)->kind : LOCK(self)->kind) !=
+               (uint32_t)kind) {
         Py_DECREF(self);
         PyErr_SetString(PyExc_ValueError, "the record is not of this kind");
         return NULL;
@@ -534,7 +545,7 @@ sem_my_slot(SemLockObject *self, int claim)
             return h;
         self->slot = -1;
     }
-    for (int i = 0; i < SEM_SLOTS; i++) {
+    for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         sem_holder *h = &r->holders[i];
         if (__atomic_load_n(&h->pid, __ATOMIC_ACQUIRE) == self_pid &&
             __atomic_load_n(&h->start, __ATOMIC_RELAXED) == self_start) {
@@ -544,11 +555,11 @@ sem_my_slot(SemLockObject *self, int claim)
     }
     if (!claim)
         return NULL;
-    for (int i = 0; i < SEM_SLOTS; i++) {
+    for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         sem_holder *h = &r->holders[i];
         uint32_t expected = 0;
-        if (__atomic_compare_exchange_n(&h->pid, &expected, SLOT_RECLAIMING, 0, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_RELAXED)) {
+        if (__atomic_compare_exchange_n(&h->pid, &expected, GOMP_SEM_SLOT_RECLAIMING, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
             __atomic_store_n(&h->start, self_start, __ATOMIC_SEQ_CST);
             __atomic_store_n(&h->units, 0, __ATOMIC_SEQ_CST);
             __atomic_store_n(&h->pid, self_pid, __ATOMIC_SEQ_CST);
@@ -589,9 +600,9 @@ sem_gave(SemLockObject *self)
     if (mine != NULL && dec_units(mine))
         return;
     sem_record *r = SEM(self);
-    for (int i = 0; i < SEM_SLOTS; i++) {
+    for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         uint32_t pid = __atomic_load_n(&r->holders[i].pid, __ATOMIC_RELAXED);
-        if (pid != 0 && pid != SLOT_RECLAIMING && dec_units(&r->holders[i]))
+        if (pid != 0 && pid != GOMP_SEM_SLOT_RECLAIMING && dec_units(&r->holders[i]))
             return;
     }
 }
@@ -636,7 +647,7 @@ sem_take(sem_record *r)
 static inline int
 try_take(SemLockObject *self)
 {
-    if (self->kind == KIND_SEMAPHORE)
+    if (self->kind == GOMP_RECORD_SEMAPHORE)
         return sem_take(SEM(self));
     return __atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED) == 0 && lock_try(LOCK(self));
 }
@@ -666,7 +677,7 @@ acquire_step(void *p, long long slice_ns)
     }
     long long deadline = now + slice_ns;
     uint32_t *word, *waiters;
-    if (self->kind == KIND_SEMAPHORE) {
+    if (self->kind == GOMP_RECORD_SEMAPHORE) {
         word = &SEM(self)->count;
         waiters = &SEM(self)->waiters;
     } else {
@@ -677,7 +688,7 @@ acquire_step(void *p, long long slice_ns)
         if (try_take(self))
             return 1;
         uint32_t v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-        int busy = self->kind == KIND_SEMAPHORE ? v == 0 : v != 0;
+        int busy = self->kind == GOMP_RECORD_SEMAPHORE ? v == 0 : v != 0;
         if (!busy)
             continue; /* freed meanwhile: try again */
         long long left = deadline - gomp_now_ns();
@@ -690,7 +701,7 @@ acquire_step(void *p, long long slice_ns)
             return 0; /* a signal: the caller looks at it */
     }
     unsigned dead;
-    if (self->kind == KIND_SEMAPHORE) {
+    if (self->kind == GOMP_RECORD_SEMAPHORE) {
         dead = go.GompSemRecover(self->rec);
         if (dead)
             a->dead = dead;
@@ -708,9 +719,9 @@ static const char *
 kind_name(SemLockObject *self)
 {
     switch (self->kind) {
-    case KIND_LOCK:
+    case GOMP_RECORD_LOCK:
         return "Lock";
-    case KIND_RLOCK:
+    case GOMP_RECORD_RLOCK:
         return "RLock";
     default:
         return "Semaphore";
@@ -722,17 +733,17 @@ kind_name(SemLockObject *self)
 static int
 acquired_slow(SemLockObject *self, unsigned dead)
 {
-    if (self->kind == KIND_RLOCK) {
+    if (self->kind == GOMP_RECORD_RLOCK) {
         __atomic_store_n(&LOCK(self)->thread, (uint64_t)PyThread_get_thread_ident(),
                          __ATOMIC_RELAXED);
         LOCK(self)->count = 1;
-    } else if (self->kind == KIND_SEMAPHORE) {
+    } else if (self->kind == GOMP_RECORD_SEMAPHORE) {
         sem_took(self);
     }
     if (dead && PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                                  "gomp: process %u died holding this %s; %s", dead,
                                  kind_name(self),
-                                 self->kind == KIND_SEMAPHORE
+                                 self->kind == GOMP_RECORD_SEMAPHORE
                                      ? "its units were given back"
                                      : "it was taken over (what it protects may be inconsistent)") < 0)
         return -1;
@@ -746,12 +757,12 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
 {
     if (gomp_usable() < 0)
         return NULL;
-    if (self->kind == KIND_SEMAPHORE) {
+    if (self->kind == GOMP_RECORD_SEMAPHORE) {
         if (sem_try(self))
             Py_RETURN_TRUE;
     } else {
         lock_record *r = LOCK(self);
-        if (self->kind == KIND_RLOCK) {
+        if (self->kind == GOMP_RECORD_RLOCK) {
             uint64_t tid = (uint64_t)PyThread_get_thread_ident();
             if (lock_owned_here(r) && __atomic_load_n(&r->thread, __ATOMIC_RELAXED) == tid) {
                 r->count++;
@@ -773,7 +784,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
         if (now < self->next_recover)
             Py_RETURN_FALSE;
         self->next_recover = now + RECOVER_EVERY_NS;
-        if (self->kind == KIND_SEMAPHORE) {
+        if (self->kind == GOMP_RECORD_SEMAPHORE) {
             dead = go.GompSemRecover(self->rec);
             if (!dead || !(__atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED) > 0))
                 Py_RETURN_FALSE;
@@ -869,7 +880,7 @@ release_impl(SemLockObject *self)
 {
     if (gomp_usable() < 0)
         return NULL;
-    if (self->kind == KIND_SEMAPHORE) {
+    if (self->kind == GOMP_RECORD_SEMAPHORE) {
         sem_record *r = SEM(self);
         uint32_t c = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
         for (;;) {
@@ -891,7 +902,7 @@ release_impl(SemLockObject *self)
         Py_RETURN_NONE;
     }
     lock_record *r = LOCK(self);
-    if (self->kind == KIND_RLOCK) {
+    if (self->kind == GOMP_RECORD_RLOCK) {
         if (!lock_owned_here(r) ||
             __atomic_load_n(&r->thread, __ATOMIC_RELAXED) != (uint64_t)PyThread_get_thread_ident()) {
             PyErr_SetString(PyExc_AssertionError,
@@ -936,13 +947,13 @@ semlock_exit(SemLockObject *self, PyObject *args)
 static PyObject *
 semlock_count(SemLockObject *self, PyObject *noargs)
 {
-    if (self->kind == KIND_RLOCK) {
+    if (self->kind == GOMP_RECORD_RLOCK) {
         lock_record *r = LOCK(self);
         if (lock_owned_here(r))
             return PyLong_FromUnsignedLong(r->count);
         return PyLong_FromLong(0);
     }
-    if (self->kind == KIND_LOCK)
+    if (self->kind == GOMP_RECORD_LOCK)
         return PyLong_FromLong(lock_owned_here(LOCK(self)));
     sem_holder *h = sem_my_slot(self, 0);
     return PyLong_FromUnsignedLong(h ? __atomic_load_n(&h->units, __ATOMIC_RELAXED) : 0);
@@ -951,13 +962,13 @@ semlock_count(SemLockObject *self, PyObject *noargs)
 static PyObject *
 semlock_is_mine(SemLockObject *self, PyObject *noargs)
 {
-    if (self->kind == KIND_SEMAPHORE) {
+    if (self->kind == GOMP_RECORD_SEMAPHORE) {
         sem_holder *h = sem_my_slot(self, 0);
         return PyBool_FromLong(h && __atomic_load_n(&h->units, __ATOMIC_RELAXED) > 0);
     }
     lock_record *r = LOCK(self);
     int mine = lock_owned_here(r);
-    if (mine && self->kind == KIND_RLOCK)
+    if (mine && self->kind == GOMP_RECORD_RLOCK)
         mine = __atomic_load_n(&r->thread, __ATOMIC_RELAXED) ==
                (uint64_t)PyThread_get_thread_ident();
     return PyBool_FromLong(mine);
@@ -966,7 +977,7 @@ semlock_is_mine(SemLockObject *self, PyObject *noargs)
 static PyObject *
 semlock_owner(SemLockObject *self, PyObject *noargs)
 {
-    if (self->kind == KIND_SEMAPHORE)
+    if (self->kind == GOMP_RECORD_SEMAPHORE)
         Py_RETURN_NONE;
     uint32_t w = __atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED);
     if (w == 0)
@@ -977,7 +988,7 @@ semlock_owner(SemLockObject *self, PyObject *noargs)
 static PyObject *
 semlock_get_value(SemLockObject *self, PyObject *noargs)
 {
-    if (self->kind == KIND_SEMAPHORE)
+    if (self->kind == GOMP_RECORD_SEMAPHORE)
         return PyLong_FromUnsignedLong(__atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED));
     return PyLong_FromLong(__atomic_load_n(&LOCK(self)->word, __ATOMIC_RELAXED) == 0);
 }
@@ -1002,7 +1013,7 @@ semlock_get_kind(SemLockObject *self, void *closure)
 static PyObject *
 semlock_get_maxvalue(SemLockObject *self, void *closure)
 {
-    if (self->kind != KIND_SEMAPHORE)
+    if (self->kind != GOMP_RECORD_SEMAPHORE)
         return PyLong_FromLong(1);
     uint32_t m = SEM(self)->max;
     return PyLong_FromUnsignedLong(m ? m : 0x7fffffffu);
