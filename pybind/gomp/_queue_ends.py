@@ -26,11 +26,9 @@ if TYPE_CHECKING:
     from typing import Any, Optional
 
 from . import context
+from ._layout import MSG_PICKLE as _PICKLED  # a message kind (gomp/ring.go)
 
 __all__ = ['SharedRing', 'RingReader', 'RingWriter', 'SlotSemaphore']
-
-# message kinds (see queues.py)
-_PICKLED = 0
 
 
 class SharedRing:

@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 from . import _core
 from . import _queue_ends
 from . import context
+# message kinds and limits, shared with the C side (gomp/ring.go): top-level
+# bytes / bytearray at least _RAW_MIN long travel raw, unpickled
+from ._layout import MSG_MAX_PARTS, MSG_RAW_MIN as _RAW_MIN
+from ._layout import MSG_PICKLE as _PICKLED, MSG_RAW_BYTES as _RAW_BYTES
+from ._layout import MSG_RAW_BYTEARRAY as _RAW_BYTEARRAY, MSG_RAW_MEMORYVIEW as _RAW_MEMORYVIEW
 from . import util
 from .reduction import ForkingPickler as _ForkingPickler  # noqa: F401  (the stdlib's names)
 from .reduction import transport_dumps
@@ -50,11 +55,8 @@ __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
 # bytes of shared ring per queue (pages are only used once touched)
 DEFAULT_CAPACITY = 4 << 20
-# top-level bytes / bytearray at least this long travel raw, unpickled
-_RAW_MIN = 32 * 1024
-_MAX_BUFFERS = 63
-
-_PICKLED, _RAW_BYTES, _RAW_BYTEARRAY, _RAW_MEMORYVIEW = 0, 1, 2, 3
+# a pickle with more out-of-band buffers is made in-band
+_MAX_BUFFERS = MSG_MAX_PARTS - 1
 
 # what the stdlib's feeder thread stops on (code that overrides the feeder
 # compares with it)
