@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Tuple
 
 from . import _core
+from . import _layout
 from . import context
 from . import util
 from .context import assert_spawning
@@ -391,10 +392,10 @@ class BufferWrapper:
                 pass  # at interpreter shutdown
 
 
-# Every record keeps at byte 60 the number of references processes hold
-# to it (gomp/sync.go: LockRecord.Refs), so that the process that made it
-# reuses its slot only once no other process can still use it.
-REFS = 60
+# Every record keeps the number of references processes hold to it
+# (gomp/sync.go: LockRecord.Refs), so that the process that made it reuses
+# its slot only once no other process can still use it.
+REFS = _layout.RECORD_OFF_REFS
 RECORD_ALIGN = 64
 
 

@@ -27,14 +27,15 @@ if TYPE_CHECKING:
 from . import context
 from . import process
 from . import _core
+from . import _layout
 from .heap import new_record
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
 
 _, _SemLock = _core.ext().sync_types()
 
-# kinds of SemLock records (pybind/gomp/_gomp_sync.c)
-LOCK, RLOCK, SEMAPHORE = 0, 1, 2
+# kinds of SemLock records
+LOCK, RLOCK, SEMAPHORE = _layout.RECORD_LOCK, _layout.RECORD_RLOCK, _layout.RECORD_SEMAPHORE
 RECURSIVE_MUTEX = RLOCK  # the stdlib's name of the kind
 SEM_VALUE_MAX = 0x7FFFFFFF
 
@@ -44,9 +45,7 @@ def sem_unlink(name: str) -> None:
     import _multiprocessing
     _multiprocessing.sem_unlink(name)
 
-# sizes of the records (gomp/sync.go: LockRecord, SemRecord)
-_LOCK_RECORD = 64
-_SEM_RECORD = 64 + 64 * 16
+_LOCK_RECORD, _SEM_RECORD = _layout.LOCK_RECORD_SIZE, _layout.SEM_RECORD_SIZE
 
 
 def _rebuild_semlock(cls: type, rec: Any, kind: int) -> Any:
