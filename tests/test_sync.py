@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import threading
 import time
 
@@ -306,7 +307,11 @@ def test_condition_across_processes(mp):
 def test_event(mp):
     e = mp.Event()
     assert not e.is_set()
-    assert "unset" in repr(e)
+    # the stdlib's Event shows its state in its repr from Python 3.11 on
+    if mp is gomp or sys.version_info >= (3, 11):
+        assert "unset" in repr(e)
+    else:
+        assert "Event" in repr(e)
     t0 = time.monotonic()
     assert e.wait(0.05) is False
     assert time.monotonic() - t0 >= 0.045
