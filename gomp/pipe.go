@@ -203,12 +203,9 @@ func (r *ring) lockWriter(slice time.Duration) bool {
 			}
 			continue
 		}
-		left := slice - time.Since(start)
-		if slice >= 0 && left <= 0 {
+		left, more := sliceLeft(start, slice)
+		if !more {
 			return false
-		}
-		if slice < 0 {
-			left = -1
 		}
 		atomic.StoreUint32(r.lockWaiters, 1)
 		FutexWait(r.lock, cur, left)
@@ -242,6 +239,16 @@ func (r *ring) unlockWriter() {
 		atomic.StoreUint32(r.lockWaiters, 0)
 		FutexWake(r.lock, 1<<30)
 	}
+}
+
+// sliceLeft is what is left of a step's slice begun at start (-1: the
+// slice is unlimited), and whether anything is.
+func sliceLeft(start time.Time, slice time.Duration) (time.Duration, bool) {
+	if slice < 0 {
+		return -1, true
+	}
+	left := slice - time.Since(start)
+	return left, left > 0
 }
 
 func eventWrite(fd int) {
@@ -320,13 +327,10 @@ func wait(ready func() bool, sleeping *uint32, word *uint32, slice time.Duration
 			}
 			return false, err
 		}
-		left := slice - time.Since(start)
-		if slice >= 0 && left <= 0 {
+		left, more := sliceLeft(start, slice)
+		if !more {
 			atomic.StoreUint32(sleeping, 0)
 			return false, nil
-		}
-		if slice < 0 {
-			left = -1
 		}
 		err := FutexWait(word, val, left)
 		atomic.StoreUint32(sleeping, 0)
@@ -543,6 +547,23 @@ func (e *PipeEnd) acquire() error {
 
 func (e *PipeEnd) release() { e.mu.RUnlock() }
 
+// useRing holds the end open, as acquire, for an operation on its outgoing
+// ring (out) or its incoming one; EBADF when the end has no such ring.
+func (e *PipeEnd) useRing(out bool) (*ring, error) {
+	if err := e.acquire(); err != nil {
+		return nil, err
+	}
+	r := e.in
+	if out {
+		r = e.out
+	}
+	if r == nil {
+		e.release()
+		return nil, unix.EBADF
+	}
+	return r, nil
+}
+
 // peerAlive reports ErrPeerClosed once the other end's socket hung up.
 func (e *PipeEnd) peerAlive() error {
 	fds := []unix.PollFd{{Fd: int32(e.files.Sock), Events: unix.POLLIN | unix.POLLRDHUP}}
@@ -570,14 +591,11 @@ func (e *PipeEnd) peerAlive() error {
 // belongs to the OS thread: every step of one send must run on the same
 // thread (as a C caller's do; a goroutine calls runtime.LockOSThread).
 func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Duration) (bool, error) {
-	if err := e.acquire(); err != nil {
+	r, err := e.useRing(true)
+	if err != nil {
 		return false, err
 	}
 	defer e.release()
-	r := e.out
-	if r == nil {
-		return false, unix.EBADF
-	}
 	if uint64(len(msg)) > PipeMaxMsgLen || len(fds) > 255 {
 		return false, unix.EMSGSIZE
 	}
@@ -608,7 +626,7 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		}
 		return nil
 	}
-	deadline := time.Now().Add(slice)
+	start := time.Now()
 	for {
 		headerDue := *progress < 0
 		written := *progress
@@ -641,10 +659,8 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 			}
 			continue
 		}
-		left := time.Until(deadline)
-		if slice < 0 {
-			left = -1
-		} else if left <= 0 {
+		left, more := sliceLeft(start, slice)
+		if !more {
 			return false, nil
 		}
 		// wait for a good share of the ring to be free, not for one byte:
@@ -683,14 +699,11 @@ func (e *PipeEnd) SendAbort() {
 // consumes it. It reports whether it got one, the payload length and the
 // descriptors sent with it. At end of stream it returns ErrPeerClosed.
 func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, error) {
-	if err := e.acquire(); err != nil {
+	r, err := e.useRing(false)
+	if err != nil {
 		return false, 0, nil, err
 	}
 	defer e.release()
-	r := e.in
-	if r == nil {
-		return false, 0, nil, unix.EBADF
-	}
 	ok, err := wait(func() bool { return r.used() >= PipeMsgHeader }, r.readerSleeping, low(r.tail),
 		slice, e.peerAlive, &e.recvSpin)
 	if err != nil || !ok {
@@ -756,15 +769,12 @@ func (e *PipeEnd) recvFDs(n int) ([]int, error) {
 // *progress, waiting at most slice for more of it. It reports whether buf
 // is full. A nil buf of length n discards n bytes.
 func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (bool, error) {
-	if err := e.acquire(); err != nil {
+	r, err := e.useRing(false)
+	if err != nil {
 		return false, err
 	}
 	defer e.release()
-	r := e.in
-	if r == nil {
-		return false, unix.EBADF
-	}
-	deadline := time.Now().Add(slice)
+	start := time.Now()
 	for *progress < len(buf) {
 		avail := r.used()
 		if avail > 0 {
@@ -778,10 +788,8 @@ func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (
 			*progress += int(n)
 			continue
 		}
-		left := time.Until(deadline)
-		if slice < 0 {
-			left = -1
-		} else if left <= 0 {
+		left, more := sliceLeft(start, slice)
+		if !more {
 			return false, nil
 		}
 		need := uint64(len(buf) - *progress)
@@ -825,14 +833,11 @@ func (e *PipeEnd) DiscardStep(n int, progress *int, slice time.Duration) (bool, 
 
 // PollStep waits at most slice for a message or the end of the stream.
 func (e *PipeEnd) PollStep(slice time.Duration) (bool, error) {
-	if err := e.acquire(); err != nil {
+	r, err := e.useRing(false)
+	if err != nil {
 		return false, err
 	}
 	defer e.release()
-	r := e.in
-	if r == nil {
-		return false, unix.EBADF
-	}
 	ok, err := wait(func() bool { return r.used() > 0 }, r.readerSleeping, low(r.tail), slice,
 		e.peerAlive, &e.recvSpin)
 	if err == ErrPeerClosed {
