@@ -69,10 +69,13 @@ setup(
             "gomp._gomp",
             # one C file per area, see pybind/gomp/_gomp.h
             sources=sorted(glob.glob("pybind/gomp/_gomp*.c")),
-            depends=["pybind/gomp/_gomp.h", "pybind/gomp/_gomp_layout.h"],
+            depends=sorted(glob.glob("pybind/gomp/_gomp*.h")),
             # dlopen: the Go library is loaded at run time, never linked
             libraries=["dl"],
-            extra_compile_args=["-O2", "-Wall", "-Werror=incompatible-pointer-types"],
+            # hidden: calls between the C files are direct, not through the
+            # PLT (only PyInit__gomp is exported)
+            extra_compile_args=["-O2", "-Wall", "-Werror=incompatible-pointer-types",
+                                "-fvisibility=hidden"],
         )
     ],
     cmdclass={"build_ext": BuildWithGo, "build_py": BuildWithPth},
