@@ -11,6 +11,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <sched.h>
 #include <stdint.h>
 
 /* cgo's header of the Go core's exports, for their types only: the library
@@ -77,6 +78,114 @@ typedef int (*gomp_wait_step)(void *arg, long long slice_ns);
 int gomp_wait_sliced(gomp_wait_step step, void *arg, long long timeout_ns);
 
 #define GOMP_SLICE_NS (20 * 1000 * 1000LL)
+
+/* The (int, timeout=None) arguments of a wait on a descriptor or a handle,
+ * with Go usable: 0, or -1 with an exception set. */
+int gomp_parse_wait_args(PyObject *args, int *i, long long *ns);
+
+/* gomp_wait_sliced as a Python result: True when done, False on timeout,
+ * NULL with an exception set. */
+PyObject *gomp_wait_bool(gomp_wait_step step, void *arg, long long timeout_ns);
+
+/* The (block=True, timeout=None) arguments of a vectorcall (get, acquire):
+ * alias is another name for block ("blocking"), or NULL. *timeout is NULL
+ * when not given. 0, or -1 with TypeError set. */
+static inline int
+gomp_parse_block_timeout(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames, const char *alias, int *block, PyObject **timeout)
+{
+    PyObject *b = nargs > 0 ? args[0] : NULL;
+    *timeout = nargs > 1 ? args[1] : NULL;
+    *block = 1;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 2 arguments", fname);
+        return -1;
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i], **slot;
+        if (PyUnicode_CompareWithASCIIString(k, "block") == 0 ||
+            (alias != NULL && PyUnicode_CompareWithASCIIString(k, alias) == 0))
+            slot = &b;
+        else if (PyUnicode_CompareWithASCIIString(k, "timeout") == 0)
+            slot = timeout;
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
+                         k);
+            return -1;
+        }
+        if (*slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%U'", fname, k);
+            return -1;
+        }
+        *slot = v;
+    }
+    if (b != NULL && (*block = PyObject_IsTrue(b)) < 0)
+        return -1;
+    return 0;
+}
+
+/* This process's identity as lock holders record it (gomp.Self: pid and
+ * start time, against pid reuse), set when the Go core is loaded. */
+extern uint32_t gomp_self_pid;
+extern uint64_t gomp_self_start;
+
+/* ---- lock words: the steps that gomp's locks share. A lock taken through
+ * gomp_holder_take is a gomp.Holder (gomp/liveness.go): the word (0 free,
+ * else the holder's id), then the holder's pid and start time, recorded
+ * after the word is taken and cleared before it is let go. */
+
+#define GOMP_HOLDER_PID(w) ((uint32_t *)((char *)(w) + GOMP_HOLDER_OFF_PID))
+#define GOMP_HOLDER_START(w) ((uint64_t *)((char *)(w) + GOMP_HOLDER_OFF_START))
+
+static inline void
+gomp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* one step of a busy wait: pause, and every 16th step give the CPU away,
+ * since with more processes than cores the one we wait for may need it */
+static inline void
+gomp_spin_step(int i)
+{
+    if ((i & 15) == 15)
+        sched_yield();
+    else
+        gomp_cpu_relax();
+}
+
+static inline void
+gomp_holder_record(uint32_t *w)
+{
+    __atomic_store_n(GOMP_HOLDER_START(w), gomp_self_start, __ATOMIC_RELEASE);
+    __atomic_store_n(GOMP_HOLDER_PID(w), gomp_self_pid, __ATOMIC_RELEASE);
+}
+
+/* Take a free holder word as id (this process's pid, with flags): 1 taken
+ * (and recorded), 0 busy. */
+static inline int
+gomp_holder_take(uint32_t *w, uint32_t id)
+{
+    uint32_t z = 0;
+    if (!__atomic_compare_exchange_n(w, &z, id, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    gomp_holder_record(w);
+    return 1;
+}
+
+/* A lock waiter's sleep on w, seen holding v, until end (gomp_now_ns
+ * time): 1 woken or w changed, 0 the time ran out or a signal came. */
+static inline int
+gomp_sleep_until(uint32_t *w, uint32_t v, long long end)
+{
+    long long left = end - gomp_now_ns();
+    return left > 0 ? gomp_futex_wait(w, v, left) : 0;
+}
 
 /* areas */
 extern gomp_symbol gomp_process_symbols[];

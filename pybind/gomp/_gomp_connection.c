@@ -23,7 +23,7 @@
 #define CONNECTION_IMPORTS(X)                                                                      \
     X(GompPipeNew) X(GompPipeOpen) X(GompPipeFiles) X(GompPipeClose) X(GompPipeSendStep)           \
     X(GompPipeRecvHeaderStep) X(GompPipeRecvBodyStep) X(GompPipePollStep) X(GompPipeFileno)        \
-    X(GompPipeReserve) X(GompPipeLayout) X(GompPipeSendAbort) X(GompSelf)
+    X(GompPipeReserve) X(GompPipeLayout) X(GompPipeSendAbort)
 GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 
 #define PIPE_EOF (-ECONNRESET)
@@ -138,30 +138,23 @@ ring_get(const char *data, uint64_t size, uint64_t pos, char *dst, uint64_t n)
 }
 
 static __thread uint32_t thread_id;
-static uint32_t self_pid;
-static uint64_t self_start;
 
 /* the writer lock of gomp/pipe.go (ring.lockWriter): one message at a time
  * from the threads and processes that share an end; the holder records
- * itself after taking it and clears the record before letting it go */
+ * itself after taking it and clears the record before letting it go. Its
+ * word holds a thread id and its sleepers count in a word of their own,
+ * and a busy lock is Go's to wait for (SendStep): C only tries it. */
 static int
 try_lock_writer(char *c)
 {
     if (thread_id == 0)
         thread_id = (uint32_t)syscall(SYS_gettid);
-    if (self_pid == 0) {
-        unsigned pid;
-        unsigned long long start;
-        go.GompSelf(&pid, &start);
-        self_start = start;
-        self_pid = pid;
-    }
     uint32_t free_ = 0;
     if (!__atomic_compare_exchange_n(RING_WRITER_LOCK(c), &free_, thread_id, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST))
         return 0;
-    __atomic_store_n(RING_WRITER_START(c), self_start, __ATOMIC_RELEASE);
-    __atomic_store_n(RING_WRITER_PID(c), self_pid, __ATOMIC_RELEASE);
+    __atomic_store_n(RING_WRITER_START(c), gomp_self_start, __ATOMIC_RELEASE);
+    __atomic_store_n(RING_WRITER_PID(c), gomp_self_pid, __ATOMIC_RELEASE);
     __atomic_store_n(RING_WRITER_TID(c), thread_id, __ATOMIC_RELEASE);
     return 1;
 }
@@ -628,20 +621,15 @@ static PyObject *
 conn_pipe_poll(PyObject *self, PyObject *args)
 {
     int h;
-    PyObject *timeout = Py_None;
     long long ns;
-    if (!PyArg_ParseTuple(args, "i|O", &h, &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
-        gomp_usable() < 0)
+    if (gomp_parse_wait_args(args, &h, &ns) < 0)
         return NULL;
     pipe_view *pv = view_get(h);
     if (pv != NULL && pv->l.in_ctl != NULL && ring_used(pv->l.in_ctl) > 0)
         Py_RETURN_TRUE;
     pipe_op op = {0};
     op.handle = h;
-    int rc = gomp_wait_sliced(poll_step, &op, ns);
-    if (rc < 0)
-        return NULL;
-    return PyBool_FromLong(rc > 0);
+    return gomp_wait_bool(poll_step, &op, ns);
 }
 
 static PyObject *

@@ -121,15 +121,10 @@ static PyObject *
 process_wait_readable(PyObject *self, PyObject *args)
 {
     int fd;
-    PyObject *timeout = Py_None;
     long long ns;
-    if (!PyArg_ParseTuple(args, "i|O", &fd, &timeout) || gomp_parse_timeout(timeout, &ns) < 0 ||
-        gomp_usable() < 0)
+    if (gomp_parse_wait_args(args, &fd, &ns) < 0)
         return NULL;
-    int rc = gomp_wait_sliced(readable_step, &fd, ns);
-    if (rc < 0)
-        return NULL;
-    return PyBool_FromLong(rc > 0);
+    return gomp_wait_bool(readable_step, &fd, ns);
 }
 
 /* fork_as_sibling(): fork, except that the child's parent is our parent

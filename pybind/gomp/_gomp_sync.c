@@ -92,38 +92,8 @@ static long ncpus; /* no polling on one CPU: the holder cannot run meanwhile */
 #define RECOVER_EVERY_NS (20 * 1000 * 1000LL)
 
 #define SYNC_IMPORTS(X)                                                                            \
-    X(GompSegNew) X(GompSegMap) X(GompSegClose) X(GompSelf) X(GompSemRecover) X(GompLockRecover)
+    X(GompSegNew) X(GompSegMap) X(GompSegClose) X(GompSemRecover) X(GompLockRecover)
 GOMP_IMPORTS(sync, SYNC_IMPORTS);
-
-/* this process's identity as written into records; set once Go is loaded
- * (a process forked after that cannot use gomp at all) */
-static uint32_t self_pid;
-static uint64_t self_start;
-
-static int
-ensure_self(void)
-{
-    if (gomp_usable() < 0)
-        return -1;
-    if (self_pid == 0) {
-        unsigned pid;
-        unsigned long long start;
-        go.GompSelf(&pid, &start);
-        self_start = start;
-        self_pid = pid;
-    }
-    return 0;
-}
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /* ------------------------------------------------------------ Segment */
 
@@ -150,7 +120,7 @@ segment_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "segment size must be positive");
         return NULL;
     }
-    if (ensure_self() < 0)
+    if (gomp_usable() < 0)
         return NULL;
     SegmentObject *self = (SegmentObject *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -173,7 +143,7 @@ static PyObject *
 segment_from_fd(PyObject *cls, PyObject *args)
 {
     int fd;
-    if (!PyArg_ParseTuple(args, "i", &fd) || ensure_self() < 0)
+    if (!PyArg_ParseTuple(args, "i", &fd) || gomp_usable() < 0)
         return NULL;
     SegmentObject *self = (SegmentObject *)((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
     if (self == NULL)
@@ -345,10 +315,7 @@ segment_wait(SegmentObject *self, PyObject *args)
     word_wait_arg a = {segment_word(self, off), (uint32_t)val};
     if (a.word == NULL)
         return NULL;
-    int rc = gomp_wait_sliced(word_wait_step, &a, ns);
-    if (rc < 0)
-        return NULL;
-    return PyBool_FromLong(rc > 0);
+    return gomp_wait_bool(word_wait_step, &a, ns);
 }
 
 static PyObject *
@@ -454,7 +421,7 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!ni|kkp", kwlist, &Segment_Type, &seg, &off,
                                      &kind, &value, &maxvalue, &init))
         return NULL;
-    if (ensure_self() < 0)
+    if (gomp_usable() < 0)
         return NULL;
     SegmentObject *s = (SegmentObject *)seg;
     Py_ssize_t need = kind == GOMP_RECORD_SEMAPHORE ? (Py_ssize_t)sizeof(sem_record)
@@ -507,29 +474,17 @@ semlock_dealloc(SemLockObject *self)
 
 /* --- the lock word */
 
-static inline void
-lock_set_owner(lock_record *r)
-{
-    __atomic_store_n(&r->owner_start, self_start, __ATOMIC_RELEASE);
-    __atomic_store_n(&r->owner_pid, self_pid, __ATOMIC_RELEASE);
-}
-
+/* the word and owner record are a gomp.Holder (asserted above) */
 static inline int
 lock_try(lock_record *r)
 {
-    uint32_t expected = 0;
-    if (__atomic_compare_exchange_n(&r->word, &expected, self_pid, 0, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
-        lock_set_owner(r);
-        return 1;
-    }
-    return 0;
+    return gomp_holder_take(&r->word, gomp_self_pid);
 }
 
 static inline int
 lock_owned_here(lock_record *r)
 {
-    return __atomic_load_n(&r->word, __ATOMIC_RELAXED) == self_pid;
+    return __atomic_load_n(&r->word, __ATOMIC_RELAXED) == gomp_self_pid;
 }
 
 /* --- semaphore holders: who took how many units (see SemRecord.Recover) */
@@ -540,15 +495,15 @@ sem_my_slot(SemLockObject *self, int claim)
     sem_record *r = SEM(self);
     if (self->slot >= 0) {
         sem_holder *h = &r->holders[self->slot];
-        if (__atomic_load_n(&h->pid, __ATOMIC_RELAXED) == self_pid &&
-            __atomic_load_n(&h->start, __ATOMIC_RELAXED) == self_start)
+        if (__atomic_load_n(&h->pid, __ATOMIC_RELAXED) == gomp_self_pid &&
+            __atomic_load_n(&h->start, __ATOMIC_RELAXED) == gomp_self_start)
             return h;
         self->slot = -1;
     }
     for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         sem_holder *h = &r->holders[i];
-        if (__atomic_load_n(&h->pid, __ATOMIC_ACQUIRE) == self_pid &&
-            __atomic_load_n(&h->start, __ATOMIC_RELAXED) == self_start) {
+        if (__atomic_load_n(&h->pid, __ATOMIC_ACQUIRE) == gomp_self_pid &&
+            __atomic_load_n(&h->start, __ATOMIC_RELAXED) == gomp_self_start) {
             self->slot = i;
             return h;
         }
@@ -560,9 +515,9 @@ sem_my_slot(SemLockObject *self, int claim)
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&h->pid, &expected, GOMP_SEM_SLOT_RECLAIMING, 0,
                                         __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
-            __atomic_store_n(&h->start, self_start, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&h->start, gomp_self_start, __ATOMIC_SEQ_CST);
             __atomic_store_n(&h->units, 0, __ATOMIC_SEQ_CST);
-            __atomic_store_n(&h->pid, self_pid, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&h->pid, gomp_self_pid, __ATOMIC_SEQ_CST);
             self->slot = i;
             return h;
         }
@@ -607,29 +562,6 @@ sem_gave(SemLockObject *self)
     }
 }
 
-static inline int
-sem_try(SemLockObject *self)
-{
-    sem_record *r = SEM(self);
-    uint32_t c = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
-    while (c > 0) {
-        if (__atomic_compare_exchange_n(&r->count, &c, c - 1, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED)) {
-            sem_took(self);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* --- acquire / release */
-
-typedef struct {
-    SemLockObject *self;
-    long long spin;
-    unsigned dead;
-} acquire_arg;
-
 /* one unit off the count, without the holder bookkeeping (done by the
  * caller, with the GIL) */
 static inline int
@@ -643,6 +575,23 @@ sem_take(sem_record *r)
     }
     return 0;
 }
+
+static inline int
+sem_try(SemLockObject *self)
+{
+    if (!sem_take(SEM(self)))
+        return 0;
+    sem_took(self);
+    return 1;
+}
+
+/* --- acquire / release */
+
+typedef struct {
+    SemLockObject *self;
+    long long spin;
+    unsigned dead;
+} acquire_arg;
 
 static inline int
 try_take(SemLockObject *self)
@@ -670,7 +619,7 @@ acquire_step(void *p, long long slice_ns)
             for (int i = 0; i < 64; i++) {
                 if (try_take(self))
                     return 2;
-                cpu_relax();
+                gomp_cpu_relax();
             }
             now = gomp_now_ns();
         } while (now < end);
@@ -691,11 +640,10 @@ acquire_step(void *p, long long slice_ns)
         int busy = self->kind == GOMP_RECORD_SEMAPHORE ? v == 0 : v != 0;
         if (!busy)
             continue; /* freed meanwhile: try again */
-        long long left = deadline - gomp_now_ns();
-        if (left <= 0)
+        if (gomp_now_ns() >= deadline)
             break;
         __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
-        int woken = gomp_futex_wait(word, v, left);
+        int woken = gomp_sleep_until(word, v, deadline);
         __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
         if (!woken && gomp_now_ns() < deadline)
             return 0; /* a signal: the caller looks at it */
@@ -786,14 +734,7 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
         self->next_recover = now + RECOVER_EVERY_NS;
         if (self->kind == GOMP_RECORD_SEMAPHORE) {
             dead = go.GompSemRecover(self->rec);
-            if (!dead || !(__atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED) > 0))
-                Py_RETURN_FALSE;
-            uint32_t c = __atomic_load_n(&SEM(self)->count, __ATOMIC_RELAXED);
-            int got = 0;
-            while (c > 0 && !got)
-                got = __atomic_compare_exchange_n(&SEM(self)->count, &c, c - 1, 0,
-                                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
-            if (!got)
+            if (!dead || !sem_take(SEM(self)))
                 Py_RETURN_FALSE;
         } else {
             dead = go.GompLockRecover(self->rec);
@@ -836,43 +777,15 @@ acquire_impl(SemLockObject *self, int blocking, long long timeout_ns)
 static PyObject *
 semlock_acquire(SemLockObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *block = NULL, *timeout = NULL;
-    if (nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "acquire() takes at most 2 arguments");
-        return NULL;
-    }
-    if (nargs > 0)
-        block = args[0];
-    if (nargs > 1)
-        timeout = args[1];
-    if (kwnames != NULL) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
-            if (PyUnicode_CompareWithASCIIString(k, "block") == 0 ||
-                PyUnicode_CompareWithASCIIString(k, "blocking") == 0) {
-                if (block != NULL)
-                    goto twice;
-                block = v;
-            } else if (PyUnicode_CompareWithASCIIString(k, "timeout") == 0) {
-                if (timeout != NULL)
-                    goto twice;
-                timeout = v;
-            } else {
-                PyErr_Format(PyExc_TypeError, "acquire() got an unexpected keyword argument '%U'", k);
-                return NULL;
-            }
-        }
-    }
-    int blocking = 1;
-    if (block != NULL && (blocking = PyObject_IsTrue(block)) < 0)
+    int blocking;
+    PyObject *timeout;
+    if (gomp_parse_block_timeout("acquire", args, nargs, kwnames, "blocking", &blocking,
+                                 &timeout) < 0)
         return NULL;
     long long ns = -1;
     if (blocking && timeout != NULL && gomp_parse_timeout(timeout, &ns) < 0)
         return NULL;
     return acquire_impl(self, blocking, ns);
-twice:
-    PyErr_SetString(PyExc_TypeError, "acquire() got multiple values for an argument");
-    return NULL;
 }
 
 static PyObject *

@@ -22,7 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CORE_IMPORTS(X) X(GompSelf)
+GOMP_IMPORTS(core, CORE_IMPORTS);
+
 static gomp_symbol *symbol_tables[] = {
+    gomp_core_symbols,
     gomp_process_symbols,
     gomp_connection_symbols,
     gomp_sync_symbols,
@@ -33,6 +37,8 @@ static gomp_symbol *symbol_tables[] = {
 
 
 static void *go_handle = NULL;
+uint32_t gomp_self_pid;
+uint64_t gomp_self_start;
 static volatile int forked_after_load = 0;
 
 static void mark_forked(void) { forked_after_load = 1; }
@@ -170,6 +176,25 @@ gomp_wait_sliced(gomp_wait_step step, void *arg, long long timeout_ns)
     }
 }
 
+int
+gomp_parse_wait_args(PyObject *args, int *i, long long *ns)
+{
+    PyObject *timeout = Py_None;
+    if (!PyArg_ParseTuple(args, "i|O", i, &timeout) || gomp_parse_timeout(timeout, ns) < 0 ||
+        gomp_usable() < 0)
+        return -1;
+    return 0;
+}
+
+PyObject *
+gomp_wait_bool(gomp_wait_step step, void *arg, long long timeout_ns)
+{
+    int rc = gomp_wait_sliced(step, arg, timeout_ns);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc > 0);
+}
+
 static PyObject *
 core_load(PyObject *self, PyObject *args)
 {
@@ -198,6 +223,11 @@ core_load(PyObject *self, PyObject *args)
         }
     }
     pthread_atfork(NULL, NULL, mark_forked);
+    unsigned pid;
+    unsigned long long start;
+    go.GompSelf(&pid, &start);
+    gomp_self_pid = pid;
+    gomp_self_start = start;
     go_handle = h;
     Py_RETURN_NONE;
 }
