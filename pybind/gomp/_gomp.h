@@ -196,6 +196,8 @@ extern gomp_symbol gomp_sync_symbols[];
 extern PyMethodDef gomp_sync_methods[];
 extern gomp_symbol gomp_queues_symbols[];
 extern PyMethodDef gomp_queues_methods[];
+extern gomp_symbol gomp_ring_symbols[];
+extern PyMethodDef gomp_encode_methods[];
 extern gomp_symbol gomp_pool_symbols[];
 extern PyMethodDef gomp_pool_methods[];
 

@@ -31,6 +31,7 @@ static gomp_symbol *symbol_tables[] = {
     gomp_connection_symbols,
     gomp_sync_symbols,
     gomp_queues_symbols,
+    gomp_ring_symbols,
     gomp_pool_symbols,
     NULL,
 };
@@ -271,6 +272,7 @@ static PyMethodDef *method_tables[] = {
     gomp_connection_methods,
     gomp_sync_methods,
     gomp_queues_methods,
+    gomp_encode_methods,
     gomp_pool_methods,
     NULL,
 };
