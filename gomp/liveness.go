@@ -125,7 +125,7 @@ func ProcessDead(pid uint32, start uint64) bool {
 // A Holder is a lock word followed by its holder's record (16 bytes,
 // 8-aligned): a LockRecord starts with one, and each of a ring's two
 // locks is one (RingOffPLock, RingOffCLock). C takes and releases them
-// (pybind/gomp/_gomp_sync.c, _gomp_queues.c) at the generated offsets.
+// (gomp_holder_take in pybind/gomp/_gomp.h) at the generated offsets.
 type Holder struct {
 	Word  uint32 // 0: free; else the holder's pid (| RingLockWaiters on a ring)
 	Pid   uint32 // the holder's pid once recorded; 0 before and after

@@ -128,7 +128,7 @@ register = ForkingPickler.register
 
 # ---------------------------------------------------------------------------
 # How an object travels: the one policy. Queues, pipes, pools and managers
-# all ask here (and _gomp_queues.c's put, their C fast path, follows the same
+# all ask here (and _gomp_encode.c, the queues' C fast path, follows the same
 # rules):
 #
 # * raw: a large top-level bytes, bytearray or memoryview is copied as it
