@@ -61,6 +61,8 @@ const (
 	RingOffGets      = 272 // u64 messages taken (qsize = puts - gets)
 	RingOffTasks     = 384 // u32 unfinished tasks (JoinableQueue), futex
 	RingOffTaskWait  = 388 // u32 joiners sleeping on Tasks
+	RingOffWatches   = 448 // u32 ring watches open on this ring, in any process
+	RingOffWatchSeen = 456 // u64 the tail up to which a watch has signalled
 	RingHeaderSize   = 4096
 
 	RingFrameHeader = 16

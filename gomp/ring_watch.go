@@ -45,6 +45,9 @@ var ringWatchSlice = func() time.Duration {
 // ownership of eventFD and must Stop the watch before closing it.
 func (r *Ring) Watch(eventFD int) *RingWatch {
 	w := &RingWatch{r: r, fd: eventFD, done: make(chan struct{})}
+	// producers that exit wait for open watches to have signalled their
+	// last message (see RingOffWatchSeen and the C side's exit_settle)
+	atomic.AddUint32(r.Seg.Word(RingOffWatches), 1)
 	go w.run()
 	return w
 }
@@ -59,6 +62,7 @@ func (w *RingWatch) Stop() {
 	w.r.Wake(RingOffTail, 1<<30)
 	w.r.Wake(RingOffHead, 1<<30)
 	<-w.done
+	atomic.AddUint32(w.r.Seg.Word(RingOffWatches), ^uint32(0))
 }
 
 func (w *RingWatch) run() {
@@ -74,7 +78,7 @@ func (w *RingWatch) run() {
 		// wake cleared the waiters word, so the next move would not wake
 		// us.)
 		h, t := atomic.LoadUint32(head), atomic.LoadUint32(tail)
-		if r.Load64(RingOffTail) != r.Load64(RingOffHead) {
+		if tail64 := r.Load64(RingOffTail); tail64 != r.Load64(RingOffHead) {
 			// until a consumer moves the head
 			atomic.StoreUint32(r.Seg.Word(RingOffSpaceWait), 1)
 			if r.Load64(RingOffTail) == r.Load64(RingOffHead) {
@@ -85,6 +89,13 @@ func (w *RingWatch) run() {
 			// message drains the eventfd, and a signal written earlier
 			// could be drained with it although a newer message waits
 			eventWrite(w.fd)
+			// what has been signalled: a producer's message up to here may
+			// be followed by its exit (concurrent.futures takes a worker's
+			// exit that comes before its last result for a crash)
+			seen := r.word64(RingOffWatchSeen)
+			for old := atomic.LoadUint64(seen); old < tail64 &&
+				!atomic.CompareAndSwapUint64(seen, old, tail64); old = atomic.LoadUint64(seen) {
+			}
 			WaitWord(head, h, ringWatchSlice)
 			continue
 		}

@@ -187,11 +187,15 @@ def test_send_to_closed_peer(pipe):
 
 def test_close_wakes_blocked_recv(pipe):
     r, w = pipe
-    threading.Timer(0.1, w.close).start()
+    closer = threading.Timer(0.1, w.close)
+    closer.start()
     t = time.monotonic()
     with pytest.raises(EOFError):
         r.recv()
     assert time.monotonic() - t < 2
+    # done closing before the fixture closes it again (the stdlib's close
+    # is not safe against a close in another thread)
+    closer.join()
 
 
 def test_unpicklable_object_leaves_connection_usable(pipe):

@@ -81,6 +81,15 @@ def test_max_tasks_per_child_replaces_workers(ctx):
     assert len(set(pids)) == 3
 
 
+def test_retiring_workers_never_look_crashed(ctx):
+    # a worker that retires sends its last result, then exits: the executor
+    # must see the result first, or it takes the exit for a crash
+    # (BrokenProcessPool); 30 retirements in a row
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, max_tasks_per_child=1) as ex:
+        pids = [ex.submit(t.pid).result(timeout=60) for _ in range(30)]
+    assert len(set(pids)) == 30
+
+
 def test_killed_worker_breaks_the_pool(ctx):
     ex = cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx)
     try:

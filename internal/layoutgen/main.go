@@ -60,6 +60,8 @@ var groups = []group{
 		{"RING_OFF_GETS", gomp.RingOffGets, toC},
 		{"RING_OFF_TASKS", gomp.RingOffTasks, toC},
 		{"RING_OFF_TASK_WAIT", gomp.RingOffTaskWait, toC},
+		{"RING_OFF_WATCHES", gomp.RingOffWatches, toC},
+		{"RING_OFF_WATCH_SEEN", gomp.RingOffWatchSeen, toC},
 		{"RING_LOCK_WAITERS", gomp.RingLockWaiters, toC},
 	}},
 	{"queue ring frames (gomp/ring.go)", []def{

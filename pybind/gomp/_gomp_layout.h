@@ -17,6 +17,8 @@
 #define GOMP_RING_OFF_GETS 272
 #define GOMP_RING_OFF_TASKS 384
 #define GOMP_RING_OFF_TASK_WAIT 388
+#define GOMP_RING_OFF_WATCHES 448
+#define GOMP_RING_OFF_WATCH_SEEN 456
 #define GOMP_RING_LOCK_WAITERS 0x80000000u
 
 /* queue ring frames (gomp/ring.go) */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 
@@ -437,6 +438,32 @@ ring_put_many_fast(RingObject *r, PyObject *list)
 }
 
 /* bind(queue, slow_put, backlog, tasks): attach the per-process queue */
+/* exit_settle(timeout): in a process about to exit that wrote here, wait
+ * (at most timeout seconds) until its last message was taken or an open
+ * ring watch signalled it (gomp/ring_watch.go): the watch's reader then
+ * sees the message no later than the exit. concurrent.futures takes a
+ * worker's exit seen before its last result for a crash. */
+static PyObject *
+ring_exit_settle(RingObject *r, PyObject *arg)
+{
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (r->base == NULL || !r->wrote || LOAD(U32(r, GOMP_RING_OFF_WATCHES)) == 0)
+        Py_RETURN_NONE;
+    uint64_t last = r->last_pub;
+    long long deadline = gomp_now_ns() + (long long)(seconds * 1e9);
+    Py_BEGIN_ALLOW_THREADS
+    while (LOAD(U64(r, GOMP_RING_OFF_HEAD)) < last &&
+           LOAD(U64(r, GOMP_RING_OFF_WATCH_SEEN)) < last &&
+           LOAD(U32(r, GOMP_RING_OFF_WATCHES)) != 0 && gomp_now_ns() < deadline) {
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 ring_bind(RingObject *r, PyObject *args)
 {
@@ -756,6 +783,8 @@ static PyMethodDef ring_methods[] = {
     {"reserve", (PyCFunction)ring_reserve, METH_VARARGS,
      "reserve(block=True, timeout=None): take a slot; raises queue.Full."},
     {"unreserve", (PyCFunction)ring_unreserve, METH_VARARGS, "unreserve(n=1)"},
+    {"exit_settle", (PyCFunction)ring_exit_settle, METH_O,
+     "exit_settle(timeout): wait until a ring watch has seen this process's last message."},
     {"put_obj", (PyCFunction)(void (*)(void))ring_put_obj, METH_FASTCALL | METH_KEYWORDS,
      "put_obj(obj, block=True, timeout=None): Queue.put."},
     {"bind", (PyCFunction)ring_bind, METH_VARARGS, NULL},

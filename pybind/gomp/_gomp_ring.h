@@ -56,6 +56,7 @@ typedef struct {
     PyObject *closed_msg; /* ValueError text once closed, else NULL */
     Py_ssize_t pending;   /* items in this process's backlog */
     int wrote;            /* this process has written a message here */
+    uint64_t last_pub;    /* the tail after this process's last message */
     int tasks;            /* a JoinableQueue: count unfinished tasks */
 } RingObject;
 
@@ -270,6 +271,7 @@ static inline void
 publish(RingObject *r, uint64_t pos)
 {
     r->wrote = 1;
+    r->last_pub = pos;
     /* consumers sleep on the tail's low word (see cond_step) */
     __atomic_store_n(U64(r, GOMP_RING_OFF_TAIL), pos, __ATOMIC_SEQ_CST);
     wake_waiters(r, GOMP_RING_OFF_DATA_WAIT, GOMP_RING_OFF_TAIL);

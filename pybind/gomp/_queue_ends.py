@@ -94,6 +94,13 @@ class RingReader(_End):
             if self._efd < 0:
                 from . import queues
                 self._efd, self._watch = queues._go().ring_watch(self._ring)
+            elif not self._ring.empty():
+                # readable now, not once the watcher gets to it: wait()
+                # asks for the descriptor on each call, and a message that
+                # is already here must be reported together with a worker's
+                # exit that followed it (concurrent.futures takes a lone
+                # sentinel for a crash)
+                os.write(self._efd, (1).to_bytes(8, "little"))
             return self._efd
 
     def _ready(self) -> bool:

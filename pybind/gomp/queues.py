@@ -62,6 +62,11 @@ _MAX_BUFFERS = MSG_MAX_PARTS - 1
 # compares with it)
 _sentinel = object()
 
+# how long a process that exits waits at most for a ring watch (the
+# descriptor concurrent.futures polls) to have signalled its last message:
+# the watch's goroutine takes microseconds, unless the machine is loaded
+_EXIT_SETTLE = 0.5
+
 _ready = False
 _c_encode: Any = None
 
@@ -234,6 +239,9 @@ class Queue:
         self._feed = _Feed()
         ring = self._ring
         ring.bind(self, Queue._slow_put, Queue._backlog_pickled, self._tasks)
+        # at exit, once the backlog is written out (its Finalize's priority
+        # is -5): see _EXIT_SETTLE
+        util.Finalize(self, ring.exit_settle, (_EXIT_SETTLE,), exitpriority=-10)
         cls = type(self)
         if cls._classic:
             self._buffer: collections.deque = collections.deque()
