@@ -3,10 +3,8 @@ package gomp
 import (
 	"encoding/binary"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +12,15 @@ import (
 
 // A pipe carries messages between two processes through shared memory: one
 // memfd segment holds a single-producer single-consumer byte ring per
-// direction. Copying into and out of the ring needs no system call; a side
-// that must wait spins briefly (when there is more than one CPU) and then
-// sleeps on a futex, and the other side wakes it only when it sleeps.
+// direction. Copying into and out of the ring needs no system call. The
+// steps here never wait: a side that must wait for the other (for a
+// message, for room, for the writer lock) is the C extension's caller,
+// which spins briefly and then sleeps on a futex (pybind/gomp/_gomp_connection.c,
+// pipe_wait); it announces the sleep in a flag of the control block, and
+// the side that moves the position it sleeps on clears the flag and wakes
+// it (publish, consume). Sleeping in C, not in Go, is what makes a blocked
+// receive cheap: a call into Go by a thread that was idle costs 20 us
+// (ARCHITECTURE.md).
 //
 // Besides the segment, the two ends share
 //   - a Unix socketpair, one socket per end: its hang-up tells an end that
@@ -44,8 +48,6 @@ const (
 	// moved 1.7 GB/s, 512 KiB 2.1, 1 MiB 2.3, 2 MiB 1.9 (the ring no longer
 	// stays in cache). Pages are touched only as far as messages fill it.
 	DefaultRingSize = 1 << 20
-	// how long a waiting side spins before it sleeps
-	spinFor = 30 * time.Microsecond
 )
 
 // The message header: payload length below PipeFDsShift, descriptors above.
@@ -63,13 +65,13 @@ const (
 	pipeRingCtlSize = 256
 
 	PipeOffTail           = 0   // uint64, written by the writer
-	PipeOffReaderSleeping = 8   // uint32, the reader sleeps on tail's low word
+	PipeOffReaderSleeping = 8   // uint32, a reader sleeps on tail's low word (the writer clears it)
 	PipeOffWantFD         = 12  // uint32, the reader wants the eventfd written
 	PipeOffSignaled       = 16  // uint32, the eventfd holds a count
 	PipeOffHead           = 64  // uint64, written by the reader
-	PipeOffWriterSleeping = 72  // uint32, the writer sleeps on head's low word
+	PipeOffWriterSleeping = 72  // uint32, a writer sleeps on head's low word (the reader clears it)
 	PipeOffWriterLock     = 128 // uint32, thread id of the writer of a message, 0: none
-	PipeOffLockWaiters    = 132 // uint32, a writer sleeps on the lock
+	PipeOffLockWaiters    = 132 // uint32, a writer sleeps on the lock (its holder clears it)
 	PipeOffWriterTid      = 136 // uint32, the writer's record (liveness.go): its thread id,
 	PipeOffWriterPid      = 140 // uint32, its process,
 	PipeOffWriterStart    = 144 // uint64, and that process's start time
@@ -133,13 +135,20 @@ func (r *ring) get(pos uint64, p []byte) {
 	copy(p[n:], r.data)
 }
 
+// wakeSleepers wakes whoever sleeps on word after announcing it in
+// sleeping (see pipe_wait in C: it reads word before it sets the flag).
+func wakeSleepers(sleeping, word *uint32) {
+	if atomic.LoadUint32(sleeping) != 0 {
+		atomic.StoreUint32(sleeping, 0)
+		FutexWake(word, 1<<30)
+	}
+}
+
 // publish makes the writer's bytes up to tail visible and wakes the reader
 // if it sleeps or asked for the eventfd.
 func (r *ring) publish(tail uint64) {
 	atomic.StoreUint64(r.tail, tail)
-	if atomic.LoadUint32(r.readerSleeping) != 0 {
-		FutexWake(low(r.tail), 1<<30)
-	}
+	wakeSleepers(r.readerSleeping, low(r.tail))
 	if atomic.LoadUint32(r.wantFD) != 0 && atomic.CompareAndSwapUint32(r.signaled, 0, 1) {
 		eventWrite(r.eventFD)
 	}
@@ -148,9 +157,7 @@ func (r *ring) publish(tail uint64) {
 // consume frees the reader's bytes up to head and wakes a sleeping writer.
 func (r *ring) consume(head uint64) {
 	atomic.StoreUint64(r.head, head)
-	if atomic.LoadUint32(r.writerSleeping) != 0 {
-		FutexWake(low(r.head), 1<<30)
-	}
+	wakeSleepers(r.writerSleeping, low(r.head))
 	if atomic.LoadUint32(r.signaled) != 0 && r.used() == 0 {
 		r.drain()
 	}
@@ -179,15 +186,15 @@ func (r *ring) arm() {
 	}
 }
 
-// lockWriter makes the calling thread the ring's only writer until
-// unlockWriter, waiting at most slice: several threads or processes may
-// send on copies of one end, and each message must go in whole. A lock
-// whose thread is dead (liveness.go: its process died, or the thread is
-// no longer one of that process's) is taken over. It reports whether the
-// thread holds the lock.
-func (r *ring) lockWriter(slice time.Duration) bool {
+// tryLockWriter makes the calling thread the ring's only writer until
+// unlockWriter, if no live thread holds the lock: several threads or
+// processes may send on copies of one end, and each message must go in
+// whole. A lock whose thread is dead (liveness.go: its process died, or the
+// thread is no longer one of that process's) is taken over. It reports
+// whether the thread holds the lock; a waiter sleeps in C on the lock word
+// and tries again.
+func (r *ring) tryLockWriter() bool {
 	tid := uint32(unix.Gettid())
-	start := time.Now()
 	for {
 		cur := atomic.LoadUint32(r.lock)
 		if cur == tid {
@@ -196,19 +203,13 @@ func (r *ring) lockWriter(slice time.Duration) bool {
 			r.recordWriter(tid)
 			return true
 		}
-		if cur == 0 || r.writerDead(cur) {
-			if atomic.CompareAndSwapUint32(r.lock, cur, tid) {
-				r.recordWriter(tid)
-				return true
-			}
-			continue
-		}
-		left, more := sliceLeft(start, slice)
-		if !more {
+		if cur != 0 && !r.writerDead(cur) {
 			return false
 		}
-		atomic.StoreUint32(r.lockWaiters, 1)
-		FutexWait(r.lock, cur, left)
+		if atomic.CompareAndSwapUint32(r.lock, cur, tid) {
+			r.recordWriter(tid)
+			return true
+		}
 	}
 }
 
@@ -232,118 +233,15 @@ func (r *ring) unlockWriter() {
 		return
 	}
 	atomic.StoreUint32(r.writerTid, 0)
-	if !atomic.CompareAndSwapUint32(r.lock, tid, 0) {
-		return
+	if atomic.CompareAndSwapUint32(r.lock, tid, 0) {
+		wakeSleepers(r.lockWaiters, r.lock)
 	}
-	if atomic.LoadUint32(r.lockWaiters) != 0 {
-		atomic.StoreUint32(r.lockWaiters, 0)
-		FutexWake(r.lock, 1<<30)
-	}
-}
-
-// sliceLeft is what is left of a step's slice begun at start (-1: the
-// slice is unlimited), and whether anything is.
-func sliceLeft(start time.Time, slice time.Duration) (time.Duration, bool) {
-	if slice < 0 {
-		return -1, true
-	}
-	left := slice - time.Since(start)
-	return left, left > 0
 }
 
 func eventWrite(fd int) {
 	var one [8]byte
 	binary.LittleEndian.PutUint64(one[:], 1)
 	unix.Write(fd, one[:])
-}
-
-var multiCPU = runtime.NumCPU() > 1
-
-// spinner decides whether a side spins before it sleeps. Spinning pays
-// when the other side answers within microseconds; the spin yields the CPU
-// between checks after its first microsecond, so that the other side runs
-// even when both share one CPU. When spins keep running out (the other
-// side is slow, or the machine busy) the side sleeps at once, and tries a
-// spin again once in a while.
-type spinner struct {
-	failures atomic.Uint32 // spins in a row that ran out
-	skipped  atomic.Uint32
-}
-
-const (
-	spinGiveUp = 8  // spins in a row that run out before spinning stops
-	spinProbe  = 64 // waits between two spins once it stopped
-)
-
-func (s *spinner) spin(ready func() bool) bool {
-	if !multiCPU {
-		return false
-	}
-	if s.failures.Load() >= spinGiveUp && s.skipped.Add(1)%spinProbe != 0 {
-		return false
-	}
-	start := time.Now()
-	for i := 0; ; i++ {
-		if i >= 256 {
-			// give the CPU away between checks: if the other side waits
-			// for this CPU it runs now
-			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		}
-		if ready() {
-			s.failures.Store(0)
-			return true
-		}
-		if (i%64 == 63 || i >= 256) && time.Since(start) > spinFor {
-			s.failures.Add(1)
-			return false
-		}
-	}
-}
-
-// wait blocks until ready() holds, for at most slice. It spins briefly,
-// then announces itself in sleeping and sleeps on word while its value is
-// unchanged. alive is checked before sleeping. It returns whether ready()
-// holds.
-func wait(ready func() bool, sleeping *uint32, word *uint32, slice time.Duration,
-	alive func() error, spin *spinner) (bool, error) {
-	if ready() {
-		return true, nil
-	}
-	start := time.Now()
-	if slice != 0 && spin.spin(ready) {
-		return true, nil
-	}
-	for {
-		atomic.StoreUint32(sleeping, 1)
-		val := atomic.LoadUint32(word)
-		if ready() {
-			atomic.StoreUint32(sleeping, 0)
-			return true, nil
-		}
-		if err := alive(); err != nil {
-			atomic.StoreUint32(sleeping, 0)
-			if ready() {
-				return true, nil
-			}
-			return false, err
-		}
-		left, more := sliceLeft(start, slice)
-		if !more {
-			atomic.StoreUint32(sleeping, 0)
-			return false, nil
-		}
-		err := FutexWait(word, val, left)
-		atomic.StoreUint32(sleeping, 0)
-		if ready() {
-			return true, nil
-		}
-		if err != nil && err != unix.ETIMEDOUT && err != unix.EINTR {
-			return false, err
-		}
-		if slice >= 0 && time.Since(start) >= slice {
-			return false, nil
-		}
-	}
 }
 
 // PipeFiles are the descriptors that make up one end of a pipe; they are
@@ -367,8 +265,6 @@ type PipeEnd struct {
 	epfd   int
 
 	open, peerOpen *uint32 // open copies of this end and of the other
-
-	recvSpin, sendSpin spinner
 }
 
 // Reserve counts one more open copy of this end, for a copy that is being
@@ -583,14 +479,16 @@ func (e *PipeEnd) peerAlive() error {
 }
 
 // SendStep writes msg (preceded by its header) from offset *progress of the
-// framed message, waiting at most slice for room. It reports whether the
-// whole message is written. A send starts with *progress 0: the thread
-// takes the ring's writer lock (held until the message is whole, or
-// SendAbort), and fds are sent on the socket and announced in the header;
-// *progress is -1 while the header is still to be written. The lock
-// belongs to the OS thread: every step of one send must run on the same
-// thread (as a C caller's do; a goroutine calls runtime.LockOSThread).
-func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Duration) (bool, error) {
+// framed message, as far as the ring has room, without waiting. It reports
+// whether the whole message is written; when not, the caller waits for the
+// writer lock (*progress still 0) or for room, and calls again. A send
+// starts with *progress 0: the thread takes the ring's writer lock (held
+// until the message is whole, or SendAbort), and fds are sent on the socket
+// and announced in the header; *progress is -1 while the header is still
+// to be written. The lock belongs to the OS thread: every step of one send
+// must run on the same thread (as a C caller's do; a goroutine calls
+// runtime.LockOSThread). A reader that is gone is EPIPE.
+func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int) (bool, error) {
 	r, err := e.useRing(true)
 	if err != nil {
 		return false, err
@@ -601,7 +499,7 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 	}
 	total := PipeMsgHeader + len(msg)
 	if *progress == 0 {
-		if !r.lockWriter(slice) {
+		if !r.tryLockWriter() {
 			return false, nil
 		}
 		// a send to a closed peer fails at once, as a write to a pipe does
@@ -620,13 +518,6 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		// still to be written
 		*progress = -1
 	}
-	alive := func() error {
-		if err := e.peerAlive(); err != nil {
-			return unix.EPIPE
-		}
-		return nil
-	}
-	start := time.Now()
 	for {
 		headerDue := *progress < 0
 		written := *progress
@@ -635,50 +526,33 @@ func (e *PipeEnd) SendStep(msg []byte, fds []int, progress *int, slice time.Dura
 		}
 		tail := atomic.LoadUint64(r.tail)
 		free := r.size - (tail - atomic.LoadUint64(r.head))
-		if headerDue && free >= PipeMsgHeader || !headerDue && free > 0 {
-			n := uint64(total - written)
-			if n > free {
-				n = free
-			}
-			pos := tail
-			done := uint64(0)
-			if headerDue {
-				var hdr [PipeMsgHeader]byte
-				binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<PipeFDsShift)
-				r.put(pos, hdr[:])
-				pos += PipeMsgHeader
-				done = PipeMsgHeader
-			}
-			body := msg[written+int(done)-PipeMsgHeader:]
-			r.put(pos, body[:n-done])
-			r.publish(tail + n)
-			*progress = written + int(n)
-			if *progress == total {
+		if headerDue && free < PipeMsgHeader || free == 0 {
+			if e.peerAlive() != nil {
 				r.unlockWriter()
-				return true, nil
+				return false, unix.EPIPE
 			}
-			continue
-		}
-		left, more := sliceLeft(start, slice)
-		if !more {
 			return false, nil
 		}
-		// wait for a good share of the ring to be free, not for one byte:
-		// a large message then moves in big copies, not in a ping-pong of
-		// small ones
-		need := uint64(total - written)
-		if need > r.size/4 {
-			need = r.size / 4
+		n := uint64(total - written)
+		if n > free {
+			n = free
 		}
-		ok, err := wait(func() bool {
-			return r.size-(atomic.LoadUint64(r.tail)-atomic.LoadUint64(r.head)) >= need
-		}, r.writerSleeping, low(r.head), left, alive, &e.sendSpin)
-		if err != nil {
+		pos := tail
+		done := uint64(0)
+		if headerDue {
+			var hdr [PipeMsgHeader]byte
+			binary.LittleEndian.PutUint64(hdr[:], uint64(len(msg))|uint64(len(fds))<<PipeFDsShift)
+			r.put(pos, hdr[:])
+			pos += PipeMsgHeader
+			done = PipeMsgHeader
+		}
+		body := msg[written+int(done)-PipeMsgHeader:]
+		r.put(pos, body[:n-done])
+		r.publish(tail + n)
+		*progress = written + int(n)
+		if *progress == total {
 			r.unlockWriter()
-			return false, err
-		}
-		if !ok {
-			return false, nil
+			return true, nil
 		}
 	}
 }
@@ -695,18 +569,17 @@ func (e *PipeEnd) SendAbort() {
 	}
 }
 
-// RecvHeaderStep waits at most slice for the next message's header and
-// consumes it. It reports whether it got one, the payload length and the
-// descriptors sent with it. At end of stream it returns ErrPeerClosed.
-func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, error) {
+// RecvHeaderStep consumes the next message's header, if it is there (the
+// caller waits for it). It reports whether it got one, the payload length
+// and the descriptors sent with it. At end of stream it returns
+// ErrPeerClosed.
+func (e *PipeEnd) RecvHeaderStep() (bool, uint64, []int, error) {
 	r, err := e.useRing(false)
 	if err != nil {
 		return false, 0, nil, err
 	}
 	defer e.release()
-	ok, err := wait(func() bool { return r.used() >= PipeMsgHeader }, r.readerSleeping, low(r.tail),
-		slice, e.peerAlive, &e.recvSpin)
-	if err != nil || !ok {
+	if ok, err := e.arrived(r, PipeMsgHeader); !ok {
 		return false, 0, nil, err
 	}
 	head := atomic.LoadUint64(r.head)
@@ -723,6 +596,19 @@ func (e *PipeEnd) RecvHeaderStep(slice time.Duration) (bool, uint64, []int, erro
 		}
 	}
 	return true, n, fds, nil
+}
+
+// arrived reports whether at least n bytes wait in r; when not, whether
+// the stream ended (ErrPeerClosed: the writer is gone and left fewer).
+func (e *PipeEnd) arrived(r *ring, n uint64) (bool, error) {
+	if r.used() >= n {
+		return true, nil
+	}
+	if err := e.peerAlive(); err != nil {
+		// what the writer published before it hung up counts
+		return r.used() >= n, err
+	}
+	return false, nil
 }
 
 // recvFDs takes the descriptors a header announced. Its writer sent them
@@ -765,56 +651,35 @@ func (e *PipeEnd) recvFDs(n int) ([]int, error) {
 	}
 }
 
-// RecvBodyStep copies the current message's payload into buf from offset
-// *progress, waiting at most slice for more of it. It reports whether buf
-// is full. A nil buf of length n discards n bytes.
-func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int, slice time.Duration) (bool, error) {
+// RecvBodyStep copies what has arrived of the current message's payload
+// into buf from offset *progress (the caller waits for more). It reports
+// whether buf is full. The end of the stream, once what the writer left
+// is taken, is ErrPeerClosed.
+func (e *PipeEnd) RecvBodyStep(buf []byte, progress *int) (bool, error) {
 	r, err := e.useRing(false)
 	if err != nil {
 		return false, err
 	}
 	defer e.release()
-	start := time.Now()
 	for *progress < len(buf) {
-		avail := r.used()
-		if avail > 0 {
-			n := uint64(len(buf) - *progress)
-			if n > avail {
-				n = avail
-			}
-			head := atomic.LoadUint64(r.head)
-			r.get(head, buf[*progress:*progress+int(n)])
-			r.consume(head + n)
-			*progress += int(n)
-			continue
-		}
-		left, more := sliceLeft(start, slice)
-		if !more {
-			return false, nil
-		}
-		need := uint64(len(buf) - *progress)
-		if need > r.size/4 {
-			need = r.size / 4
-		}
-		ok, err := wait(func() bool { return r.used() >= need }, r.readerSleeping, low(r.tail),
-			left, e.peerAlive, &e.recvSpin)
-		if err != nil {
-			if r.used() > 0 {
-				// the writer is gone: take what it left before reporting
-				// the end, so that the ring is empty after a cut message
-				continue
-			}
+		if ok, err := e.arrived(r, 1); !ok {
 			return false, err
 		}
-		if !ok {
-			return false, nil
+		n := uint64(len(buf) - *progress)
+		if avail := r.used(); n > avail {
+			n = avail
 		}
+		head := atomic.LoadUint64(r.head)
+		r.get(head, buf[*progress:*progress+int(n)])
+		r.consume(head + n)
+		*progress += int(n)
 	}
 	return true, nil
 }
 
-// DiscardStep skips n bytes of the current payload (see RecvBodyStep).
-func (e *PipeEnd) DiscardStep(n int, progress *int, slice time.Duration) (bool, error) {
+// DiscardStep skips what has arrived of n bytes of the current payload
+// (see RecvBodyStep).
+func (e *PipeEnd) DiscardStep(n int, progress *int) (bool, error) {
 	var scratch [64 << 10]byte
 	for *progress < n {
 		k := n - *progress
@@ -822,7 +687,7 @@ func (e *PipeEnd) DiscardStep(n int, progress *int, slice time.Duration) (bool, 
 			k = len(scratch)
 		}
 		p := 0
-		done, err := e.RecvBodyStep(scratch[:k], &p, slice)
+		done, err := e.RecvBodyStep(scratch[:k], &p)
 		*progress += p
 		if err != nil || !done {
 			return false, err
@@ -831,23 +696,20 @@ func (e *PipeEnd) DiscardStep(n int, progress *int, slice time.Duration) (bool, 
 	return true, nil
 }
 
-// PollStep waits at most slice for a message or the end of the stream.
-func (e *PipeEnd) PollStep(slice time.Duration) (bool, error) {
+// Ready reports, without waiting, whether a receive would not block: a
+// message waits, or the stream ended.
+func (e *PipeEnd) Ready() (bool, error) {
 	r, err := e.useRing(false)
 	if err != nil {
 		return false, err
 	}
 	defer e.release()
-	ok, err := wait(func() bool { return r.used() > 0 }, r.readerSleeping, low(r.tail), slice,
-		e.peerAlive, &e.recvSpin)
+	ok, err := e.arrived(r, 1)
 	if err == ErrPeerClosed {
 		return true, nil
 	}
 	return ok, err
 }
-
-// Ready reports, without waiting, whether a receive would not block.
-func (e *PipeEnd) Ready() (bool, error) { return e.PollStep(0) }
 
 // Fileno returns a descriptor that is readable when a message waits or the
 // other end is closed: an epoll set of the incoming ring's eventfd and the

@@ -383,6 +383,38 @@ def test_peer_killed_mid_message_raises(mp):
     assert time.monotonic() - t < 5
 
 
+@pytest.mark.gomp_extension
+@pytest.mark.timeout(60)
+def test_a_writer_killed_mid_message_does_not_block_the_others():
+    """A writer killed while it held the end's writer lock (mid-message,
+    the ring full) is judged dead, and a writer in another process takes
+    the lock over instead of waiting for ever; the reader sees the cut
+    message as an error, not a hang."""
+    r, w = gomp.Pipe(duplex=False)
+    p = gomp.Process(target=T.send_huge_then_hang, args=(w, 64 << 20))
+    p.start()
+    try:
+        assert r.poll(30)
+        time.sleep(0.2)  # the child now holds the lock, blocked with the ring full
+        p.kill()
+        p.join(10)
+        sent = threading.Event()
+        sender = threading.Thread(target=lambda: (w.send_bytes(b"after"), sent.set()))
+        sender.start()
+        cut = []
+        reader = threading.Thread(target=lambda: cut.append(pytest.raises(OSError, r.recv_bytes)))
+        reader.start()
+        assert sent.wait(10), "the dead writer's lock was never taken over"
+        sender.join(10)
+        w.close()
+        reader.join(10)
+        assert not reader.is_alive() and cut
+    finally:
+        p.kill()
+        p.join(10)
+        r.close()
+
+
 @pytest.mark.timeout(60)
 def test_reader_exits_while_writer_blocked(mp):
     r, w = mp.Pipe(duplex=False)

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"gomp.dev/gomp/gomp"
@@ -141,11 +140,11 @@ func GompPipeClose(h C.int) C.int {
 }
 
 // GompPipeSendStep: see gomp.PipeEnd.SendStep. Returns 1 when the message
-// is written, 0 when the slice ran out.
+// is written, 0 when the caller must wait (for the lock or for room).
 //
 //export GompPipeSendStep
 func GompPipeSendStep(h C.int, buf *C.char, n C.size_t, fds *C.int, nfds C.int,
-	progress *C.longlong, sliceNs C.longlong) C.int {
+	progress *C.longlong) C.int {
 	e := pipeGet(h)
 	if e == nil {
 		return -C.int(syscall.EBADF)
@@ -155,22 +154,21 @@ func GompPipeSendStep(h C.int, buf *C.char, n C.size_t, fds *C.int, nfds C.int,
 		msg = unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
 	}
 	p := int(*progress)
-	done, err := e.SendStep(msg, intSlice(fds, nfds), &p, time.Duration(sliceNs))
+	done, err := e.SendStep(msg, intSlice(fds, nfds), &p)
 	*progress = C.longlong(p)
 	return step(done, err)
 }
 
-// GompPipeRecvHeaderStep waits for the next message's header: its length
-// goes to outLen, its descriptors (at most 255) to outFds.
+// GompPipeRecvHeaderStep takes the next message's header, if it arrived:
+// its length goes to outLen, its descriptors (at most 255) to outFds.
 //
 //export GompPipeRecvHeaderStep
-func GompPipeRecvHeaderStep(h C.int, sliceNs C.longlong, outLen *C.longlong, outFds *C.int,
-	outNfds *C.int) C.int {
+func GompPipeRecvHeaderStep(h C.int, outLen *C.longlong, outFds *C.int, outNfds *C.int) C.int {
 	e := pipeGet(h)
 	if e == nil {
 		return -C.int(syscall.EBADF)
 	}
-	done, n, fds, err := e.RecvHeaderStep(time.Duration(sliceNs))
+	done, n, fds, err := e.RecvHeaderStep()
 	if err != nil || !done {
 		return step(done, err)
 	}
@@ -183,12 +181,11 @@ func GompPipeRecvHeaderStep(h C.int, sliceNs C.longlong, outLen *C.longlong, out
 	return 1
 }
 
-// GompPipeRecvBodyStep copies the current payload into buf (n bytes) from
-// *progress; a NULL buf discards n bytes.
+// GompPipeRecvBodyStep copies what arrived of the current payload into buf
+// (n bytes) from *progress; a NULL buf discards n bytes.
 //
 //export GompPipeRecvBodyStep
-func GompPipeRecvBodyStep(h C.int, buf *C.char, n C.size_t, progress *C.longlong,
-	sliceNs C.longlong) C.int {
+func GompPipeRecvBodyStep(h C.int, buf *C.char, n C.size_t, progress *C.longlong) C.int {
 	e := pipeGet(h)
 	if e == nil {
 		return -C.int(syscall.EBADF)
@@ -197,24 +194,13 @@ func GompPipeRecvBodyStep(h C.int, buf *C.char, n C.size_t, progress *C.longlong
 	var done bool
 	var err error
 	if buf == nil {
-		done, err = e.DiscardStep(int(n), &p, time.Duration(sliceNs))
+		done, err = e.DiscardStep(int(n), &p)
 	} else {
 		dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
-		done, err = e.RecvBodyStep(dst, &p, time.Duration(sliceNs))
+		done, err = e.RecvBodyStep(dst, &p)
 	}
 	*progress = C.longlong(p)
 	return step(done, err)
-}
-
-// GompPipePollStep returns 1 when a message waits or the stream ended.
-//
-//export GompPipePollStep
-func GompPipePollStep(h C.int, sliceNs C.longlong) C.int {
-	e := pipeGet(h)
-	if e == nil {
-		return -C.int(syscall.EBADF)
-	}
-	return step(e.PollStep(time.Duration(sliceNs)))
 }
 
 //export GompPipeFileno

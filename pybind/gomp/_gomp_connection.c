@@ -4,11 +4,14 @@
  * is copied in or out here, with the GIL held and without calling Go, on
  * the memory Go mapped; the ring protocol is gomp/pipe.go's (same fields,
  * same order of atomic operations, futex wake-ups and eventfd signals).
- * Everything else - waiting, large messages, descriptors, a closed peer -
- * goes to Go in steps through gomp_wait_sliced, with the GIL released, so
- * a blocked call lets other threads run and Ctrl-C interrupts it. The end
- * of the stream comes back from Go as -ECONNRESET and is raised as
- * EOFError.
+ *
+ * Waiting is done here too, never in Go (pipe_wait: spin, then a futex
+ * sleep; see gomp_futex_wait in _gomp.h for why), with the GIL released
+ * and in slices through gomp_wait_sliced, so that a blocked call lets other
+ * threads run and Ctrl-C interrupts it. What the fast path leaves - large
+ * messages, descriptors, a closed peer, a dead writer's lock - goes to Go's
+ * steps, which never wait, once the wait is over. The end of the stream
+ * comes back from Go as -ECONNRESET and is raised as EOFError.
  */
 #include "_gomp.h"
 
@@ -22,7 +25,7 @@
 
 #define CONNECTION_IMPORTS(X)                                                                      \
     X(GompPipeNew) X(GompPipeOpen) X(GompPipeFiles) X(GompPipeClose) X(GompPipeSendStep)           \
-    X(GompPipeRecvHeaderStep) X(GompPipeRecvBodyStep) X(GompPipePollStep) X(GompPipeFileno)        \
+    X(GompPipeRecvHeaderStep) X(GompPipeRecvBodyStep) X(GompPipeFileno)        \
     X(GompPipeReserve) X(GompPipeLayout) X(GompPipeSendAbort)
 GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 
@@ -46,9 +49,23 @@ GOMP_IMPORTS(connection, CONNECTION_IMPORTS);
 /* larger messages go through Go, which copies them with the GIL released */
 #define FAST_MAX (64 * 1024)
 
+/* A side spins before it sleeps only while spinning pays: when spins keep
+ * running out (the other side is slow, or the machine busy) it sleeps at
+ * once, and tries a spin again once in a while. */
+#define SPIN_NS (30 * 1000LL)
+#define SPIN_GIVE_UP 8 /* spins in a row that run out before spinning stops */
+#define SPIN_PROBE 64  /* waits between two spins once it stopped */
+
+typedef struct {
+    uint32_t failures, skipped; /* a heuristic: updated without a lock */
+} spinner;
+
 typedef struct {
     gomp_pipe_layout l;      /* the end's rings, as Go describes them */
     long long alive_checked; /* when the socket last showed the peer alive */
+    int users;               /* waits in progress, without the GIL */
+    int closing;             /* pipe_close began: no new waits */
+    spinner recv_spin, send_spin;
 } pipe_view;
 
 /* A fast send looks at the socket at most this often: a peer that died
@@ -100,10 +117,33 @@ view_drop(int h)
     }
 }
 
+/* The end's view, for a fast path (with the GIL held throughout), or NULL
+ * when the handle is closed or closing. */
 static pipe_view *
 view_get(int h)
 {
-    return h >= 0 && h < nviews ? views[h] : NULL;
+    pipe_view *v = h >= 0 && h < nviews ? views[h] : NULL;
+    return v != NULL && !v->closing ? v : NULL;
+}
+
+/* view_get for a wait, which runs without the GIL: pipe_close waits for
+ * view_leave before it unmaps. NULL with OSError(EBADF) set. */
+static pipe_view *
+view_enter(int h)
+{
+    pipe_view *v = view_get(h);
+    if (v == NULL) {
+        gomp_errno_error(-EBADF);
+        return NULL;
+    }
+    __atomic_add_fetch(&v->users, 1, __ATOMIC_SEQ_CST);
+    return v;
+}
+
+static void
+view_leave(pipe_view *v)
+{
+    __atomic_sub_fetch(&v->users, 1, __ATOMIC_SEQ_CST);
 }
 
 static void
@@ -111,6 +151,17 @@ futex_wake_all(void *addr)
 {
     /* the low 32 bits of a 64-bit position (little-endian), as in Go */
     gomp_futex_wake(addr, INT_MAX);
+}
+
+/* wake whoever announced a sleep on word in flag (pipe_wait), as Go's
+ * wakeSleepers */
+static void
+wake_sleepers(uint32_t *flag, void *word)
+{
+    if (__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(flag, 0, __ATOMIC_SEQ_CST);
+        futex_wake_all(word);
+    }
 }
 
 static void
@@ -142,8 +193,8 @@ static __thread uint32_t thread_id;
 /* the writer lock of gomp/pipe.go (ring.lockWriter): one message at a time
  * from the threads and processes that share an end; the holder records
  * itself after taking it and clears the record before letting it go. Its
- * word holds a thread id and its sleepers count in a word of their own,
- * and a busy lock is Go's to wait for (SendStep): C only tries it. */
+ * word holds a thread id and its sleepers announce themselves in a word of
+ * their own (lock_wait); whether a holder died is Go's to judge (SendStep). */
 static int
 try_lock_writer(char *c)
 {
@@ -164,10 +215,7 @@ unlock_writer(char *c)
 {
     __atomic_store_n(RING_WRITER_TID(c), 0, __ATOMIC_RELEASE);
     __atomic_store_n(RING_WRITER_LOCK(c), 0, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(RING_LOCK_WAITERS(c), __ATOMIC_SEQ_CST)) {
-        __atomic_store_n(RING_LOCK_WAITERS(c), 0, __ATOMIC_SEQ_CST);
-        gomp_futex_wake(RING_WRITER_LOCK(c), INT_MAX);
-    }
+    wake_sleepers(RING_LOCK_WAITERS(c), RING_WRITER_LOCK(c));
 }
 
 /* 1 when the message was written; 0 when it must go through Go. */
@@ -196,8 +244,7 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
     ring_put(v->l.out_data, v->l.size, tail, (const char *)&hdr, GOMP_PIPE_MSG_HEADER);
     ring_put(v->l.out_data, v->l.size, tail + GOMP_PIPE_MSG_HEADER, buf, n);
     __atomic_store_n(RING_TAIL(c), tail + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(RING_READER_SLEEPING(c), __ATOMIC_SEQ_CST))
-        futex_wake_all(RING_TAIL(c));
+    wake_sleepers(RING_READER_SLEEPING(c), RING_TAIL(c));
     uint32_t zero = 0;
     if (__atomic_load_n(RING_WANT_FD(c), __ATOMIC_SEQ_CST) &&
         __atomic_compare_exchange_n(RING_SIGNALED(c), &zero, 1, 0, __ATOMIC_SEQ_CST,
@@ -240,8 +287,7 @@ fast_recv(pipe_view *v, long long maxlength)
     }
     ring_get(v->l.in_data, v->l.size, head + GOMP_PIPE_MSG_HEADER, PyBytes_AS_STRING(data), n);
     __atomic_store_n(RING_HEAD(c), head + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(RING_WRITER_SLEEPING(c), __ATOMIC_SEQ_CST))
-        futex_wake_all(RING_HEAD(c));
+    wake_sleepers(RING_WRITER_SLEEPING(c), RING_HEAD(c));
     if (__atomic_load_n(RING_SIGNALED(c), __ATOMIC_SEQ_CST) && ring_used(c) == 0) {
         /* empty again: clear the eventfd (see ring.drain in Go) */
         __atomic_store_n(RING_SIGNALED(c), 0, __ATOMIC_SEQ_CST);
@@ -256,7 +302,131 @@ fast_recv(pipe_view *v, long long maxlength)
     return data;
 }
 
+/* ---- waiting ---- */
+
+static long ncpus; /* no spinning on one CPU: the other side cannot run meanwhile */
+
+/* What a wait is for: need bytes of data in the ring at c (a reader), or of
+ * room in it (out: a writer). */
 typedef struct {
+    pipe_view *v;
+    char *c;
+    int out;
+    uint64_t need;
+} pipe_cond;
+
+static int
+cond_holds(const pipe_cond *w)
+{
+    uint64_t used = ring_used(w->c);
+    return w->out ? w->v->l.size - used >= w->need : used >= w->need;
+}
+
+/* whether every copy of the other end is closed (or its processes died) */
+static int
+peer_hung_up(pipe_view *v)
+{
+    struct pollfd p = {v->l.sock, POLLIN | POLLRDHUP, 0};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+static int
+spin_until(spinner *s, const pipe_cond *w, long long end)
+{
+    if (ncpus == 0)
+        ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpus < 2 || (__atomic_load_n(&s->failures, __ATOMIC_RELAXED) >= SPIN_GIVE_UP &&
+                      __atomic_add_fetch(&s->skipped, 1, __ATOMIC_RELAXED) % SPIN_PROBE != 0))
+        return 0;
+    long long spin_end = gomp_now_ns() + SPIN_NS;
+    if (spin_end > end)
+        spin_end = end;
+    for (int i = 1;; i++) {
+        if (cond_holds(w)) {
+            __atomic_store_n(&s->failures, 0, __ATOMIC_RELAXED);
+            return 1;
+        }
+        gomp_spin_step(i);
+        if ((i & 31) == 0 && gomp_now_ns() >= spin_end) {
+            __atomic_add_fetch(&s->failures, 1, __ATOMIC_RELAXED);
+            return 0;
+        }
+    }
+}
+
+/* Wait until end (gomp_now_ns time) for w's condition or the peer's
+ * hang-up: 1 for either (the Go step that follows tells them apart), 0 when
+ * the time ran out or a signal came, -EBADF when the end is being closed.
+ * A sleeper announces itself in the ring's sleeping flag after reading the
+ * position it sleeps on, and the side that moves the position clears the
+ * flag and wakes every sleeper (pipe.go, wakeSleepers): a move between the
+ * read and the flag is seen by the check that follows, one after it wakes
+ * the sleep or fails it at once. */
+static int
+pipe_wait(const pipe_cond *w, long long end)
+{
+    if (cond_holds(w) || spin_until(w->out ? &w->v->send_spin : &w->v->recv_spin, w, end))
+        return 1;
+    uint32_t *pos = (uint32_t *)(w->out ? RING_HEAD(w->c) : RING_TAIL(w->c));
+    uint32_t *flag = w->out ? RING_WRITER_SLEEPING(w->c) : RING_READER_SLEEPING(w->c);
+    for (;;) {
+        if (__atomic_load_n(&w->v->closing, __ATOMIC_SEQ_CST))
+            return -EBADF;
+        uint32_t seen = __atomic_load_n(pos, __ATOMIC_SEQ_CST);
+        __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+        if (cond_holds(w) || peer_hung_up(w->v))
+            return 1;
+        if (!gomp_sleep_until(pos, seen, end) || gomp_now_ns() >= end)
+            return cond_holds(w);
+    }
+}
+
+/* Wait until end for the writer lock of the ring at c to change hands: 1
+ * when it is free or changed, 0 when the time ran out (its holder may have
+ * died: Go's step judges that), -EBADF when the end is being closed. */
+static int
+lock_wait(pipe_view *v, char *c, long long end)
+{
+    uint32_t *lock = RING_WRITER_LOCK(c);
+    uint32_t held = __atomic_load_n(lock, __ATOMIC_SEQ_CST);
+    if (held == 0)
+        return 1;
+    __atomic_store_n(RING_LOCK_WAITERS(c), 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(lock, __ATOMIC_SEQ_CST) != held)
+        return 1;
+    int woken = gomp_sleep_until(lock, held, end);
+    if (__atomic_load_n(&v->closing, __ATOMIC_SEQ_CST))
+        return -EBADF;
+    return woken || __atomic_load_n(lock, __ATOMIC_SEQ_CST) != held;
+}
+
+/* pipe_close: wake every waiter of this process on the end's words, then
+ * wait for them to leave (they see closing). The GIL is released meanwhile
+ * so that they can take it to return. */
+static void
+view_close(pipe_view *v)
+{
+    __atomic_store_n(&v->closing, 1, __ATOMIC_SEQ_CST);
+    char *ctls[2] = {v->l.in_ctl, v->l.out_ctl};
+    for (int i = 0; i < 2; i++) {
+        if (ctls[i] == NULL)
+            continue;
+        futex_wake_all(RING_TAIL(ctls[i]));
+        futex_wake_all(RING_HEAD(ctls[i]));
+        gomp_futex_wake(RING_WRITER_LOCK(ctls[i]), INT_MAX);
+    }
+    if (__atomic_load_n(&v->users, __ATOMIC_SEQ_CST) == 0)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    while (__atomic_load_n(&v->users, __ATOMIC_SEQ_CST) != 0)
+        usleep(100);
+    Py_END_ALLOW_THREADS
+}
+
+/* ---- the steps: a wait here, then Go ---- */
+
+typedef struct {
+    pipe_view *v;
     int handle;
     char *buf;
     size_t n;
@@ -293,34 +463,100 @@ note_eof(pipe_op *op, int rc)
     return rc;
 }
 
+/* waits for a good share of the ring, not for one byte: a large message
+ * then moves in big copies, not in a ping-pong of small ones */
+static uint64_t
+share_of_ring(pipe_view *v, uint64_t left)
+{
+    return left < v->l.size / 4 ? left : v->l.size / 4;
+}
+
 static int
 send_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go.GompPipeSendStep(op->handle, op->buf, op->n, op->fds, op->nfds,
-                                          &op->progress, slice));
+    long long end = gomp_now_ns() + slice;
+    char *c = op->v->l.out_ctl;
+    for (;;) {
+        int w;
+        if (op->progress == 0) {
+            w = lock_wait(op->v, c, end);
+        } else {
+            uint64_t written = op->progress < 0 ? 0 : (uint64_t)op->progress;
+            pipe_cond room = {op->v, c, 1,
+                              share_of_ring(op->v, GOMP_PIPE_MSG_HEADER + op->n - written)};
+            w = pipe_wait(&room, end);
+        }
+        if (w < 0)
+            return w;
+        /* also when the time ran out: Go takes over a dead writer's lock */
+        int rc = note_eof(
+            op, go.GompPipeSendStep(op->handle, op->buf, op->n, op->fds, op->nfds, &op->progress));
+        if (rc != 0 || w == 0)
+            return rc;
+    }
 }
 
 static int
 header_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go.GompPipeRecvHeaderStep(op->handle, slice, &op->len, op->rfds,
-                                                 &op->rnfds));
+    pipe_cond header = {op->v, op->v->l.in_ctl, 0, GOMP_PIPE_MSG_HEADER};
+    int w = pipe_wait(&header, gomp_now_ns() + slice);
+    if (w <= 0)
+        return w;
+    return note_eof(op, go.GompPipeRecvHeaderStep(op->handle, &op->len, op->rfds, &op->rnfds));
 }
 
 static int
 body_step(void *arg, long long slice)
 {
     pipe_op *op = arg;
-    return note_eof(op, go.GompPipeRecvBodyStep(op->handle, op->buf, op->n, &op->progress, slice));
+    long long end = gomp_now_ns() + slice;
+    for (;;) {
+        pipe_cond data = {op->v, op->v->l.in_ctl, 0,
+                          share_of_ring(op->v, op->n - (uint64_t)op->progress)};
+        int w = pipe_wait(&data, end);
+        if (w <= 0)
+            return w;
+        int rc = note_eof(op, go.GompPipeRecvBodyStep(op->handle, op->buf, op->n, &op->progress));
+        if (rc != 0)
+            return rc;
+    }
 }
 
+/* a pipe_cond holds, or the stream ended: no Go at all */
 static int
 poll_step(void *arg, long long slice)
 {
-    pipe_op *op = arg;
-    return go.GompPipePollStep(op->handle, slice);
+    return pipe_wait(arg, gomp_now_ns() + slice);
+}
+
+/* An operation on the end h that may wait: with its view entered (op->v),
+ * or -1 with OSError set. A receive needs the incoming ring, a send the
+ * outgoing one. */
+static int
+op_begin(pipe_op *op, int h, int out)
+{
+    memset(op, 0, sizeof(*op));
+    op->handle = h;
+    if ((op->v = view_enter(h)) == NULL)
+        return -1;
+    if ((out ? op->v->l.out_ctl : op->v->l.in_ctl) == NULL) {
+        view_leave(op->v);
+        op->v = NULL;
+        gomp_errno_error(-EBADF);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+op_end(pipe_op *op)
+{
+    if (op->v != NULL)
+        view_leave(op->v);
+    op->v = NULL;
 }
 
 static PyObject *
@@ -377,9 +613,13 @@ conn_pipe_close(PyObject *self, PyObject *args)
     int h, rc;
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
-    /* no fast path may use the mapping from now on (we hold the GIL) */
+    pipe_view *v = view_get(h);
+    if (v == NULL)
+        return gomp_errno_error(-EBADF); /* closed, or closing in another thread */
+    /* no fast path or wait uses the mapping once this returns */
+    view_close(v);
     view_drop(h);
-    /* waits for operations of other threads on this end to leave Go */
+    /* waits for the Go steps of other threads on this end to leave Go */
     Py_BEGIN_ALLOW_THREADS
     rc = go.GompPipeClose(h);
     Py_END_ALLOW_THREADS
@@ -408,18 +648,20 @@ conn_pipe_send(PyObject *self, PyObject *args)
         Py_RETURN_NONE;
     }
     PyErr_Clear();
-    pipe_op op = {0};
-    op.handle = h;
-    op.buf = view.buf;
-    op.n = (size_t)view.len;
-    if (
-        (fdseq != Py_None && gomp_int_array(fdseq, &op.fds, &op.nfds) < 0)) {
+    pipe_op op;
+    if (op_begin(&op, h, 1) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    int rc = finish(&op, gomp_wait_sliced(send_step, &op, -1));
-    if (rc < 0)
-        go.GompPipeSendAbort(h); /* interrupted (Ctrl-C) or failed */
+    op.buf = view.buf;
+    op.n = (size_t)view.len;
+    int rc = -1;
+    if (fdseq == Py_None || gomp_int_array(fdseq, &op.fds, &op.nfds) == 0) {
+        rc = finish(&op, gomp_wait_sliced(send_step, &op, -1));
+        if (rc < 0)
+            go.GompPipeSendAbort(h); /* interrupted (Ctrl-C) or failed */
+    }
+    op_end(&op);
     PyBuffer_Release(&view);
     PyMem_Free(op.fds);
     if (rc < 0)
@@ -540,30 +782,35 @@ conn_pipe_recv(PyObject *self, PyObject *args)
             return res;
         }
     }
-    pipe_op op = {0};
-    op.handle = h;
-    if (finish(&op, gomp_wait_sliced(header_step, &op, -1)) < 0)
+    pipe_op op;
+    if (op_begin(&op, h, 0) < 0)
         return NULL;
+    PyObject *res = NULL, *data = NULL, *fds = NULL;
+    /* a small message that arrives while we wait is taken here too */
+    pipe_cond header = {op.v, op.v->l.in_ctl, 0, GOMP_PIPE_MSG_HEADER};
+    if (gomp_wait_sliced(poll_step, &header, -1) < 0)
+        goto done;
+    if ((data = fast_recv(op.v, maxlength)) != NULL) {
+        res = Py_BuildValue("(O[])", data);
+        goto done;
+    }
+    if (finish(&op, gomp_wait_sliced(header_step, &op, -1)) < 0)
+        goto done;
     if (maxlength >= 0 && op.len > maxlength) {
         close_fds(&op);
-        if (read_body(&op, NULL) < 0)
-            return NULL;
-        return Py_BuildValue("(OL)", Py_None, op.len);
+        if (read_body(&op, NULL) >= 0)
+            res = Py_BuildValue("(OL)", Py_None, op.len);
+        goto done;
     }
-    PyObject *data = read_payload(&op);
-    if (data == NULL) {
+    if ((data = read_payload(&op)) == NULL || (fds = fd_list(&op)) == NULL) {
         close_fds(&op);
-        return NULL;
+        goto done;
     }
-    PyObject *fds = fd_list(&op);
-    if (fds == NULL) {
-        close_fds(&op);
-        Py_DECREF(data);
-        return NULL;
-    }
-    PyObject *res = PyTuple_Pack(2, data, fds);
-    Py_DECREF(data);
-    Py_DECREF(fds);
+    res = PyTuple_Pack(2, data, fds);
+done:
+    op_end(&op);
+    Py_XDECREF(data);
+    Py_XDECREF(fds);
     return res;
 }
 
@@ -579,13 +826,14 @@ conn_pipe_recv_into(PyObject *self, PyObject *args)
         return NULL;
     PyObject *res = NULL;
     pipe_op op = {0};
-    op.handle = h;
     if (gomp_usable() < 0)
         goto done;
     if (offset < 0 || offset > view.len) {
         PyErr_SetString(PyExc_ValueError, "offset out of bounds");
         goto done;
     }
+    if (op_begin(&op, h, 0) < 0)
+        goto done;
     if (finish(&op, gomp_wait_sliced(header_step, &op, -1)) < 0)
         goto done;
     PyObject *whole;
@@ -613,6 +861,7 @@ conn_pipe_recv_into(PyObject *self, PyObject *args)
     }
     res = Py_BuildValue("(LNN)", op.len, fds, whole);
 done:
+    op_end(&op);
     PyBuffer_Release(&view);
     return res;
 }
@@ -627,9 +876,13 @@ conn_pipe_poll(PyObject *self, PyObject *args)
     pipe_view *pv = view_get(h);
     if (pv != NULL && pv->l.in_ctl != NULL && ring_used(pv->l.in_ctl) > 0)
         Py_RETURN_TRUE;
-    pipe_op op = {0};
-    op.handle = h;
-    return gomp_wait_bool(poll_step, &op, ns);
+    pipe_op op;
+    if (op_begin(&op, h, 0) < 0)
+        return NULL;
+    pipe_cond any = {op.v, op.v->l.in_ctl, 0, 1};
+    PyObject *res = gomp_wait_bool(poll_step, &any, ns);
+    op_end(&op);
+    return res;
 }
 
 static PyObject *
