@@ -946,9 +946,8 @@ queues_ring_unwatch(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     rc = go.GompRingUnwatch(handle);
     Py_END_ALLOW_THREADS
-    if (rc < 0 && rc != -EINVAL) /* EINVAL: stopped already, with its ring */
-        return gomp_errno_error(rc);
-    Py_RETURN_NONE;
+    /* EINVAL: stopped already, with its ring */
+    return gomp_none_or_errno(rc == -EINVAL ? 0 : rc);
 }
 
 PyMethodDef gomp_queues_methods[] = {

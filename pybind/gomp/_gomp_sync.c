@@ -219,72 +219,71 @@ static PyBufferProcs segment_as_buffer = {
     (releasebufferproc)segment_releasebuffer,
 };
 
-/* the 32-bit word at byte offset off */
-static uint32_t *
-segment_word(SegmentObject *self, Py_ssize_t off)
+/* A word argument of the methods below: a byte offset in seg, read as the
+ * 32-bit word there by the PyArg "O&" converter segment_word. */
+typedef struct {
+    SegmentObject *seg; /* set by the caller */
+    uint32_t *word;
+} segment_word_arg;
+
+static int
+segment_word(PyObject *obj, void *p)
 {
-    if (self->addr == NULL) {
+    segment_word_arg *a = p;
+    Py_ssize_t off = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (off == -1 && PyErr_Occurred())
+        return 0;
+    if (a->seg->addr == NULL) {
         PyErr_SetString(PyExc_ValueError, "segment is closed");
-        return NULL;
+        return 0;
     }
-    if (off < 0 || off % 4 != 0 || off + 4 > self->size) {
+    if (off < 0 || off % 4 != 0 || off + 4 > a->seg->size) {
         PyErr_Format(PyExc_ValueError, "bad word offset %zd", off);
-        return NULL;
+        return 0;
     }
-    return (uint32_t *)(self->addr + off);
+    a->word = (uint32_t *)(a->seg->addr + off);
+    return 1;
 }
 
 static PyObject *
 segment_load(SegmentObject *self, PyObject *arg)
 {
-    Py_ssize_t off = PyLong_AsSsize_t(arg);
-    if (off == -1 && PyErr_Occurred())
+    segment_word_arg w = {self};
+    if (!segment_word(arg, &w))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    return PyLong_FromUnsignedLong(__atomic_load_n(w, __ATOMIC_SEQ_CST));
+    return PyLong_FromUnsignedLong(__atomic_load_n(w.word, __ATOMIC_SEQ_CST));
 }
 
 static PyObject *
 segment_store(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long v;
-    if (!PyArg_ParseTuple(args, "nk", &off, &v))
+    if (!PyArg_ParseTuple(args, "O&k", segment_word, &w, &v))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    __atomic_store_n(w, (uint32_t)v, __ATOMIC_SEQ_CST);
+    __atomic_store_n(w.word, (uint32_t)v, __ATOMIC_SEQ_CST);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 segment_add(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     long delta;
-    if (!PyArg_ParseTuple(args, "nl", &off, &delta))
+    if (!PyArg_ParseTuple(args, "O&l", segment_word, &w, &delta))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    return PyLong_FromUnsignedLong(__atomic_fetch_add(w, (uint32_t)delta, __ATOMIC_SEQ_CST));
+    return PyLong_FromUnsignedLong(__atomic_fetch_add(w.word, (uint32_t)delta, __ATOMIC_SEQ_CST));
 }
 
 static PyObject *
 segment_cas(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long expected, desired;
-    if (!PyArg_ParseTuple(args, "nkk", &off, &expected, &desired))
-        return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
+    if (!PyArg_ParseTuple(args, "O&kk", segment_word, &w, &expected, &desired))
         return NULL;
     uint32_t e = (uint32_t)expected;
-    return PyBool_FromLong(__atomic_compare_exchange_n(w, &e, (uint32_t)desired, 0,
+    return PyBool_FromLong(__atomic_compare_exchange_n(w.word, &e, (uint32_t)desired, 0,
                                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
 }
 
@@ -305,33 +304,25 @@ word_wait_step(void *p, long long slice_ns)
 static PyObject *
 segment_wait(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long val;
     PyObject *timeout = Py_None;
     long long ns;
-    if (!PyArg_ParseTuple(args, "nk|O", &off, &val, &timeout) ||
+    if (!PyArg_ParseTuple(args, "O&k|O", segment_word, &w, &val, &timeout) ||
         gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
         return NULL;
-    word_wait_arg a = {segment_word(self, off), (uint32_t)val};
-    if (a.word == NULL)
-        return NULL;
+    word_wait_arg a = {w.word, (uint32_t)val};
     return gomp_wait_bool(word_wait_step, &a, ns);
 }
 
 static PyObject *
 segment_wake(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     int n = INT32_MAX;
-    if (!PyArg_ParseTuple(args, "n|i", &off, &n) || gomp_usable() < 0)
+    if (!PyArg_ParseTuple(args, "O&|i", segment_word, &w, &n) || gomp_usable() < 0)
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    int rc = gomp_futex_wake(w, n);
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    return PyLong_FromLong(rc);
+    return gomp_long_or_errno(gomp_futex_wake(w.word, n));
 }
 
 static PyObject *
