@@ -11,6 +11,8 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+/* PyMemberDef's T_* types and READONLY (Python.h has them only from 3.12) */
+#include <structmember.h>
 #include <sched.h>
 #include <stdint.h>
 
@@ -41,6 +43,12 @@ typedef struct {
 /* 0 when Go may be called; -1 with RuntimeError set if the Go core is not
  * loaded or this process was forked after it was. */
 int gomp_usable(void);
+
+/* The first fields of a type of the extension: its name (in gomp._gomp),
+ * the struct of its objects and its tp_dealloc. */
+#define GOMP_TYPE_HEAD(name, object, dealloc)                                                      \
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gomp._gomp." name,                                  \
+    .tp_basicsize = sizeof(object), .tp_dealloc = (destructor)(dealloc)
 
 /* Raise OSError for a negative errno returned by the Go core. */
 PyObject *gomp_errno_error(int negerr);

@@ -735,18 +735,6 @@ ring_debug_state(RingObject *r, PyObject *noargs)
 }
 
 static PyObject *
-ring_capacity(RingObject *r, void *closure)
-{
-    return PyLong_FromUnsignedLongLong(r->cap);
-}
-
-static PyObject *
-ring_maxsize(RingObject *r, void *closure)
-{
-    return PyLong_FromUnsignedLongLong(r->maxsize);
-}
-
-static PyObject *
 ring_wrote(RingObject *r, void *closure)
 {
     return PyBool_FromLong(r->wrote || r->pending);
@@ -809,21 +797,24 @@ static PyMethodDef ring_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+_Static_assert(sizeof(uint64_t) == sizeof(unsigned long long), "T_ULONGLONG reads a uint64_t");
+static PyMemberDef ring_members[] = {
+    {"capacity", T_ULONGLONG, offsetof(RingObject, cap), READONLY, NULL},
+    {"maxsize", T_ULONGLONG, offsetof(RingObject, maxsize), READONLY, NULL},
+    {NULL},
+};
+
 static PyGetSetDef ring_getset[] = {
-    {"capacity", (getter)ring_capacity, NULL, NULL, NULL},
-    {"maxsize", (getter)ring_maxsize, NULL, NULL, NULL},
     {"wrote", (getter)ring_wrote, NULL, "whether this process has put a message", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject Ring_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.Ring",
-    .tp_basicsize = sizeof(RingObject),
-    .tp_dealloc = (destructor)ring_dealloc,
+    GOMP_TYPE_HEAD("Ring", RingObject, ring_dealloc),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A queue's shared ring (see gomp/ring.go).",
     .tp_methods = ring_methods,
+    .tp_members = ring_members,
     .tp_getset = ring_getset,
 };
 

@@ -326,18 +326,6 @@ segment_wake(SegmentObject *self, PyObject *args)
 }
 
 static PyObject *
-segment_get_fd(SegmentObject *self, void *closure)
-{
-    return PyLong_FromLong(self->fd);
-}
-
-static PyObject *
-segment_get_size(SegmentObject *self, void *closure)
-{
-    return PyLong_FromSsize_t(self->size);
-}
-
-static PyObject *
 segment_get_address(SegmentObject *self, void *closure)
 {
     return PyLong_FromVoidPtr(self->addr);
@@ -363,24 +351,26 @@ static PyMethodDef segment_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef segment_members[] = {
+    {"fd", T_INT, offsetof(SegmentObject, fd), READONLY, "the memfd descriptor"},
+    {"size", T_PYSSIZET, offsetof(SegmentObject, size), READONLY, "size in bytes"},
+    {NULL},
+};
+
 static PyGetSetDef segment_getset[] = {
-    {"fd", (getter)segment_get_fd, NULL, "the memfd descriptor", NULL},
-    {"size", (getter)segment_get_size, NULL, "size in bytes", NULL},
     {"address", (getter)segment_get_address, NULL, "address of the mapping", NULL},
     {"closed", (getter)segment_get_closed, NULL, "whether it was closed", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject Segment_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.Segment",
-    .tp_basicsize = sizeof(SegmentObject),
-    .tp_dealloc = (destructor)segment_dealloc,
+    GOMP_TYPE_HEAD("Segment", SegmentObject, segment_dealloc),
     .tp_as_buffer = &segment_as_buffer,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Segment(size, name='segment'): shared memory in an anonymous memfd.",
     .tp_weaklistoffset = offsetof(SegmentObject, weakreflist),
     .tp_methods = segment_methods,
+    .tp_members = segment_members,
     .tp_getset = segment_getset,
     .tp_new = segment_new,
 };
@@ -391,7 +381,9 @@ typedef struct {
     PyObject_HEAD
     SegmentObject *segment;
     char *rec;
+    Py_ssize_t offset; /* rec's in segment */
     int kind;
+    unsigned int maxvalue; /* fixed when the record is made */
     int slot; /* semaphore: this process's holder slot, or -1 */
     long long next_recover;
 } SemLockObject;
@@ -435,6 +427,7 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(seg);
     self->segment = s;
     self->rec = s->addr + off;
+    self->offset = off;
     self->kind = kind;
     self->slot = -1;
     if (init) {
@@ -453,6 +446,10 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "the record is not of this kind");
         return NULL;
     }
+    if (kind != GOMP_RECORD_SEMAPHORE)
+        self->maxvalue = 1;
+    else
+        self->maxvalue = SEM(self)->max ? SEM(self)->max : 0x7fffffffu;
     return (PyObject *)self;
 }
 
@@ -908,34 +905,6 @@ semlock_is_zero(SemLockObject *self, PyObject *noargs)
     return PyBool_FromLong(zero);
 }
 
-static PyObject *
-semlock_get_kind(SemLockObject *self, void *closure)
-{
-    return PyLong_FromLong(self->kind);
-}
-
-static PyObject *
-semlock_get_maxvalue(SemLockObject *self, void *closure)
-{
-    if (self->kind != GOMP_RECORD_SEMAPHORE)
-        return PyLong_FromLong(1);
-    uint32_t m = SEM(self)->max;
-    return PyLong_FromUnsignedLong(m ? m : 0x7fffffffu);
-}
-
-static PyObject *
-semlock_get_segment(SemLockObject *self, void *closure)
-{
-    Py_INCREF(self->segment);
-    return (PyObject *)self->segment;
-}
-
-static PyObject *
-semlock_get_offset(SemLockObject *self, void *closure)
-{
-    return PyLong_FromSsize_t(self->rec - self->segment->addr);
-}
-
 static PyMethodDef semlock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))semlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(block=True, timeout=None) -> bool"},
@@ -952,24 +921,22 @@ static PyMethodDef semlock_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef semlock_getset[] = {
-    {"kind", (getter)semlock_get_kind, NULL, "0 Lock, 1 RLock, 2 Semaphore", NULL},
-    {"maxvalue", (getter)semlock_get_maxvalue, NULL, "the semaphore's bound", NULL},
-    {"_segment", (getter)semlock_get_segment, NULL, "the segment holding the record", NULL},
-    {"_offset", (getter)semlock_get_offset, NULL, "the record's offset in it", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+static PyMemberDef semlock_members[] = {
+    {"kind", T_INT, offsetof(SemLockObject, kind), READONLY, "0 Lock, 1 RLock, 2 Semaphore"},
+    {"maxvalue", T_UINT, offsetof(SemLockObject, maxvalue), READONLY, "the semaphore's bound"},
+    {"_segment", T_OBJECT, offsetof(SemLockObject, segment), READONLY,
+     "the segment holding the record"},
+    {"_offset", T_PYSSIZET, offsetof(SemLockObject, offset), READONLY, "the record's offset in it"},
+    {NULL},
 };
 
 static PyTypeObject SemLock_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.SemLock",
-    .tp_basicsize = sizeof(SemLockObject),
-    .tp_dealloc = (destructor)semlock_dealloc,
+    GOMP_TYPE_HEAD("SemLock", SemLockObject, semlock_dealloc),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "SemLock(segment, offset, kind, value=0, maxvalue=0, init=False): "
               "a Lock, RLock or Semaphore record in a shared segment.",
     .tp_methods = semlock_methods,
-    .tp_getset = semlock_getset,
+    .tp_members = semlock_members,
     .tp_new = semlock_new,
 };
 
