@@ -521,31 +521,33 @@ sem_took(SemLockObject *self)
         __atomic_fetch_add(&h->units, 1, __ATOMIC_SEQ_CST);
 }
 
-/* a unit came back: from our own tally if we hold any, else from some
- * holder's (a release by a process that did not take the unit, as when a
- * semaphore signals between processes) */
-static inline int
-dec_units(sem_holder *h)
+/* one off a shared count that never goes below 0: 1 taken, 0 it was 0;
+ * order is a successful take's memory order (a constant once inlined) */
+static inline __attribute__((always_inline)) int
+take_one(uint32_t *n, int order)
 {
-    uint32_t u = __atomic_load_n(&h->units, __ATOMIC_RELAXED);
-    while (u > 0) {
-        if (__atomic_compare_exchange_n(&h->units, &u, u - 1, 0, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_RELAXED))
+    uint32_t v = __atomic_load_n(n, __ATOMIC_RELAXED);
+    while (v > 0) {
+        if (__atomic_compare_exchange_n(n, &v, v - 1, 0, order, __ATOMIC_RELAXED))
             return 1;
     }
     return 0;
 }
 
+/* a unit came back: from our own tally if we hold any, else from some
+ * holder's (a release by a process that did not take the unit, as when a
+ * semaphore signals between processes) */
 static void
 sem_gave(SemLockObject *self)
 {
     sem_holder *mine = sem_my_slot(self, 0);
-    if (mine != NULL && dec_units(mine))
+    if (mine != NULL && take_one(&mine->units, __ATOMIC_SEQ_CST))
         return;
     sem_record *r = SEM(self);
     for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         uint32_t pid = __atomic_load_n(&r->holders[i].pid, __ATOMIC_RELAXED);
-        if (pid != 0 && pid != GOMP_SEM_SLOT_RECLAIMING && dec_units(&r->holders[i]))
+        if (pid != 0 && pid != GOMP_SEM_SLOT_RECLAIMING &&
+            take_one(&r->holders[i].units, __ATOMIC_SEQ_CST))
             return;
     }
 }
@@ -555,13 +557,7 @@ sem_gave(SemLockObject *self)
 static inline int
 sem_take(sem_record *r)
 {
-    uint32_t c = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
-    while (c > 0) {
-        if (__atomic_compare_exchange_n(&r->count, &c, c - 1, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            return 1;
-    }
-    return 0;
+    return take_one(&r->count, __ATOMIC_ACQUIRE);
 }
 
 static inline int
