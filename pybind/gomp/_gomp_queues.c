@@ -343,11 +343,9 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(owner);
         return res;
     }
-    if (gomp_usable() < 0) {
-        Py_DECREF(data);
-        Py_DECREF(owner);
-        return NULL;
-    }
+    PyObject *res = NULL;
+    if (gomp_usable() < 0)
+        goto done;
     if (r->tasks)
         task_add(r);
     int ok = 0;
@@ -374,18 +372,19 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         lock_release(pl);
     }
     if (ok) {
-        Py_DECREF(data);
-        Py_DECREF(owner);
-        Py_RETURN_NONE;
+        res = Py_None;
+        Py_INCREF(res);
+    } else {
+        /* no room now: into the backlog (counted when the feeder writes it;
+         * a bounded queue's slot is taken already) */
+        PyObject *k = PyLong_FromUnsignedLong(kind);
+        PyObject *a[3] = {owner, data, k};
+        res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
+        Py_XDECREF(k);
     }
-    /* no room now: into the backlog (counted when the feeder writes it;
-     * a bounded queue's slot is taken already) */
-    PyObject *k = PyLong_FromUnsignedLong(kind);
-    PyObject *a[3] = {owner, data, k};
-    PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
-    Py_XDECREF(k);
-    Py_DECREF(owner);
+done:
     Py_DECREF(data);
+    Py_DECREF(owner);
     return res;
 }
 
