@@ -9,14 +9,9 @@ import (
 )
 
 func TestFutexWaitTimesOut(t *testing.T) {
-	seg, err := NewSegment("test", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg.Close()
+	seg := newTestSegment(t, 4096)
 	start := time.Now()
-	err = FutexWait(seg.Word(0), 0, 20*time.Millisecond)
-	if err != unix.ETIMEDOUT {
+	if err := FutexWait(seg.Word(0), 0, 20*time.Millisecond); err != unix.ETIMEDOUT {
 		t.Fatalf("want ETIMEDOUT, got %v", err)
 	}
 	if d := time.Since(start); d < 15*time.Millisecond || d > time.Second {
@@ -25,11 +20,7 @@ func TestFutexWaitTimesOut(t *testing.T) {
 }
 
 func TestFutexWaitReturnsWhenValueDiffers(t *testing.T) {
-	seg, err := NewSegment("test", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg.Close()
+	seg := newTestSegment(t, 4096)
 	atomic.StoreUint32(seg.Word(4), 7)
 	if err := FutexWait(seg.Word(4), 6, time.Second); err != nil {
 		t.Fatalf("want immediate return, got %v", err)
@@ -38,16 +29,8 @@ func TestFutexWaitReturnsWhenValueDiffers(t *testing.T) {
 
 func TestFutexWakeAcrossMappings(t *testing.T) {
 	// two mappings of one memfd stand for two processes
-	a, err := NewSegment("test", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	fd, err := unix.Dup(a.FD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := MapSegment(fd)
+	a := newTestSegment(t, 4096)
+	b, err := MapSegment(dupFD(t, a.FD))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,12 +65,7 @@ func TestProcessDead(t *testing.T) {
 }
 
 func newHolder(t *testing.T) *Holder {
-	seg, err := NewSegment("test", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seg.Close() })
-	return HolderAt(unsafe.Pointer(&seg.Mem[0]))
+	return HolderAt(unsafe.Pointer(&newTestSegment(t, 4096).Mem[0]))
 }
 
 func TestHolderWithRecycledPidIsDead(t *testing.T) {
@@ -118,11 +113,7 @@ func TestHolderDiedBeforeRecordingIsDead(t *testing.T) {
 }
 
 func TestRingLockOfRecycledPidIsTakenOver(t *testing.T) {
-	r, err := NewRing(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newTestRing(t, 0, 0)
 	pid, start := liveChild(t)
 	for _, off := range []int{RingOffPLock, RingOffCLock} {
 		l := r.Lock(off)

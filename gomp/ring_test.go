@@ -5,27 +5,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestRingCreateAndMap(t *testing.T) {
-	r, err := NewRing(1000, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newTestRing(t, 1000, 5)
 	if r.Capacity() < 65536 || r.Capacity()%uint64(os.Getpagesize()) != 0 {
 		t.Fatalf("capacity %d", r.Capacity())
 	}
 	if r.Load64(RingOffMaxsize) != 5 {
 		t.Fatalf("maxsize %d", r.Load64(RingOffMaxsize))
 	}
-	fd, err := unix.Dup(r.Seg.FD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := MapRing(fd)
+	m, err := MapRing(dupFD(t, r.Seg.FD))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +27,8 @@ func TestRingCreateAndMap(t *testing.T) {
 }
 
 func TestMapRingRejectsOtherSegments(t *testing.T) {
-	seg, err := NewSegment("other", 8192)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Dup(seg.FD)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seg := newTestSegment(t, 8192)
+	fd := dupFD(t, seg.FD)
 	seg.Close()
 	if _, err := MapRing(fd); err == nil {
 		t.Fatal("mapped a segment that is not a ring")
@@ -52,11 +36,7 @@ func TestMapRingRejectsOtherSegments(t *testing.T) {
 }
 
 func TestRingWaitWake(t *testing.T) {
-	r, err := NewRing(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newTestRing(t, 0, 0)
 	ok, err := r.Wait(RingOffTail, 0, 10*time.Millisecond)
 	if ok || err != nil {
 		t.Fatalf("want a timeout, got %v %v", ok, err)

@@ -19,12 +19,7 @@ func deadPid(t *testing.T) uint32 {
 }
 
 func newRecord(t *testing.T) unsafe.Pointer {
-	seg, err := NewSegment("test", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seg.Close() })
-	return unsafe.Pointer(&seg.Mem[0])
+	return unsafe.Pointer(&newTestSegment(t, 4096).Mem[0])
 }
 
 // held makes the lock held by pid, as C takes it (liveness.go's steps 1-2).

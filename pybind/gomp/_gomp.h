@@ -11,6 +11,8 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+/* PyMemberDef's T_* types and READONLY (Python.h has them only from 3.12) */
+#include <structmember.h>
 #include <sched.h>
 #include <stdint.h>
 
@@ -42,8 +44,30 @@ typedef struct {
  * loaded or this process was forked after it was. */
 int gomp_usable(void);
 
+/* The first fields of a type of the extension: its name (in gomp._gomp),
+ * the struct of its objects and its tp_dealloc. */
+#define GOMP_TYPE_HEAD(name, object, dealloc)                                                      \
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gomp._gomp." name,                                  \
+    .tp_basicsize = sizeof(object), .tp_dealloc = (destructor)(dealloc)
+
 /* Raise OSError for a negative errno returned by the Go core. */
 PyObject *gomp_errno_error(int negerr);
+
+/* The Python result of a call that returns a negative errno on failure:
+ * OSError then, else None or the result as an int. */
+static inline PyObject *
+gomp_none_or_errno(int rc)
+{
+    if (rc < 0)
+        return gomp_errno_error(rc);
+    Py_RETURN_NONE;
+}
+
+static inline PyObject *
+gomp_long_or_errno(int rc)
+{
+    return rc < 0 ? gomp_errno_error(rc) : PyLong_FromLong(rc);
+}
 
 /* Parse a Python timeout: None -> -1 (forever), seconds -> nanoseconds;
  * negative values count as 0 as in the stdlib. */
@@ -86,6 +110,10 @@ int gomp_parse_wait_args(PyObject *args, int *i, long long *ns);
 /* gomp_wait_sliced as a Python result: True when done, False on timeout,
  * NULL with an exception set. */
 PyObject *gomp_wait_bool(gomp_wait_step step, void *arg, long long timeout_ns);
+
+/* A whole Python wait on a descriptor or a handle, f(i, timeout=None) ->
+ * bool: gomp_parse_wait_args, then gomp_wait_bool of step with &i. */
+PyObject *gomp_wait_on_int(PyObject *args, gomp_wait_step step);
 
 /* The (block=True, timeout=None) arguments of a vectorcall (get, acquire):
  * alias is another name for block ("blocking"), or NULL. *timeout is NULL

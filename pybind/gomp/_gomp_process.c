@@ -102,13 +102,10 @@ process_reap(PyObject *self, PyObject *args)
 static PyObject *
 process_signal(PyObject *self, PyObject *args)
 {
-    int pidfd, sig, rc;
+    int pidfd, sig;
     if (!PyArg_ParseTuple(args, "ii", &pidfd, &sig) || gomp_usable() < 0)
         return NULL;
-    rc = go.GompSignal(pidfd, sig);
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    Py_RETURN_NONE;
+    return gomp_none_or_errno(go.GompSignal(pidfd, sig));
 }
 
 static int
@@ -120,11 +117,7 @@ readable_step(void *arg, long long slice_ns)
 static PyObject *
 process_wait_readable(PyObject *self, PyObject *args)
 {
-    int fd;
-    long long ns;
-    if (gomp_parse_wait_args(args, &fd, &ns) < 0)
-        return NULL;
-    return gomp_wait_bool(readable_step, &fd, ns);
+    return gomp_wait_on_int(args, readable_step);
 }
 
 /* fork_as_sibling(): fork, except that the child's parent is our parent

@@ -343,11 +343,9 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_DECREF(owner);
         return res;
     }
-    if (gomp_usable() < 0) {
-        Py_DECREF(data);
-        Py_DECREF(owner);
-        return NULL;
-    }
+    PyObject *res = NULL;
+    if (gomp_usable() < 0)
+        goto done;
     if (r->tasks)
         task_add(r);
     int ok = 0;
@@ -374,18 +372,19 @@ ring_put_obj(RingObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         lock_release(pl);
     }
     if (ok) {
-        Py_DECREF(data);
-        Py_DECREF(owner);
-        Py_RETURN_NONE;
+        res = Py_None;
+        Py_INCREF(res);
+    } else {
+        /* no room now: into the backlog (counted when the feeder writes it;
+         * a bounded queue's slot is taken already) */
+        PyObject *k = PyLong_FromUnsignedLong(kind);
+        PyObject *a[3] = {owner, data, k};
+        res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
+        Py_XDECREF(k);
     }
-    /* no room now: into the backlog (counted when the feeder writes it;
-     * a bounded queue's slot is taken already) */
-    PyObject *k = PyLong_FromUnsignedLong(kind);
-    PyObject *a[3] = {owner, data, k};
-    PyObject *res = k ? PyObject_Vectorcall(r->backlog, a, 3, NULL) : NULL;
-    Py_XDECREF(k);
-    Py_DECREF(owner);
+done:
     Py_DECREF(data);
+    Py_DECREF(owner);
     return res;
 }
 
@@ -735,18 +734,6 @@ ring_debug_state(RingObject *r, PyObject *noargs)
 }
 
 static PyObject *
-ring_capacity(RingObject *r, void *closure)
-{
-    return PyLong_FromUnsignedLongLong(r->cap);
-}
-
-static PyObject *
-ring_maxsize(RingObject *r, void *closure)
-{
-    return PyLong_FromUnsignedLongLong(r->maxsize);
-}
-
-static PyObject *
 ring_wrote(RingObject *r, void *closure)
 {
     return PyBool_FromLong(r->wrote || r->pending);
@@ -809,21 +796,24 @@ static PyMethodDef ring_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+_Static_assert(sizeof(uint64_t) == sizeof(unsigned long long), "T_ULONGLONG reads a uint64_t");
+static PyMemberDef ring_members[] = {
+    {"capacity", T_ULONGLONG, offsetof(RingObject, cap), READONLY, NULL},
+    {"maxsize", T_ULONGLONG, offsetof(RingObject, maxsize), READONLY, NULL},
+    {NULL},
+};
+
 static PyGetSetDef ring_getset[] = {
-    {"capacity", (getter)ring_capacity, NULL, NULL, NULL},
-    {"maxsize", (getter)ring_maxsize, NULL, NULL, NULL},
     {"wrote", (getter)ring_wrote, NULL, "whether this process has put a message", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject Ring_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.Ring",
-    .tp_basicsize = sizeof(RingObject),
-    .tp_dealloc = (destructor)ring_dealloc,
+    GOMP_TYPE_HEAD("Ring", RingObject, ring_dealloc),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A queue's shared ring (see gomp/ring.go).",
     .tp_methods = ring_methods,
+    .tp_members = ring_members,
     .tp_getset = ring_getset,
 };
 
@@ -946,9 +936,8 @@ queues_ring_unwatch(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     rc = go.GompRingUnwatch(handle);
     Py_END_ALLOW_THREADS
-    if (rc < 0 && rc != -EINVAL) /* EINVAL: stopped already, with its ring */
-        return gomp_errno_error(rc);
-    Py_RETURN_NONE;
+    /* EINVAL: stopped already, with its ring */
+    return gomp_none_or_errno(rc == -EINVAL ? 0 : rc);
 }
 
 PyMethodDef gomp_queues_methods[] = {

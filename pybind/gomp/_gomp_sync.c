@@ -219,72 +219,71 @@ static PyBufferProcs segment_as_buffer = {
     (releasebufferproc)segment_releasebuffer,
 };
 
-/* the 32-bit word at byte offset off */
-static uint32_t *
-segment_word(SegmentObject *self, Py_ssize_t off)
+/* A word argument of the methods below: a byte offset in seg, read as the
+ * 32-bit word there by the PyArg "O&" converter segment_word. */
+typedef struct {
+    SegmentObject *seg; /* set by the caller */
+    uint32_t *word;
+} segment_word_arg;
+
+static int
+segment_word(PyObject *obj, void *p)
 {
-    if (self->addr == NULL) {
+    segment_word_arg *a = p;
+    Py_ssize_t off = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (off == -1 && PyErr_Occurred())
+        return 0;
+    if (a->seg->addr == NULL) {
         PyErr_SetString(PyExc_ValueError, "segment is closed");
-        return NULL;
+        return 0;
     }
-    if (off < 0 || off % 4 != 0 || off + 4 > self->size) {
+    if (off < 0 || off % 4 != 0 || off + 4 > a->seg->size) {
         PyErr_Format(PyExc_ValueError, "bad word offset %zd", off);
-        return NULL;
+        return 0;
     }
-    return (uint32_t *)(self->addr + off);
+    a->word = (uint32_t *)(a->seg->addr + off);
+    return 1;
 }
 
 static PyObject *
 segment_load(SegmentObject *self, PyObject *arg)
 {
-    Py_ssize_t off = PyLong_AsSsize_t(arg);
-    if (off == -1 && PyErr_Occurred())
+    segment_word_arg w = {self};
+    if (!segment_word(arg, &w))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    return PyLong_FromUnsignedLong(__atomic_load_n(w, __ATOMIC_SEQ_CST));
+    return PyLong_FromUnsignedLong(__atomic_load_n(w.word, __ATOMIC_SEQ_CST));
 }
 
 static PyObject *
 segment_store(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long v;
-    if (!PyArg_ParseTuple(args, "nk", &off, &v))
+    if (!PyArg_ParseTuple(args, "O&k", segment_word, &w, &v))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    __atomic_store_n(w, (uint32_t)v, __ATOMIC_SEQ_CST);
+    __atomic_store_n(w.word, (uint32_t)v, __ATOMIC_SEQ_CST);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 segment_add(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     long delta;
-    if (!PyArg_ParseTuple(args, "nl", &off, &delta))
+    if (!PyArg_ParseTuple(args, "O&l", segment_word, &w, &delta))
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    return PyLong_FromUnsignedLong(__atomic_fetch_add(w, (uint32_t)delta, __ATOMIC_SEQ_CST));
+    return PyLong_FromUnsignedLong(__atomic_fetch_add(w.word, (uint32_t)delta, __ATOMIC_SEQ_CST));
 }
 
 static PyObject *
 segment_cas(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long expected, desired;
-    if (!PyArg_ParseTuple(args, "nkk", &off, &expected, &desired))
-        return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
+    if (!PyArg_ParseTuple(args, "O&kk", segment_word, &w, &expected, &desired))
         return NULL;
     uint32_t e = (uint32_t)expected;
-    return PyBool_FromLong(__atomic_compare_exchange_n(w, &e, (uint32_t)desired, 0,
+    return PyBool_FromLong(__atomic_compare_exchange_n(w.word, &e, (uint32_t)desired, 0,
                                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
 }
 
@@ -305,45 +304,25 @@ word_wait_step(void *p, long long slice_ns)
 static PyObject *
 segment_wait(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     unsigned long val;
     PyObject *timeout = Py_None;
     long long ns;
-    if (!PyArg_ParseTuple(args, "nk|O", &off, &val, &timeout) ||
+    if (!PyArg_ParseTuple(args, "O&k|O", segment_word, &w, &val, &timeout) ||
         gomp_parse_timeout(timeout, &ns) < 0 || gomp_usable() < 0)
         return NULL;
-    word_wait_arg a = {segment_word(self, off), (uint32_t)val};
-    if (a.word == NULL)
-        return NULL;
+    word_wait_arg a = {w.word, (uint32_t)val};
     return gomp_wait_bool(word_wait_step, &a, ns);
 }
 
 static PyObject *
 segment_wake(SegmentObject *self, PyObject *args)
 {
-    Py_ssize_t off;
+    segment_word_arg w = {self};
     int n = INT32_MAX;
-    if (!PyArg_ParseTuple(args, "n|i", &off, &n) || gomp_usable() < 0)
+    if (!PyArg_ParseTuple(args, "O&|i", segment_word, &w, &n) || gomp_usable() < 0)
         return NULL;
-    uint32_t *w = segment_word(self, off);
-    if (w == NULL)
-        return NULL;
-    int rc = gomp_futex_wake(w, n);
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    return PyLong_FromLong(rc);
-}
-
-static PyObject *
-segment_get_fd(SegmentObject *self, void *closure)
-{
-    return PyLong_FromLong(self->fd);
-}
-
-static PyObject *
-segment_get_size(SegmentObject *self, void *closure)
-{
-    return PyLong_FromSsize_t(self->size);
+    return gomp_long_or_errno(gomp_futex_wake(w.word, n));
 }
 
 static PyObject *
@@ -372,24 +351,26 @@ static PyMethodDef segment_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef segment_members[] = {
+    {"fd", T_INT, offsetof(SegmentObject, fd), READONLY, "the memfd descriptor"},
+    {"size", T_PYSSIZET, offsetof(SegmentObject, size), READONLY, "size in bytes"},
+    {NULL},
+};
+
 static PyGetSetDef segment_getset[] = {
-    {"fd", (getter)segment_get_fd, NULL, "the memfd descriptor", NULL},
-    {"size", (getter)segment_get_size, NULL, "size in bytes", NULL},
     {"address", (getter)segment_get_address, NULL, "address of the mapping", NULL},
     {"closed", (getter)segment_get_closed, NULL, "whether it was closed", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject Segment_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.Segment",
-    .tp_basicsize = sizeof(SegmentObject),
-    .tp_dealloc = (destructor)segment_dealloc,
+    GOMP_TYPE_HEAD("Segment", SegmentObject, segment_dealloc),
     .tp_as_buffer = &segment_as_buffer,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Segment(size, name='segment'): shared memory in an anonymous memfd.",
     .tp_weaklistoffset = offsetof(SegmentObject, weakreflist),
     .tp_methods = segment_methods,
+    .tp_members = segment_members,
     .tp_getset = segment_getset,
     .tp_new = segment_new,
 };
@@ -400,7 +381,9 @@ typedef struct {
     PyObject_HEAD
     SegmentObject *segment;
     char *rec;
+    Py_ssize_t offset; /* rec's in segment */
     int kind;
+    unsigned int maxvalue; /* fixed when the record is made */
     int slot; /* semaphore: this process's holder slot, or -1 */
     long long next_recover;
 } SemLockObject;
@@ -444,6 +427,7 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(seg);
     self->segment = s;
     self->rec = s->addr + off;
+    self->offset = off;
     self->kind = kind;
     self->slot = -1;
     if (init) {
@@ -462,6 +446,10 @@ semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "the record is not of this kind");
         return NULL;
     }
+    if (kind != GOMP_RECORD_SEMAPHORE)
+        self->maxvalue = 1;
+    else
+        self->maxvalue = SEM(self)->max ? SEM(self)->max : 0x7fffffffu;
     return (PyObject *)self;
 }
 
@@ -533,31 +521,33 @@ sem_took(SemLockObject *self)
         __atomic_fetch_add(&h->units, 1, __ATOMIC_SEQ_CST);
 }
 
-/* a unit came back: from our own tally if we hold any, else from some
- * holder's (a release by a process that did not take the unit, as when a
- * semaphore signals between processes) */
-static inline int
-dec_units(sem_holder *h)
+/* one off a shared count that never goes below 0: 1 taken, 0 it was 0;
+ * order is a successful take's memory order (a constant once inlined) */
+static inline __attribute__((always_inline)) int
+take_one(uint32_t *n, int order)
 {
-    uint32_t u = __atomic_load_n(&h->units, __ATOMIC_RELAXED);
-    while (u > 0) {
-        if (__atomic_compare_exchange_n(&h->units, &u, u - 1, 0, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_RELAXED))
+    uint32_t v = __atomic_load_n(n, __ATOMIC_RELAXED);
+    while (v > 0) {
+        if (__atomic_compare_exchange_n(n, &v, v - 1, 0, order, __ATOMIC_RELAXED))
             return 1;
     }
     return 0;
 }
 
+/* a unit came back: from our own tally if we hold any, else from some
+ * holder's (a release by a process that did not take the unit, as when a
+ * semaphore signals between processes) */
 static void
 sem_gave(SemLockObject *self)
 {
     sem_holder *mine = sem_my_slot(self, 0);
-    if (mine != NULL && dec_units(mine))
+    if (mine != NULL && take_one(&mine->units, __ATOMIC_SEQ_CST))
         return;
     sem_record *r = SEM(self);
     for (int i = 0; i < GOMP_SEM_SLOTS; i++) {
         uint32_t pid = __atomic_load_n(&r->holders[i].pid, __ATOMIC_RELAXED);
-        if (pid != 0 && pid != GOMP_SEM_SLOT_RECLAIMING && dec_units(&r->holders[i]))
+        if (pid != 0 && pid != GOMP_SEM_SLOT_RECLAIMING &&
+            take_one(&r->holders[i].units, __ATOMIC_SEQ_CST))
             return;
     }
 }
@@ -567,13 +557,7 @@ sem_gave(SemLockObject *self)
 static inline int
 sem_take(sem_record *r)
 {
-    uint32_t c = __atomic_load_n(&r->count, __ATOMIC_RELAXED);
-    while (c > 0) {
-        if (__atomic_compare_exchange_n(&r->count, &c, c - 1, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            return 1;
-    }
-    return 0;
+    return take_one(&r->count, __ATOMIC_ACQUIRE);
 }
 
 static inline int
@@ -917,34 +901,6 @@ semlock_is_zero(SemLockObject *self, PyObject *noargs)
     return PyBool_FromLong(zero);
 }
 
-static PyObject *
-semlock_get_kind(SemLockObject *self, void *closure)
-{
-    return PyLong_FromLong(self->kind);
-}
-
-static PyObject *
-semlock_get_maxvalue(SemLockObject *self, void *closure)
-{
-    if (self->kind != GOMP_RECORD_SEMAPHORE)
-        return PyLong_FromLong(1);
-    uint32_t m = SEM(self)->max;
-    return PyLong_FromUnsignedLong(m ? m : 0x7fffffffu);
-}
-
-static PyObject *
-semlock_get_segment(SemLockObject *self, void *closure)
-{
-    Py_INCREF(self->segment);
-    return (PyObject *)self->segment;
-}
-
-static PyObject *
-semlock_get_offset(SemLockObject *self, void *closure)
-{
-    return PyLong_FromSsize_t(self->rec - self->segment->addr);
-}
-
 static PyMethodDef semlock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))semlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(block=True, timeout=None) -> bool"},
@@ -961,24 +917,22 @@ static PyMethodDef semlock_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef semlock_getset[] = {
-    {"kind", (getter)semlock_get_kind, NULL, "0 Lock, 1 RLock, 2 Semaphore", NULL},
-    {"maxvalue", (getter)semlock_get_maxvalue, NULL, "the semaphore's bound", NULL},
-    {"_segment", (getter)semlock_get_segment, NULL, "the segment holding the record", NULL},
-    {"_offset", (getter)semlock_get_offset, NULL, "the record's offset in it", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+static PyMemberDef semlock_members[] = {
+    {"kind", T_INT, offsetof(SemLockObject, kind), READONLY, "0 Lock, 1 RLock, 2 Semaphore"},
+    {"maxvalue", T_UINT, offsetof(SemLockObject, maxvalue), READONLY, "the semaphore's bound"},
+    {"_segment", T_OBJECT, offsetof(SemLockObject, segment), READONLY,
+     "the segment holding the record"},
+    {"_offset", T_PYSSIZET, offsetof(SemLockObject, offset), READONLY, "the record's offset in it"},
+    {NULL},
 };
 
 static PyTypeObject SemLock_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gomp._gomp.SemLock",
-    .tp_basicsize = sizeof(SemLockObject),
-    .tp_dealloc = (destructor)semlock_dealloc,
+    GOMP_TYPE_HEAD("SemLock", SemLockObject, semlock_dealloc),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "SemLock(segment, offset, kind, value=0, maxvalue=0, init=False): "
               "a Lock, RLock or Semaphore record in a shared segment.",
     .tp_methods = semlock_methods,
-    .tp_getset = semlock_getset,
+    .tp_members = semlock_members,
     .tp_new = semlock_new,
 };
 

@@ -196,6 +196,16 @@ gomp_wait_bool(gomp_wait_step step, void *arg, long long timeout_ns)
     return PyBool_FromLong(rc > 0);
 }
 
+PyObject *
+gomp_wait_on_int(PyObject *args, gomp_wait_step step)
+{
+    int i;
+    long long ns;
+    if (gomp_parse_wait_args(args, &i, &ns) < 0)
+        return NULL;
+    return gomp_wait_bool(step, &i, ns);
+}
+
 static PyObject *
 core_load(PyObject *self, PyObject *args)
 {
