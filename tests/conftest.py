@@ -2,8 +2,13 @@
 ``mp`` runs a test of the stdlib's contract on gomp and on the stdlib."""
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.managers
+import multiprocessing.pool
+import multiprocessing.shared_memory
+import multiprocessing.sharedctypes
 import os
 import sys
 
@@ -15,7 +20,8 @@ if HERE not in sys.path:
 
 # the stdlib's own modules, bound before any test may install gomp in their place
 STDLIB = multiprocessing.get_context("spawn")
-STDLIB_CONNECTION = multiprocessing.connection
+STDLIB_MODULES = {name: sys.modules["multiprocessing." + name]
+                  for name in ("connection", "managers", "pool", "shared_memory", "sharedctypes")}
 
 
 # what the mp fixture runs a test on; a test module may add others of
@@ -42,13 +48,42 @@ def mp(request):
     return gomp.get_context(request.param.split("-", 1)[1])  # "gomp-forkserver"
 
 
+def submodule(mp, name: str):
+    """mp's module of that name: multiprocessing.<name> for the stdlib,
+    gomp.<name> for gomp."""
+    if mp is STDLIB:
+        return STDLIB_MODULES[name]
+    return importlib.import_module("gomp." + name)
+
+
 @pytest.fixture
 def mp_connection(mp):
     """mp's connection module (wait, Connection, Listener, Client)."""
-    if mp is STDLIB:
-        return STDLIB_CONNECTION
-    import gomp.connection
-    return gomp.connection
+    return submodule(mp, "connection")
+
+
+@pytest.fixture
+def mp_pool(mp):
+    """mp's pool module (ThreadPool, MaybeEncodingError, the states...)."""
+    return submodule(mp, "pool")
+
+
+@pytest.fixture
+def mp_managers(mp):
+    """mp's managers module (SyncManager, BaseProxy, RemoteError...)."""
+    return submodule(mp, "managers")
+
+
+@pytest.fixture
+def mp_shared_memory(mp):
+    """mp's shared_memory module (SharedMemory, ShareableList)."""
+    return submodule(mp, "shared_memory")
+
+
+@pytest.fixture
+def mp_sharedctypes(mp):
+    """mp's sharedctypes module (synchronized, copy...)."""
+    return submodule(mp, "sharedctypes")
 
 
 @pytest.fixture(autouse=True)
