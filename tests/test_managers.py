@@ -1,6 +1,6 @@
 """gomp.Manager() and SyncManager: the stdlib's registry and semantics. The
 tests taking ``mp`` (or ``manager``) run on gomp and on the stdlib's spawn
-context."""
+context, those marked gomp_extension on gomp alone."""
 from __future__ import annotations
 
 import array
@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-import gomp
-import gomp.managers
 import _managers_targets as T
 
 
@@ -57,14 +55,13 @@ def test_missing_key_raises_keyerror(manager):
 
 
 @pytest.mark.gomp_extension
-def test_missing_key_raises_keyerror_with_remote_traceback():
+def test_missing_key_raises_keyerror_with_remote_traceback(manager, mp_managers):
     # the stdlib's server sends the exception alone, without its traceback
-    with gomp.Manager() as manager:
-        d = manager.dict()
-        with pytest.raises(KeyError) as info:
-            d["nope"]
+    d = manager.dict()
+    with pytest.raises(KeyError) as info:
+        d["nope"]
     cause = info.value.__cause__
-    assert isinstance(cause, gomp.managers.RemoteTraceback)
+    assert isinstance(cause, mp_managers.RemoteTraceback)
     assert "KeyError" in str(cause) and "Traceback" in str(cause)
 
 
@@ -350,17 +347,16 @@ def test_context_manager_and_shutdown(mp, mp_managers):
 
 @pytest.mark.gomp_extension
 @pytest.mark.timeout(30)
-def test_proxy_returned_by_a_method_in_child():
+def test_proxy_returned_by_a_method_in_child(manager, mp):
     # the stdlib's proxy unpickled in a child has no manager, so it cannot
     # make the proxy a method returns (AttributeError: no '_registry')
-    with gomp.Manager() as manager:
-        d = manager.dict(a=1, b=2)
-        out = manager.list()
-        p = gomp.Process(target=T.iterate_dict, args=(d, out))
-        p.start()
-        p.join(10)
-        assert p.exitcode == 0
-        assert list(out) == ["a", "b"]
+    d = manager.dict(a=1, b=2)
+    out = manager.list()
+    p = mp.Process(target=T.iterate_dict, args=(d, out))
+    p.start()
+    p.join(10)
+    assert p.exitcode == 0
+    assert list(out) == ["a", "b"]
 
 
 @pytest.mark.timeout(60)
