@@ -58,34 +58,19 @@ def submodule(mp, name: str):
     return importlib.import_module("gomp." + name)
 
 
-@pytest.fixture
-def mp_connection(mp):
-    """mp's connection module (wait, Connection, Listener, Client)."""
-    return submodule(mp, "connection")
+def _submodule_fixture(name: str):
+    """A fixture mp_<name>: mp's module of that name."""
+    def fixture(mp):
+        return submodule(mp, name)
+    fixture.__doc__ = f"mp's {name} module (multiprocessing.{name} or gomp.{name})."
+    return pytest.fixture(name="mp_" + name)(fixture)
 
 
-@pytest.fixture
-def mp_pool(mp):
-    """mp's pool module (ThreadPool, MaybeEncodingError, the states...)."""
-    return submodule(mp, "pool")
-
-
-@pytest.fixture
-def mp_managers(mp):
-    """mp's managers module (SyncManager, BaseProxy, RemoteError...)."""
-    return submodule(mp, "managers")
-
-
-@pytest.fixture
-def mp_shared_memory(mp):
-    """mp's shared_memory module (SharedMemory, ShareableList)."""
-    return submodule(mp, "shared_memory")
-
-
-@pytest.fixture
-def mp_sharedctypes(mp):
-    """mp's sharedctypes module (synchronized, copy...)."""
-    return submodule(mp, "sharedctypes")
+mp_connection = _submodule_fixture("connection")  # wait, Connection, Listener, Client
+mp_managers = _submodule_fixture("managers")  # SyncManager, BaseProxy, RemoteError...
+mp_pool = _submodule_fixture("pool")  # ThreadPool, MaybeEncodingError, the states...
+mp_shared_memory = _submodule_fixture("shared_memory")  # SharedMemory, ShareableList
+mp_sharedctypes = _submodule_fixture("sharedctypes")  # synchronized, copy...
 
 
 @pytest.fixture(autouse=True)
