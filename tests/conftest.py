@@ -2,8 +2,13 @@
 ``mp`` runs a test of the stdlib's contract on gomp and on the stdlib."""
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.managers
+import multiprocessing.pool
+import multiprocessing.shared_memory
+import multiprocessing.sharedctypes
 import os
 import sys
 
@@ -15,7 +20,8 @@ if HERE not in sys.path:
 
 # the stdlib's own modules, bound before any test may install gomp in their place
 STDLIB = multiprocessing.get_context("spawn")
-STDLIB_CONNECTION = multiprocessing.connection
+STDLIB_MODULES = {name: sys.modules["multiprocessing." + name]
+                  for name in ("connection", "managers", "pool", "shared_memory", "sharedctypes")}
 
 
 # what the mp fixture runs a test on; a test module may add others of
@@ -24,7 +30,7 @@ MP = ["gomp", "stdlib-spawn"]
 
 
 def pytest_generate_tests(metafunc):
-    if "mp" in metafunc.fixturenames:
+    if "mp" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("gomp_extension"):
         metafunc.parametrize("mp", MP + getattr(metafunc.module, "MP_ALSO", []), indirect=True)
 
 
@@ -33,22 +39,38 @@ def mp(request):
     """What a test of the stdlib's contract runs on: gomp, and the stdlib's
     spawn context, one test body for both (so its targets must be
     importable: they live in the tests' _*_targets modules). What only
-    gomp does is tested on gomp alone, marked gomp_extension."""
-    if request.param == "stdlib-spawn":
+    gomp does is tested on gomp alone, marked gomp_extension: there mp
+    (and what a fixture makes of it) is gomp."""
+    param = getattr(request, "param", "gomp")
+    if param == "stdlib-spawn":
         return STDLIB
     import gomp
-    if request.param == "gomp":
+    if param == "gomp":
         return gomp
-    return gomp.get_context(request.param.split("-", 1)[1])  # "gomp-forkserver"
+    return gomp.get_context(param.split("-", 1)[1])  # "gomp-forkserver"
 
 
-@pytest.fixture
-def mp_connection(mp):
-    """mp's connection module (wait, Connection, Listener, Client)."""
+def submodule(mp, name: str):
+    """mp's module of that name: multiprocessing.<name> for the stdlib,
+    gomp.<name> for gomp."""
     if mp is STDLIB:
-        return STDLIB_CONNECTION
-    import gomp.connection
-    return gomp.connection
+        return STDLIB_MODULES[name]
+    return importlib.import_module("gomp." + name)
+
+
+def _submodule_fixture(name: str):
+    """A fixture mp_<name>: mp's module of that name."""
+    def fixture(mp):
+        return submodule(mp, name)
+    fixture.__doc__ = f"mp's {name} module (multiprocessing.{name} or gomp.{name})."
+    return pytest.fixture(name="mp_" + name)(fixture)
+
+
+mp_connection = _submodule_fixture("connection")  # wait, Connection, Listener, Client
+mp_managers = _submodule_fixture("managers")  # SyncManager, BaseProxy, RemoteError...
+mp_pool = _submodule_fixture("pool")  # ThreadPool, MaybeEncodingError, the states...
+mp_shared_memory = _submodule_fixture("shared_memory")  # SharedMemory, ShareableList
+mp_sharedctypes = _submodule_fixture("sharedctypes")  # synchronized, copy...
 
 
 @pytest.fixture(autouse=True)

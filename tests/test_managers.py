@@ -1,4 +1,6 @@
-"""gomp.Manager() and SyncManager: the stdlib's registry and semantics."""
+"""gomp.Manager() and SyncManager: the stdlib's registry and semantics. The
+tests taking ``mp`` (or ``manager``) run on gomp and on the stdlib's spawn
+context, those marked gomp_extension on gomp alone."""
 from __future__ import annotations
 
 import array
@@ -9,22 +11,19 @@ import time
 
 import pytest
 
-import gomp
-from gomp import managers
-
 import _managers_targets as T
 
 
 @pytest.fixture
-def manager():
+def manager(mp):
     # one per test: the shared fixture kills whatever children a test leaves
-    m = gomp.Manager()
+    m = mp.Manager()
     yield m
     m.shutdown()
 
 
-def test_manager_is_started_syncmanager(manager):
-    assert isinstance(manager, managers.SyncManager)
+def test_manager_is_started_syncmanager(manager, mp_managers):
+    assert isinstance(manager, mp_managers.SyncManager)
     assert manager._process.is_alive()
     assert manager.address is not None
 
@@ -48,12 +47,21 @@ def test_dict(manager):
     assert len(d) == 0
 
 
-def test_missing_key_raises_keyerror_with_remote_traceback(manager):
+def test_missing_key_raises_keyerror(manager):
+    d = manager.dict()
+    with pytest.raises(KeyError, match="nope"):
+        d["nope"]
+    assert len(d) == 0
+
+
+@pytest.mark.gomp_extension
+def test_missing_key_raises_keyerror_with_remote_traceback(manager, mp_managers):
+    # the stdlib's server sends the exception alone, without its traceback
     d = manager.dict()
     with pytest.raises(KeyError) as info:
         d["nope"]
     cause = info.value.__cause__
-    assert isinstance(cause, managers.RemoteTraceback)
+    assert isinstance(cause, mp_managers.RemoteTraceback)
     assert "KeyError" in str(cause) and "Traceback" in str(cause)
 
 
@@ -118,10 +126,10 @@ def test_queue(manager):
 
 
 @pytest.mark.timeout(30)
-def test_joinable_queue_with_child(manager):
+def test_joinable_queue_with_child(manager, mp):
     q = manager.JoinableQueue()
     out = manager.list()
-    p = gomp.Process(target=T.consume_joinable, args=(q, out))
+    p = mp.Process(target=T.consume_joinable, args=(q, out))
     p.start()
     for i in range(5):
         q.put(i)
@@ -196,11 +204,11 @@ def test_condition_and_event(manager):
 
 
 @pytest.mark.timeout(30)
-def test_barrier_across_processes(manager):
+def test_barrier_across_processes(manager, mp):
     barrier = manager.Barrier(3)
     assert barrier.parties == 3 and barrier.n_waiting == 0 and not barrier.broken
     results = manager.list()
-    procs = [gomp.Process(target=T.wait_barrier, args=(barrier, results)) for _ in range(2)]
+    procs = [mp.Process(target=T.wait_barrier, args=(barrier, results)) for _ in range(2)]
     for p in procs:
         p.start()
     results.append(barrier.wait(10))
@@ -215,7 +223,7 @@ def test_barrier_across_processes(manager):
 
 
 @pytest.mark.timeout(30)
-def test_proxies_as_process_arguments(manager):
+def test_proxies_as_process_arguments(manager, mp):
     d = manager.dict()
     lst = manager.list()
     q = manager.Queue()
@@ -223,11 +231,11 @@ def test_proxies_as_process_arguments(manager):
     lock = manager.Lock()
     v = manager.Value("i", 0)
     procs = [
-        gomp.Process(target=T.fill_dict, args=(d, 10)),
-        gomp.Process(target=T.append_to_list, args=(lst, range(5))),
-        gomp.Process(target=T.put_items, args=(q, ["a", "b"])),
-        gomp.Process(target=T.set_namespace, args=(ns,)),
-    ] + [gomp.Process(target=T.incr_under_lock, args=(lock, v, 50)) for _ in range(2)]
+        mp.Process(target=T.fill_dict, args=(d, 10)),
+        mp.Process(target=T.append_to_list, args=(lst, range(5))),
+        mp.Process(target=T.put_items, args=(q, ["a", "b"])),
+        mp.Process(target=T.set_namespace, args=(ns,)),
+    ] + [mp.Process(target=T.incr_under_lock, args=(lock, v, 50)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -241,22 +249,22 @@ def test_proxies_as_process_arguments(manager):
 
 
 @pytest.mark.timeout(30)
-def test_event_between_processes(manager):
+def test_event_between_processes(manager, mp):
     ev_in, ev_out = manager.Event(), manager.Event()
-    p = gomp.Process(target=T.wait_event_then_set, args=(ev_in, ev_out))
+    p = mp.Process(target=T.wait_event_then_set, args=(ev_in, ev_out))
     p.start()
     ev_in.set()
     assert ev_out.wait(10)
     p.join(10)
 
 
-def test_nested_proxies(manager):
+def test_nested_proxies(manager, mp_managers):
     outer = manager.list()
     inner = manager.dict()
     outer.append(inner)
     inner["k"] = "v"
     got = outer[0]
-    assert isinstance(got, managers.BaseProxy)
+    assert isinstance(got, mp_managers.BaseProxy)
     assert got["k"] == "v"
     got["j"] = 1
     assert inner["j"] == 1
@@ -284,14 +292,13 @@ def test_unpicklable_argument_leaves_connection_usable(manager):
     assert d["y"] == 1
 
 
-def test_method_not_exposed(manager):
+def test_method_not_exposed(manager, mp_managers):
     d = manager.dict()
     d.update(ok=1)
     lst = manager.list()
-    from gomp.managers import RemoteError
     q = manager.Queue()
     q.put(1)
-    with pytest.raises(RemoteError) as info:
+    with pytest.raises(mp_managers.RemoteError) as info:
         q._callmethod("__getattribute__", ("mutex",))  # not exposed
     assert "exposed" in str(info.value)
     assert d["ok"] == 1 and len(lst) == 0
@@ -312,37 +319,40 @@ def test_threads_share_a_proxy(manager):
     assert len(d) == 200
 
 
-def test_proxy_repr_and_token(manager):
+def test_proxy_repr_and_token(manager, mp_managers):
     d = manager.dict()
     assert "DictProxy" in repr(d)
     assert d._token.typeid == "dict"
-    assert isinstance(d._token, managers.Token)
+    assert isinstance(d._token, mp_managers.Token)
     assert "Token(typeid='dict'" in repr(d._token)
 
 
-def test_context_manager_and_shutdown():
-    with gomp.Manager() as m:
+def test_context_manager_and_shutdown(mp, mp_managers):
+    with mp.Manager() as m:
         d = m.dict()
         d[1] = 2
         proc = m._process
         assert proc.is_alive()
     proc.join(5)
     assert not proc.is_alive()
-    assert m._state.value == managers.State.SHUTDOWN
+    assert m._state.value == mp_managers.State.SHUTDOWN
     with pytest.raises(Exception):
         d[1]
-    with pytest.raises(gomp.ProcessError):
+    with pytest.raises(mp.ProcessError):
         m.start()
-    with pytest.raises(gomp.ProcessError):
+    with pytest.raises(mp.ProcessError):
         with m:
             pass
 
 
+@pytest.mark.gomp_extension
 @pytest.mark.timeout(30)
-def test_proxy_returned_by_a_method_in_child(manager):
+def test_proxy_returned_by_a_method_in_child(manager, mp):
+    # the stdlib's proxy unpickled in a child has no manager, so it cannot
+    # make the proxy a method returns (AttributeError: no '_registry')
     d = manager.dict(a=1, b=2)
     out = manager.list()
-    p = gomp.Process(target=T.iterate_dict, args=(d, out))
+    p = mp.Process(target=T.iterate_dict, args=(d, out))
     p.start()
     p.join(10)
     assert p.exitcode == 0
@@ -350,9 +360,9 @@ def test_proxy_returned_by_a_method_in_child(manager):
 
 
 @pytest.mark.timeout(60)
-def test_managed_pool():
+def test_managed_pool(mp):
     import operator
-    with gomp.Manager() as m:
+    with mp.Manager() as m:
         pool = m.Pool(2)
         try:
             assert pool.map(operator.neg, range(5)) == [0, -1, -2, -3, -4]

@@ -3,7 +3,8 @@ own suite and libraries built on ``multiprocessing.pool`` rely on. Finished
 tasks and their results are released at once; the stdlib's internals
 (``_pool``, ``_processes``, ``_repopulate_pool``, ``_state``, ``_cache``)
 and module names (``worker``, ``_PoolCache``, ...) exist with its meaning;
-a pool that cannot start all its workers leaves none running."""
+a pool that cannot start all its workers leaves none running. The tests
+taking ``mp`` run on gomp and on the stdlib's spawn context."""
 from __future__ import annotations
 
 import functools
@@ -13,6 +14,7 @@ import pickle
 import queue
 import time
 import types
+import unittest.mock
 import weakref
 
 import pytest
@@ -20,8 +22,6 @@ import pytest
 import scripts
 
 import gomp
-import gomp.connection
-import gomp.pool
 from gomp.pool import ThreadPool
 import _pool_targets as T
 
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(params=["processes", "threads"])
-def pool(request):
-    p = gomp.Pool(2) if request.param == "processes" else ThreadPool(2)
+def pool(request, mp, mp_pool):
+    p = mp.Pool(2) if request.param == "processes" else mp_pool.ThreadPool(2)
     try:
         yield p
     finally:
@@ -89,9 +89,11 @@ def test_function_cost_estimates_keep_no_function_alive(pool):
     assert released([ref], base)
 
 
+@pytest.mark.gomp_extension
 def test_a_failed_task_keeps_only_its_own_arguments_alive():
     # a thread pool hands the very exception over, with its traceback: that
-    # must not reach the other tasks of the worker's message
+    # must not reach the other tasks of the worker's message (the stdlib's
+    # traceback keeps the frame that ran the whole chunk, and so all of it)
     with ThreadPool(1) as tp:
         objs = [T.Counted() for _ in range(10)]
         refs = [weakref.ref(o) for o in objs]
@@ -121,13 +123,13 @@ def _walk(tb):
 
 # -- a result that cannot be pickled (CPython's test_unpickleable_result)
 
-def test_unpicklable_result_gives_MaybeEncodingError_and_the_pool_goes_on():
-    with gomp.Pool(2) as p:
+def test_unpicklable_result_gives_MaybeEncodingError_and_the_pool_goes_on(mp, mp_pool):
+    with mp.Pool(2) as p:
         pids = {w.pid for w in p._pool}
         for _ in range(5):
             errors = []
             r = p.apply_async(T.make_lambda, error_callback=errors.append)
-            with pytest.raises(gomp.pool.MaybeEncodingError) as info:
+            with pytest.raises(mp_pool.MaybeEncodingError) as info:
                 r.get(10)
             assert errors == [info.value]
             assert "lambda" in info.value.value and info.value.exc
@@ -138,12 +140,12 @@ def test_unpicklable_result_gives_MaybeEncodingError_and_the_pool_goes_on():
 
 # -- the stdlib's internals
 
-def test_state_cache_processes_and_pool():
-    p = gomp.Pool(3)
+def test_state_cache_processes_and_pool(mp, mp_pool):
+    p = mp.Pool(3)
     try:
-        assert p._state == gomp.pool.RUN and p._processes == 3
+        assert p._state == mp_pool.RUN and p._processes == 3
         assert len(p._pool) == 3 and all(w.is_alive() for w in p._pool)
-        assert isinstance(p._cache, gomp.pool._PoolCache) and not p._cache
+        assert isinstance(p._cache, mp_pool._PoolCache) and not p._cache
         r = p.apply_async(T.sleep_then, (0.3, 1))
         assert p._cache[r._job] is r
         assert r.get(10) == 1
@@ -152,17 +154,17 @@ def test_state_cache_processes_and_pool():
             time.sleep(0.01)
         assert not p._cache
         p.close()
-        assert p._state == gomp.pool.CLOSE
+        assert p._state == mp_pool.CLOSE
         p.join()
         assert not any(w.is_alive() for w in p._pool)
     finally:
         p.terminate()
         p.join()
-    assert p._state == gomp.pool.TERMINATE
+    assert p._state == mp_pool.TERMINATE
 
 
-def test_repopulate_pool_brings_the_workers_up_to_processes():
-    with gomp.Pool(2) as p:
+def test_repopulate_pool_brings_the_workers_up_to_processes(mp):
+    with mp.Pool(2) as p:
         p._processes = 3
         p._repopulate_pool()
         assert len(p._pool) == 3 and len({w.pid for w in p._pool}) == 3
@@ -172,9 +174,9 @@ def test_repopulate_pool_brings_the_workers_up_to_processes():
         assert p.map(T.square, range(30), chunksize=1) == [x * x for x in range(30)]
 
 
-def test_worker_lifetime_then_repopulate():
+def test_worker_lifetime_then_repopulate(mp):
     # CPython's test_pool_worker_lifetime
-    p = gomp.Pool(3, maxtasksperchild=10)
+    p = mp.Pool(3, maxtasksperchild=10)
     try:
         first = [w.pid for w in p._pool]
         results = [p.apply_async(T.square, (i,)) for i in range(100)]
@@ -223,47 +225,50 @@ class _FailingProcess:
         return self.state in ("started", "stopping")
 
 
-def test_workers_started_before_one_fails_to_start_are_ended():
+def test_workers_started_before_one_fails_to_start_are_ended(mp_pool):
+    # CPython's TestPoolNotLeakOnFailure
     _FailingProcess.made = []
     _FailingProcess.starts_left = 3
     with pytest.raises(OSError, match="induced start failure"):
-        gomp.pool.Pool(5, context=types.SimpleNamespace(Process=_FailingProcess))
+        mp_pool.Pool(5, context=unittest.mock.MagicMock(Process=_FailingProcess))
     assert len(_FailingProcess.made) == 4
     assert not any(p.is_alive() for p in _FailingProcess.made)
 
 
-class _ThirdFails(gomp.get_context("spawn").Process):
-    """A real process class whose third start fails."""
-
-    started: list = []
-
-    def start(self):
-        if len(_ThirdFails.started) == 2:
-            raise OSError("no third worker")
-        super().start()
-        _ThirdFails.started.append(self)
+def _no_third_worker():
+    raise OSError("no third worker")
 
 
-def test_real_workers_started_before_one_fails_to_start_are_ended():
-    started = _ThirdFails.started = []
+def test_real_workers_started_before_one_fails_to_start_are_ended(mp, mp_pool):
+    made = []
+
+    def Process(**kwargs):  # real processes of mp's; the third fails to start
+        p = mp.Process(**kwargs)
+        if len(made) == 2:
+            p.start = _no_third_worker
+        made.append(p)
+        return p
+
+    context = types.SimpleNamespace(Process=Process, SimpleQueue=mp.SimpleQueue)
     try:
         with pytest.raises(OSError, match="no third worker"):
-            gomp.pool.Pool(4, context=types.SimpleNamespace(Process=_ThirdFails))
-        assert len(started) == 2
-        assert all(p.exitcode is not None for p in started)
+            mp_pool.Pool(4, context=context)
+        assert len(made) == 3
+        assert all(p.exitcode is not None for p in made[:2])
     finally:
-        for p in started:
+        for p in made[:2]:
             if p.exitcode is None:
                 p.kill()
                 p.join(5)
 
 
-def test_default_size_is_the_cpus_this_process_may_use():
+def test_default_size_is_the_cpus_this_process_may_use(mp):
     if not hasattr(os, "process_cpu_count") or (os.cpu_count() or 1) < 2:
         pytest.skip("needs Python 3.13 and two CPUs")
-    code = ("import os, gomp\n"
+    ctx = "gomp" if mp is gomp else "multiprocessing.get_context('spawn')"
+    code = ("import os, gomp, multiprocessing\n"
             "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
-            "with gomp.Pool() as p:\n"
+            f"with {ctx}.Pool() as p:\n"
             "    print(len(p._pool))\n")
     env = scripts.env()
     env.pop("PYTHON_CPU_COUNT", None)
@@ -274,11 +279,11 @@ def test_default_size_is_the_cpus_this_process_may_use():
 
 # -- the stdlib's module-level names
 
-def test_module_names_of_the_stdlib():
-    P = gomp.pool
+def test_module_names_of_the_stdlib(mp, mp_pool, mp_connection):
+    P = mp_pool
     assert (P.INIT, P.RUN, P.CLOSE, P.TERMINATE) == ("INIT", "RUN", "CLOSE", "TERMINATE")
-    assert P.get_context("spawn") is gomp.get_context("spawn")
-    assert P.wait is gomp.connection.wait
+    assert P.get_context("spawn") is mp.get_context("spawn")
+    assert P.wait is mp_connection.wait
     with pytest.raises(ZeroDivisionError):
         P._helper_reraises_exception(ZeroDivisionError("x"))
     q = queue.SimpleQueue()
@@ -298,15 +303,15 @@ class _PicklingQueue(queue.SimpleQueue):
         super().put(pickle.loads(pickle.dumps(obj)))
 
 
-def test_stdlib_worker_loop_over_queues_of_ones_own():
+def test_stdlib_worker_loop_over_queues_of_ones_own(mp_pool):
     inq, outq = queue.SimpleQueue(), _PicklingQueue()
     tasks = [(T.square, (3,)), (T.fail, (1,)), (T.make_lambda, ()),
-             (gomp.pool._helper_reraises_exception, (KeyError("k"),)), (T.get_state, ())]
+             (mp_pool._helper_reraises_exception, (KeyError("k"),)), (T.get_state, ())]
     for i, (func, args) in enumerate(tasks):
         inq.put((7, i, func, args, {}))
     inq.put(None)
     inq.put((7, 99, T.square, (1,), {}))  # after the sentinel: never run
-    gomp.pool.worker(inq, outq, T.init, ("ready",), None, True)
+    mp_pool.worker(inq, outq, T.init, ("ready",), None, True)
     got = {}
     while not outq.empty():
         job, i, (ok, value) = outq.get()
@@ -316,32 +321,31 @@ def test_stdlib_worker_loop_over_queues_of_ones_own():
     ok, e = got[1]
     # wrapped: the worker's traceback comes along as the cause
     assert not ok and isinstance(e, ValueError)
-    assert isinstance(e.__cause__, gomp.pool.RemoteTraceback)
+    assert isinstance(e.__cause__, mp_pool.RemoteTraceback)
     ok, e = got[2]
-    assert not ok and isinstance(e, gomp.pool.MaybeEncodingError)
+    assert not ok and isinstance(e, mp_pool.MaybeEncodingError)
     ok, e = got[3]
     assert not ok and isinstance(e, KeyError) and e.__cause__ is None
     assert got[4] == (True, "ready")
     assert sorted(got) == [0, 1, 2, 3, 4] and inq.get_nowait()[1] == 99
 
 
-def test_stdlib_worker_loop_maxtasks():
+def test_stdlib_worker_loop_maxtasks(mp_pool):
     inq, outq = queue.SimpleQueue(), queue.SimpleQueue()
     for i in range(3):
         inq.put((1, i, T.square, (i,), {}))
-    gomp.pool.worker(inq, outq, maxtasks=2)
+    mp_pool.worker(inq, outq, maxtasks=2)
     assert [outq.get_nowait()[1] for _ in range(2)] == [0, 1] and outq.empty()
     assert inq.get_nowait()[1] == 2
     for bad in (0, -1, 1.5):
         with pytest.raises(AssertionError):
-            gomp.pool.worker(inq, outq, maxtasks=bad)
+            mp_pool.worker(inq, outq, maxtasks=bad)
 
 
-def test_stdlib_worker_loop_in_a_child_over_gomp_queues():
+def test_stdlib_worker_loop_in_a_child_over_the_context_queues(mp, mp_pool):
     # as torch's pool runs it: a Process whose target is pool.worker
-    ctx = gomp.get_context()
-    inq, outq = ctx.SimpleQueue(), ctx.SimpleQueue()
-    p = ctx.Process(target=gomp.pool.worker, args=(inq, outq, None, (), None, True))
+    inq, outq = mp.SimpleQueue(), mp.SimpleQueue()
+    p = mp.Process(target=mp_pool.worker, args=(inq, outq, None, (), None, True))
     p.start()
     try:
         for i in range(5):
@@ -354,7 +358,7 @@ def test_stdlib_worker_loop_in_a_child_over_gomp_queues():
         assert [(i, r) for _, i, r in got[:5]] == [(i, (True, i * i)) for i in range(5)]
         ok, e = got[5][2]
         assert not ok and isinstance(e, ValueError)
-        assert isinstance(e.__cause__, gomp.pool.RemoteTraceback)
+        assert isinstance(e.__cause__, mp_pool.RemoteTraceback)
     finally:
         if p.exitcode is None:
             p.kill()
