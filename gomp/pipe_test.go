@@ -187,41 +187,37 @@ func readable(t *testing.T, fd int) bool {
 
 func TestPipeFilenoReadiness(t *testing.T) {
 	a, b := newTestPipe(t, true, 0)
-	// a message sent before the descriptor was asked for counts too
-	if err := send(t, a, []byte("early")); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := b.Fileno()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !readable(t, fd) {
-		t.Fatal("a waiting message must make the descriptor readable")
-	}
-	if _, _, err := recv(t, b); err != nil {
-		t.Fatal(err)
-	}
-	if readable(t, fd) {
-		t.Fatal("readable with nothing to read")
-	}
-	for i := 0; i < 3; i++ {
-		if err := send(t, a, []byte("x")); err != nil {
-			t.Fatal(err)
+	fd := -1
+	// expect checks the descriptor's readiness after what happened
+	expect := func(want bool, after string) {
+		t.Helper()
+		if readable(t, fd) != want {
+			t.Fatalf("readable: %v after %s", !want, after)
 		}
-		if !readable(t, fd) {
-			t.Fatal("not readable after a send")
-		}
+	}
+	take := func() {
+		t.Helper()
 		if _, _, err := recv(t, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if readable(t, fd) {
-		t.Fatal("readable once drained")
+	// a message sent before the descriptor was asked for counts too
+	for i, early := 0, true; i < 4; i, early = i+1, false {
+		if err := send(t, a, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if early {
+			var err error
+			if fd, err = b.Fileno(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		expect(true, "a send")
+		take()
+		expect(false, "the message was taken")
 	}
 	a.Close()
-	if !readable(t, fd) {
-		t.Fatal("a closed peer must make the descriptor readable")
-	}
+	expect(true, "the peer closed")
 }
 
 func TestPipePassesDescriptors(t *testing.T) {

@@ -623,9 +623,7 @@ conn_pipe_close(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     rc = go.GompPipeClose(h);
     Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    Py_RETURN_NONE;
+    return gomp_none_or_errno(rc);
 }
 
 /* send(handle, buffer, fds): write one message. */
@@ -885,47 +883,44 @@ conn_pipe_poll(PyObject *self, PyObject *args)
     return res;
 }
 
+/* f(handle) for a Go export that takes the handle alone */
 static PyObject *
-conn_pipe_fileno(PyObject *self, PyObject *args)
+on_handle(PyObject *args, int (*export)(int), PyObject *(*result)(int))
 {
     int h;
     if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
         return NULL;
-    int rc = go.GompPipeFileno(h);
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    return PyLong_FromLong(rc);
+    return result(export(h));
+}
+
+static PyObject *
+conn_pipe_fileno(PyObject *self, PyObject *args)
+{
+    return on_handle(args, go.GompPipeFileno, gomp_long_or_errno);
 }
 
 static PyObject *
 conn_pipe_reserve(PyObject *self, PyObject *args)
 {
-    int h;
-    if (!PyArg_ParseTuple(args, "i", &h) || gomp_usable() < 0)
-        return NULL;
-    int rc = go.GompPipeReserve(h);
-    if (rc < 0)
-        return gomp_errno_error(rc);
-    Py_RETURN_NONE;
+    return on_handle(args, go.GompPipeReserve, gomp_none_or_errno);
 }
 
+/* pipe_<name>, made by conn_pipe_<name> */
+#define PIPE_METHOD(name, doc) {"pipe_" #name, conn_pipe_##name, METH_VARARGS, doc}
+
 PyMethodDef gomp_connection_methods[] = {
-    {"pipe_reserve", conn_pipe_reserve, METH_VARARGS,
-     "pipe_reserve(handle): count a copy of the end being pickled for another process."},
-    {"pipe_new", conn_pipe_new, METH_VARARGS,
-     "pipe_new(duplex[, ring_size]) -> (handle, handle): a shared-memory pipe."},
-    {"pipe_open", conn_pipe_open, METH_VARARGS,
-     "pipe_open(files) -> handle: open an end from its six descriptors/values."},
-    {"pipe_files", conn_pipe_files, METH_VARARGS,
-     "pipe_files(handle) -> (mem, sock, ev0, ev1, in, out)."},
-    {"pipe_close", conn_pipe_close, METH_VARARGS, "pipe_close(handle)."},
-    {"pipe_send", conn_pipe_send, METH_VARARGS, "pipe_send(handle, data[, fds])."},
-    {"pipe_recv", conn_pipe_recv, METH_VARARGS,
-     "pipe_recv(handle[, maxlength]) -> (bytes, fds) or (None, size)."},
-    {"pipe_recv_into", conn_pipe_recv_into, METH_VARARGS,
-     "pipe_recv_into(handle, buffer[, offset]) -> (size, fds, None or bytes)."},
-    {"pipe_poll", conn_pipe_poll, METH_VARARGS, "pipe_poll(handle[, timeout]) -> bool."},
-    {"pipe_fileno", conn_pipe_fileno, METH_VARARGS,
-     "pipe_fileno(handle) -> fd readable when a message waits or the peer closed."},
+    PIPE_METHOD(reserve, "pipe_reserve(handle): count a copy of the end being pickled for another "
+                         "process."),
+    PIPE_METHOD(new, "pipe_new(duplex[, ring_size]) -> (handle, handle): a shared-memory pipe."),
+    PIPE_METHOD(open, "pipe_open(files) -> handle: open an end from its six descriptors/values."),
+    PIPE_METHOD(files, "pipe_files(handle) -> (mem, sock, ev0, ev1, in, out)."),
+    PIPE_METHOD(close, "pipe_close(handle)."),
+    PIPE_METHOD(send, "pipe_send(handle, data[, fds])."),
+    PIPE_METHOD(recv, "pipe_recv(handle[, maxlength]) -> (bytes, fds) or (None, size)."),
+    PIPE_METHOD(recv_into,
+                "pipe_recv_into(handle, buffer[, offset]) -> (size, fds, None or bytes)."),
+    PIPE_METHOD(poll, "pipe_poll(handle[, timeout]) -> bool."),
+    PIPE_METHOD(fileno,
+                "pipe_fileno(handle) -> fd readable when a message waits or the peer closed."),
     {NULL, NULL, 0, NULL},
 };
