@@ -198,7 +198,7 @@ def _worker_pid(client: Any, key: str) -> Optional[int]:
     try:
         for address, keys in client.processing().items():
             if key in keys:
-                return client.scheduler_info()["workers"][address]["pid"]
+                return client.run(os.getpid, workers=[address])[address]
     except Exception:
         pass
     return None
