@@ -10,25 +10,30 @@ from typing import Any, Optional
 import distributed
 
 from . import _pickled
+from ._shared import SharedHandle
 
 __all__ = ["Queue"]
 
 
-class Queue:
+class Queue(SharedHandle):
     """A FIFO queue shared by the client and the tasks of a Dask cluster."""
 
     def __init__(self, maxsize: int = 0, *, client: Any, name: str) -> None:
         if not isinstance(maxsize, int) or maxsize < 0:
             raise ValueError("maxsize must be an int >= 0, not %r" % (maxsize,))
+        super().__init__(name, client)
         self._maxsize = maxsize
-        self._queue = distributed.Queue(name=name, client=client, maxsize=maxsize)
+        self._dask  # made on the scheduler now, with its maxsize
+
+    def _connect(self, client: Optional[Any]) -> Any:
+        return distributed.Queue(name=self._name, client=client, maxsize=self._maxsize)
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj on the queue, waiting at most timeout seconds for room
         (queue.Full when there is none)."""
         data = _pickled.dumps(obj)
         try:
-            self._queue.put(data, timeout=_timeout(block, timeout))
+            self._dask.put(data, timeout=_timeout(block, timeout))
         except TimeoutError:
             raise _queue.Full from None
 
@@ -36,7 +41,7 @@ class Queue:
         """Remove and return an item, waiting at most timeout seconds for one
         (queue.Empty when none comes)."""
         try:
-            data = self._queue.get(timeout=_timeout(block, timeout))
+            data = self._dask.get(timeout=_timeout(block, timeout))
         except TimeoutError:
             raise _queue.Empty from None
         return _pickled.loads(data)
@@ -49,7 +54,7 @@ class Queue:
 
     def qsize(self) -> int:
         """The number of items in the queue."""
-        return self._queue.qsize()
+        return self._dask.qsize()
 
     def empty(self) -> bool:
         return self.qsize() == 0
@@ -66,14 +71,6 @@ class Queue:
 
     def cancel_join_thread(self) -> None:
         pass
-
-    @property
-    def name(self) -> str:
-        """The distributed.Queue's name on the scheduler."""
-        return self._queue.name
-
-    def __repr__(self) -> str:
-        return "<%s %s>" % (type(self).__name__, self._queue.name)
 
 
 def _timeout(block: bool, timeout: Optional[float]) -> Optional[float]:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import distributed
 
 from . import _pickled
+from ._shared import SharedHandle
 from .synchronize import Lock
 
 __all__ = ["Value"]
@@ -24,7 +25,7 @@ _TYPECODES = {
 }
 
 
-class Value:
+class Value(SharedHandle):
     """A value shared through the Dask scheduler."""
 
     def __init__(self, typecode_or_type: Any, *args: Any, lock: Any = True,
@@ -37,7 +38,7 @@ class Value:
         if len(args) > 1:
             raise TypeError("Value() takes one initial value, got %d" % len(args))
         initial = args[0] if args else (self._ctype().value if self._ctype else None)
-        self._var = distributed.Variable(name=name, client=client)
+        super().__init__(name, client)
         self.value = initial
         if lock is True:
             self._lock: Optional[Any] = Lock(client=client, name=name + "-lock")
@@ -46,15 +47,18 @@ class Value:
         else:
             self._lock = lock
 
+    def _connect(self, client: Optional[Any]) -> Any:
+        return distributed.Variable(name=self._name, client=client)
+
     @property
     def value(self) -> Any:
-        return _pickled.loads(self._var.get())
+        return _pickled.loads(self._dask.get())
 
     @value.setter
     def value(self, v: Any) -> None:
         if self._ctype is not None:
             v = self._ctype(v).value  # the ctype's conversion and range
-        self._var.set(_pickled.dumps(v))
+        self._dask.set(_pickled.dumps(v))
 
     def get_lock(self) -> Any:
         """The lock that guards updates (a ctx.Lock())."""
