@@ -55,6 +55,8 @@ TERMINATE = "TERMINATE"
 _IMAP_WINDOW = 2
 # how often blocked feeders look whether their pool was terminated (seconds)
 _POLL = 0.1
+# the thread that fetches apply_async's results ends after this long idle
+_FETCHER_IDLE = 2.0
 
 
 class WorkerLostError(_WorkerLostError):
@@ -205,6 +207,12 @@ class ApplyResult:
         self._finish()
 
     def _done(self, i: int, future: Any) -> None:
+        self._finish()
+
+    def _deliver(self, outcome: tuple) -> None:
+        """The outcome, fetched by the pool with others at once."""
+        self._outcome = outcome
+        self._future = None
         self._finish()
 
     def _finish(self) -> None:
@@ -415,6 +423,9 @@ class Pool:
         self._waiting: "collections.deque[_Task]" = collections.deque()
         self._outstanding: set = set()  # futures in flight (the pool keeps them alive)
         self._feeders = 0               # imap threads still reading their iterable
+        self._to_fetch: list = []       # (result, future) of finished apply_async tasks
+        self._fetch_cond = threading.Condition(self._lock)
+        self._fetching = False          # a thread fetches them
 
     # -- submitting ---------------------------------------------------------------
 
@@ -464,10 +475,53 @@ class Pool:
         # in Dask's callback thread: the next waiting task goes first, then the
         # result is delivered (callbacks run), then join() may see it gone
         self._settle()
+        if type(sink) is ApplyResult:
+            self._fetch_later(sink, future)
+            return
         try:
             sink._done(index, future)
         finally:
             self._forget(future)
+
+    def _fetch_later(self, sink: ApplyResult, future: Any) -> None:
+        """apply_async's results are fetched by one thread, all that finished
+        since its last fetch in one client.gather (a round trip per batch,
+        not per result)."""
+        with self._lock:
+            self._to_fetch.append((sink, future))
+            if self._fetching:
+                self._fetch_cond.notify()
+                return
+            self._fetching = True
+        threading.Thread(target=self._fetch_loop, name="gomp-dask-results",
+                         daemon=True).start()
+
+    def _fetch_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_fetch:
+                    self._fetch_cond.wait(_FETCHER_IDLE)
+                if not self._to_fetch:
+                    self._fetching = False
+                    return
+                batch, self._to_fetch = self._to_fetch, []
+            finished = [f for _, f in batch if f.status == "finished"]
+            values: Dict[Any, Any] = {}
+            if finished:
+                try:
+                    values = dict(zip(finished, self._client.gather(finished)))
+                except Exception:
+                    pass  # one could not be fetched or loaded: each on its own
+            for sink, future in batch:
+                try:
+                    if future in values:
+                        sink._deliver((True, values[future]))
+                    else:
+                        sink._deliver(_outcome(future))
+                except Exception:
+                    traceback.print_exc()
+                finally:
+                    self._forget(future)
 
     def _settle(self) -> None:
         """A task left the cluster (or never reached it): its slot goes to the
