@@ -19,7 +19,7 @@ import importlib
 import time
 from typing import Any, Callable, Dict
 
-from run import Case
+from run import Case, warmed
 
 import _pool_targets as T
 
@@ -115,29 +115,17 @@ def _map_direct() -> float:
     return _per_task(run, N_MAP)
 
 
-def _warm(fn: Callable[[], float]) -> Callable[[], float]:
-    """fn, after one untimed run (the cluster started, the workers' imports done)."""
-    done = []
-
-    def run() -> float:
-        if not done:
-            fn()
-            done.append(True)
-        return fn()
-    return run
-
-
 def _rows(pool_fn: Callable[[Any], float], direct: Callable[[], float]) -> "tuple[dict, dict]":
     rows: Dict[str, Callable[[], float]] = {}
     skipped: Dict[str, str] = {}
     if _installed("distributed"):
-        rows["gomp (dask context)"] = _warm(lambda: pool_fn(_gomp_pool()))
-        rows["dask Client"] = _warm(direct)
+        rows["gomp (dask context)"] = warmed(lambda: pool_fn(_gomp_pool()))
+        rows["dask Client"] = warmed(direct)
     else:
         skipped["gomp (dask context)"] = skipped["dask Client"] = \
             'pip install "gomp-multiprocessing[dask]"'
     if _installed("ray"):
-        rows["ray Pool"] = _warm(lambda: pool_fn(_ray_pool()))
+        rows["ray Pool"] = warmed(lambda: pool_fn(_ray_pool()))
     else:
         skipped["ray Pool"] = "pip install ray"
     return rows, skipped

@@ -4,7 +4,6 @@ a scheduler and a worker started as processes of their own."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -1,19 +1,24 @@
 """gomp.get_context("dask").Pool: the stdlib's Pool API, its tasks run on a
-real LocalCluster of two worker processes."""
+real LocalCluster of two worker processes. The local pool's tests of that
+API (tests/test_pool.py) run here too, on this module's pool fixture."""
 from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 
 import pytest
 
 import gomp
-from gomp.pool import RemoteTraceback
 from _dask_cluster import cluster, ctx, reap_children, worker_pids  # noqa: F401  (fixtures)
 import _dask_targets as D
 import _pool_targets as T
+# run here with the pool fixture below (on the cluster)
+from test_pool import (  # noqa: F401
+    test_apply_map_starmap, test_callbacks_run_in_the_parent, test_imap_and_imap_unordered,
+    test_imap_iterable_raises, test_imap_next_timeout,
+    test_imap_sends_each_item_of_a_slow_iterator_at_once, test_lambdas_and_closures,
+    test_remote_traceback_and_pool_stays_usable, test_result_that_cannot_be_loaded_fails_its_task)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,39 +29,6 @@ def pool(ctx):
     yield p
     p.terminate()
     p.join()
-
-
-def test_apply_map_starmap(pool):
-    assert pool.apply(T.square, (7,)) == 49
-    assert pool.apply(T.kw, (1,), {"b": 2, "c": 3}) == (1, 2, 3)
-    assert pool.apply(T.echo, ((len, [1, 2]),)) == (len, [1, 2])  # a tuple is data, not a task
-    assert pool.map(T.square, range(100)) == [x * x for x in range(100)]
-    assert pool.map(T.square, range(10), chunksize=3) == [x * x for x in range(10)]
-    assert pool.map(T.square, iter(range(5))) == [0, 1, 4, 9, 16]
-    assert pool.map(T.square, []) == []
-    assert pool.starmap(T.add, [(1, 2), (3, 4)]) == [3, 7]
-    assert pool.starmap_async(T.add, [(1, 2)] * 5, 2).get(30) == [3] * 5
-    with pytest.raises(ValueError):
-        pool.map(T.square, range(3), chunksize=0)
-
-
-def test_imap_and_imap_unordered(pool):
-    assert list(pool.imap(T.square, range(30))) == [x * x for x in range(30)]
-    assert list(pool.imap(T.square, range(30), chunksize=7)) == [x * x for x in range(30)]
-    assert sorted(pool.imap_unordered(T.square, T.gen(20), 3)) == [x * x for x in range(20)]
-    assert list(pool.imap(T.square, [])) == []
-    with pytest.raises(ValueError):
-        pool.imap(T.square, range(3), chunksize=0)
-    it = pool.imap(T.square, T.gen(5, fail_at=3))
-    assert [next(it) for _ in range(3)] == [0, 1, 4]
-    with pytest.raises(OSError, match="fails at 3"):
-        next(it)
-    with pytest.raises(StopIteration):
-        next(it)
-    it = pool.imap(T.sleep_then, [1.0, 0])
-    with pytest.raises(gomp.TimeoutError):
-        it.next(timeout=0.05)
-    assert it.next(timeout=30) is None and next(it) is None
 
 
 def test_imap_streams_an_endless_iterable(ctx):
@@ -99,44 +71,6 @@ def test_async_result_protocol(pool):
         f.get()
 
 
-def test_callbacks_run_before_get_returns(pool):
-    got, errs, threads = [], [], []
-
-    def cb(v):
-        got.append(v)
-        threads.append(threading.current_thread())
-
-    assert pool.apply_async(T.square, (3,), callback=cb, error_callback=errs.append).get(30) == 9
-    assert pool.map_async(T.square, range(3), callback=cb).get(30) == [0, 1, 4]
-    assert got == [9, [0, 1, 4]]
-    assert threads[0] is not threading.current_thread()
-    e = pool.apply_async(T.fail, (1,), callback=got.append, error_callback=errs.append)
-    with pytest.raises(ValueError):
-        e.get(30)
-    assert len(errs) == 1 and isinstance(errs[0], ValueError)
-    me = pool.starmap_async(T.fail_on, [(i, 2) for i in range(6)], 1,
-                            callback=got.append, error_callback=errs.append)
-    with pytest.raises(KeyError):
-        me.get(30)
-    # once, after every chunk is back
-    assert len(errs) == 2 and isinstance(errs[1], KeyError) and len(got) == 2
-
-
-def test_remote_traceback_is_the_cause(pool):
-    with pytest.raises(ValueError, match="bad 5") as info:
-        pool.apply(T.fail, (5,))
-    cause = info.value.__cause__
-    assert isinstance(cause, RemoteTraceback)
-    assert "Traceback" in str(cause) and "_pool_targets.py" in str(cause)
-    assert "in fail" in str(cause) and "bad 5" in str(cause)
-    with pytest.raises(ValueError) as info:
-        pool.map(T.fail, range(3))
-    assert isinstance(info.value.__cause__, RemoteTraceback)
-    with pytest.raises(ValueError):
-        list(pool.imap(T.fail, [0, 1], 1))
-    assert pool.apply(T.square, (4,)) == 16
-
-
 def test_what_cannot_travel_fails_its_task(pool):
     with pytest.raises(TypeError):
         pool.apply_async(T.square, (T.Unpicklable(),)).get(30)
@@ -145,13 +79,6 @@ def test_what_cannot_travel_fails_its_task(pool):
     with pytest.raises(RuntimeError, match="cannot be loaded"):
         pool.apply(T.load_fails)
     assert pool.map(T.square, [1, 2]) == [1, 4]
-
-
-def test_lambdas_closures_and_main_functions_travel_by_value(pool):
-    k = 3
-    assert pool.map(lambda x: x * k, range(4)) == [0, 3, 6, 9]
-    assert pool.apply(lambda: "λ") == "λ"
-    assert sorted(pool.imap_unordered(lambda x: -x, range(3))) == [-2, -1, 0]
 
 
 def test_processes_bounds_the_tasks_in_flight(ctx):
@@ -211,13 +138,12 @@ def test_close_join_terminate_and_states(ctx):
         pickle.dumps(p)
 
 
-def test_arguments_are_checked(ctx):
-    with pytest.raises(ValueError):
-        ctx.Pool(0)
-    with pytest.raises(ValueError):
-        ctx.Pool(1, maxtasksperchild=0)
-    with pytest.raises(TypeError):
-        ctx.Pool(1, initializer=3)
+@pytest.mark.parametrize("kwargs, error", [
+    ({"processes": 0}, ValueError), ({"processes": 1.5}, ValueError),
+    ({"maxtasksperchild": 0}, ValueError), ({"initializer": 3}, TypeError)])
+def test_arguments_are_checked(ctx, kwargs, error):
+    with pytest.raises(error):
+        ctx.Pool(**kwargs)
 
 
 def test_pool_tour(ctx):

@@ -14,6 +14,13 @@ import _dask_targets as D
 pytestmark = pytest.mark.timeout(120)
 
 
+def run_to_the_end(*procs):
+    """Start every process, then wait for each: all must exit with 0."""
+    for p in procs:
+        p.start()
+    assert [(p.join(60), p.exitcode)[1] for p in procs] == [0] * len(procs)
+
+
 def test_producer_consumer_with_a_queue(ctx):
     q, out = ctx.Queue(), ctx.Queue()
     consumer = ctx.Process(target=D.consumer, args=(q, out))
@@ -29,13 +36,8 @@ def test_producer_consumer_with_a_queue(ctx):
 
 def test_lock_protected_printing(ctx):
     lock, out = ctx.Lock(), ctx.Queue()
-    procs = [ctx.Process(target=D.locked_print, args=(lock, out, i)) for i in range(6)]
-    for p in procs:
-        p.start()
-    spans = sorted((out.get(timeout=60) for _ in procs), key=lambda s: s[1])
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    run_to_the_end(*[ctx.Process(target=D.locked_print, args=(lock, out, i)) for i in range(6)])
+    spans = sorted((out.get(timeout=60) for _ in range(6)), key=lambda s: s[1])
     assert sorted(i for i, _, _ in spans) == list(range(6))
     # never two holders at once
     assert all(a[2] <= b[1] for a, b in zip(spans, spans[1:]))
@@ -43,12 +45,7 @@ def test_lock_protected_printing(ctx):
 
 def test_value_under_its_lock(ctx):
     v = ctx.Value("i", 0)
-    procs = [ctx.Process(target=D.add_under_lock, args=(v, 10)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    run_to_the_end(*[ctx.Process(target=D.add_under_lock, args=(v, 10)) for _ in range(3)])
     assert v.value == 30
     v.value = 2 ** 32 + 5  # converted as a C int is
     assert v.value == 5

@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 import distributed
 from dask.utils import funcname
 
+from .. import pool as _pool
 from ..context import ProcessError, TimeoutError
 from ..pool import RemoteTraceback, WorkerLostError as _WorkerLostError
 
@@ -547,9 +548,15 @@ class Pool:
 
     # -- the API -------------------------------------------------------------------
 
-    def apply(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {}) -> Any:
-        """Equivalent of `func(*args, **kwds)`."""
-        return self.apply_async(func, args, kwds).get()
+    # the stdlib's wrappers are gomp's local pool's own: they call
+    # apply_async, _map_async and _imap, which this class defines
+    apply = _pool.Pool.apply
+    map = _pool.Pool.map
+    map_async = _pool.Pool.map_async
+    starmap = _pool.Pool.starmap
+    starmap_async = _pool.Pool.starmap_async
+    imap = _pool.Pool.imap
+    imap_unordered = _pool.Pool.imap_unordered
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
@@ -561,34 +568,11 @@ class Pool:
                             self._key(func), result, 0)])
         return result
 
-    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None) -> list:
-        """Apply `func` to each element in `iterable`, collecting the results
-        in a list that is returned."""
-        return self._map_async(func, iterable, False, chunksize).get()
-
-    def map_async(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
-                  callback: Optional[Callable] = None,
-                  error_callback: Optional[Callable] = None) -> MapResult:
-        """Asynchronous version of `map()` method."""
-        return self._map_async(func, iterable, False, chunksize, callback, error_callback)
-
-    def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
-                chunksize: Optional[int] = None) -> list:
-        """Like `map()` method but the elements of the `iterable` are expected to
-        be iterables as well and will be unpacked as arguments. Hence
-        `func` and (a, b) becomes func(a, b)."""
-        return self._map_async(func, iterable, True, chunksize).get()
-
-    def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
-                      chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                      error_callback: Optional[Callable] = None) -> MapResult:
-        """Asynchronous version of `starmap()` method."""
-        return self._map_async(func, iterable, True, chunksize, callback, error_callback)
-
-    def _map_async(self, func: Callable, iterable: Iterable[Any], star: bool,
+    def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
                    error_callback: Optional[Callable] = None) -> MapResult:
         self._check_running()
+        star = kind == _pool._STARMAP
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
         items = iterable if isinstance(iterable, (list, tuple, range)) else list(iterable)
@@ -608,21 +592,14 @@ class Pool:
                           for i, c in enumerate(chunks)])
         return result
 
-    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
-        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`."""
-        return self._imap(IMapIterator, func, iterable, chunksize)
-
-    def imap_unordered(self, func: Callable, iterable: Iterable[Any],
-                       chunksize: int = 1) -> Iterator[Any]:
-        """Like `imap()` method but ordering of results is arbitrary."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
-
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
               chunksize: int) -> Iterator[Any]:
         self._check_running()
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        result = cls(self)
+        # the local pool's wrappers name its own iterator classes
+        result = (IMapUnorderedIterator if issubclass(cls, (IMapUnorderedIterator,
+                  _pool.IMapUnorderedIterator)) else IMapIterator)(self)
         with self._lock:
             self._feeders += 1
         threading.Thread(target=self._feed, args=(result, func, iter(iterable), chunksize),

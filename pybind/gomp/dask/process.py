@@ -35,13 +35,7 @@ def _run(target: Callable, args: tuple, kwargs: dict) -> "tuple[int, int]":
         target(*args, **kwargs)
         code = 0
     except SystemExit as e:
-        if e.code is None:
-            code = 0
-        elif isinstance(e.code, int):
-            code = e.code
-        else:
-            sys.stderr.write(str(e.code) + "\n")
-            code = 1
+        code = _exitcode(e)
     except BaseException:
         import traceback
         sys.stderr.write("Process %s:\n" % threading.current_thread().name)
@@ -187,6 +181,15 @@ class Process:
             status = "stopped exitcode=%s" % self.exitcode
         return "<%s name=%r %s%s>" % (type(self).__name__, self._name, status,
                                       " daemon" if self.daemon else "")
+
+
+def _exitcode(e: SystemExit) -> int:
+    """A process's exit code for the SystemExit that ended it (a message
+    goes to stderr and makes it 1)."""
+    if e.code is None or isinstance(e.code, int):
+        return e.code or 0
+    print(e.code, file=sys.stderr)
+    return 1
 
 
 def _nothing() -> None:
