@@ -4,6 +4,7 @@ scheduler, reachable from the client and from every task) with the stdlib's
 is what ``put()`` was given."""
 from __future__ import annotations
 
+import asyncio
 import queue as _queue
 from typing import Any, Optional
 
@@ -13,6 +14,9 @@ from . import _pickled
 from ._shared import SharedHandle
 
 __all__ = ["Queue"]
+
+# what distributed raises when a wait runs out (asyncio's is the builtin from 3.11)
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
 
 class Queue(SharedHandle):
@@ -34,7 +38,7 @@ class Queue(SharedHandle):
         data = _pickled.dumps(obj)
         try:
             self._dask.put(data, timeout=_timeout(block, timeout))
-        except TimeoutError:
+        except _TIMEOUTS:
             raise _queue.Full from None
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
@@ -42,7 +46,7 @@ class Queue(SharedHandle):
         (queue.Empty when none comes)."""
         try:
             data = self._dask.get(timeout=_timeout(block, timeout))
-        except TimeoutError:
+        except _TIMEOUTS:
             raise _queue.Empty from None
         return _pickled.loads(data)
 
