@@ -192,7 +192,14 @@ class BaseContext:
         from .zygote import set_preload
         set_preload(module_names)
 
-    def get_context(self, method: Optional[str] = None) -> "BaseContext":
+    def get_context(self, method: Optional[str] = None, **options: Any) -> "BaseContext":
+        if method == "dask":
+            # the API on a Dask cluster (gomp.dask; needs the 'dask' extra):
+            # a new context, with its own connection, per call
+            from .dask import DaskContext
+            return DaskContext(**options)
+        if options:
+            raise TypeError("only the 'dask' context takes options, not %r" % (method,))
         if method is None:
             return self
         try:
@@ -243,12 +250,12 @@ class DefaultContext(BaseContext):
         self._default_context = context
         self._actual_context: Optional[BaseContext] = None
 
-    def get_context(self, method: Optional[str] = None) -> BaseContext:
-        if method is None:
+    def get_context(self, method: Optional[str] = None, **options: Any) -> BaseContext:
+        if method is None and not options:
             if self._actual_context is None:
                 self._actual_context = self._default_context
             return self._actual_context
-        return super().get_context(method)
+        return super().get_context(method, **options)
 
     def set_start_method(self, method: Optional[str], force: bool = False) -> None:
         if self._actual_context is not None and not force:
