@@ -24,6 +24,13 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
+def mp():
+    """The module the imported tests check errors against: gomp's (their
+    pool is this module's, on the cluster)."""
+    return gomp
+
+
+@pytest.fixture
 def pool(ctx):
     p = ctx.Pool()
     yield p
