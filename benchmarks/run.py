@@ -263,7 +263,8 @@ def plot(records: List[Dict[str, Any]], machine: Dict[str, Any], path: str) -> N
     for _, bars in groups:
         names += [k for k, _ in bars if k not in names]
     order = [k for k in STDLIB if k in names] + sorted(k for k in names if k not in STDLIB)
-    colors = dict(zip(order, plt.get_cmap("tab10").colors))
+    palette = plt.get_cmap("tab20").colors  # more rivals than tab10 has colours
+    colors = {k: palette[i % len(palette)] for i, k in enumerate(order)}
 
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.18 * sum(len(b) + 1 for _, b in groups)))
     y, ticks, shown = 0.0, [], set()
