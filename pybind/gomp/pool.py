@@ -106,7 +106,7 @@ _TIMED = 4
 _NO_KWDS: dict = {}  # shared by imap's tasks; only ever unpacked
 
 # records on the result queue that do not come from a worker
-_DIED, _STOP = -1, -2
+_DIED, _STOP, _WAKE = -1, -2, -3
 
 # messages a worker holds: the one it runs and the next, so that it never
 # waits for the parent between two
@@ -1089,6 +1089,9 @@ class Pool:
         w.inflight.append((tasks, cell))
         w.sent += len(tasks)
         self._send(w, data)
+        if first[2] >= _TIMED and self._unwatched:
+            self._unwatched = False
+            self._post(_WAKE)
 
     def _drop_unpicklable(self, tasks: list) -> list:
         """Fail the tasks that cannot be pickled; the others."""
@@ -1125,6 +1128,8 @@ class Pool:
                         wake = self._check_timeouts()
                         if wake is not None and (timeout is None or wake < timeout):
                             timeout = wake
+                    # a timed task sent meanwhile must wake this thread
+                    self._unwatched = timeout is None
                 batch = get(timeout)
                 if not batch:
                     with self._lock:
@@ -1188,6 +1193,8 @@ class Pool:
                             obj._set_many(items)
                 elif wid == _DIED:
                     self._lost(*body)
+                elif wid == _WAKE:
+                    pass  # a timed task was sent: its clock is watched from now
                 else:
                     return False
             except Exception:
@@ -1229,6 +1236,7 @@ class Pool:
         return False
 
     _timed = False  # a timed task was submitted: the result thread watches clocks
+    _unwatched = False  # the result thread waits with no timeout
 
     def _check_timeouts(self) -> Optional[float]:
         """Kill the workers whose timed call has run past its timeout (lock
