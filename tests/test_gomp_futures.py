@@ -104,18 +104,14 @@ def test_cancel_a_queued_call(Executor):
         assert [f.result(30) for f in queued[:-1]] == [i * i for i in range(9)]
 
 
-def test_shutdown_without_waiting_cancels_pending(Executor):
+def test_shutdown_cancels_what_no_worker_took(Executor):
     ex = Executor(max_workers=1)
-    first = ex.submit(t.sleep_then, 1, 0.5)
-    rest = [ex.submit(t.sleep_then, i, 0.5) for i in range(10)]
-    started = time.monotonic()
-    ex.shutdown(wait=False, cancel_futures=True)
-    assert time.monotonic() - started < 5
-    assert first.result(timeout=30) == 1
-    assert sum(f.cancelled() for f in rest) >= 8
-    for f in rest:
-        if not f.cancelled():
-            f.result(timeout=30)
+    fs = [ex.submit(t.sleep_then, i, 0.3) for i in range(8)]
+    time.sleep(0.1)
+    ex.shutdown(wait=True, cancel_futures=True)
+    ran = [f.result() for f in fs if not f.cancelled()]
+    # the first was running; at most a couple more had been handed on
+    assert ran == list(range(len(ran))) and 1 <= len(ran) <= 3
     with pytest.raises(RuntimeError, match="after shutdown"):
         ex.submit(t.square, 1)
 
