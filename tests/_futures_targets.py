@@ -55,3 +55,24 @@ def send_over(conn, value):
     conn.send(value)
     conn.close()
     return True
+
+
+def die_with(how):
+    """End this worker: "kill" by SIGKILL, else os._exit(int(how))."""
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(int(how))
+
+
+def ignore_sigterm_and_sleep(seconds):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)
+
+
+def sleep_in_c(seconds):
+    import ctypes
+    ctypes.PyDLL(None).sleep(int(seconds))  # the GIL held throughout
+
+
+def takes_timeout(x, timeout=None):
+    return (x, timeout)

@@ -121,3 +121,31 @@ class Counted:
 
 def second(_first, x):
     return x
+
+
+# -- tasks that overrun a per-task timeout, each in its own way
+
+
+def overrun(how, seconds=30):
+    """Run for seconds: "sleep" in time.sleep; "c-sleep" in libc's sleep()
+    called with the GIL held (no Python runs in the worker meanwhile);
+    "spin" in a busy Python loop; "no-sigterm" sleeping with SIGTERM
+    ignored (only SIGKILL ends it)."""
+    if how == "sleep":
+        time.sleep(seconds)
+    elif how == "c-sleep":
+        import ctypes
+        ctypes.PyDLL(None).sleep(int(seconds))
+    elif how == "spin":
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+    elif how == "no-sigterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(seconds)
+    return how
+
+
+def pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()

@@ -86,7 +86,7 @@ from ._gomp import pool_pack as _pool_pack, pool_unpack as _pool_unpack, \
 from .connection import wait
 from .context import ProcessError, TimeoutError
 
-__all__ = ["Pool", "ThreadPool"]
+__all__ = ["Pool", "ThreadPool", "TaskTimeoutError"]
 
 INIT = "INIT"
 RUN = "RUN"
@@ -100,10 +100,13 @@ get_context = context._default_context.get_context
 
 # kinds of task: func(*args, **kwds); list(map(func, chunk)); starmap
 _APPLY, _MAP, _STARMAP = 0, 1, 2
+# added to a kind: the task has a timeout, and its worker reports when it
+# starts each call (see _run_timed); such a task travels alone
+_TIMED = 4
 _NO_KWDS: dict = {}  # shared by imap's tasks; only ever unpacked
 
 # records on the result queue that do not come from a worker
-_DIED, _STOP = -1, -2
+_DIED, _STOP, _WAKE = -1, -2, -3
 
 # messages a worker holds: the one it runs and the next, so that it never
 # waits for the parent between two
@@ -146,6 +149,12 @@ _DRAIN_WAIT = 0.05
 # killed; a thread or a killed worker gets _JOIN_TIMEOUT to be joined
 _TERM_GRACE = 1.0
 _JOIN_TIMEOUT = 5.0
+# per-task timeouts: a worker whose task ran past its timeout gets SIGTERM,
+# and SIGKILL this long (seconds) after if it has not ended; while a timed
+# task waits to start, the result thread looks this often (seconds) whether
+# it has started
+_KILL_GRACE = 0.2
+_TIMEOUT_POLL = 0.01
 
 
 def mapstar(args: Any) -> list:
@@ -221,6 +230,42 @@ class WorkerLostError(ProcessError):
 
     def __reduce__(self) -> Any:
         return type(self), (self.pid, self.exitcode)
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task ran longer than its timeout (``timeout=`` of ``apply_async``,
+    ``map``, ``imap``...): its worker was killed and replaced. A
+    :class:`multiprocessing.TimeoutError`; ``timeout`` is the bound in
+    seconds, ``pid`` the worker's, ``item`` the call's index in its chunk
+    (None for ``apply``)."""
+
+    def __init__(self, timeout: float, pid: Optional[int], item: Optional[int] = None) -> None:
+        self.timeout = timeout
+        self.pid = pid
+        self.item = item
+        super().__init__(timeout, pid, item)
+
+    def __str__(self) -> str:
+        what = "the task" if self.item is None else "call %d of the chunk" % self.item
+        return "%s ran longer than its timeout of %g s: its worker (pid %s) was killed" % (
+            what, self.timeout, self.pid)
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.timeout, self.pid, self.item)
+
+
+def _check_task_timeout(timeout: Any) -> Optional[float]:
+    """timeout as a positive float, or None (also for an infinite one)."""
+    if timeout is None:
+        return None
+    import numbers
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError("timeout must be a number of seconds or None, not %r"
+                        % type(timeout).__name__)
+    value = float(timeout)
+    if not value > 0:
+        raise ValueError("timeout must be a positive number of seconds, not %r" % (timeout,))
+    return None if value == float("inf") else value
 
 
 def worker(inqueue: Any, outqueue: Any, initializer: Optional[Callable] = None,
@@ -335,6 +380,32 @@ def _dumps_result(obj: Any) -> bytes:
 
 # ------------------------------------------------------------ worker side
 
+# a worker's clock: [start, job, i, call]: when its timed task's current
+# call started (time.monotonic(); 0.0 between calls), which task, which call
+# of its chunk. The parent reads it to kill a call that runs too long.
+_clock: Any = None
+
+
+def _run_timed(job: int, i: int, kind: int, func: Callable, args: Any, kwds: Any) -> Any:
+    """Run a timed task, recording each call's start in the clock."""
+    clock, now = _clock, time.monotonic
+    clock[1], clock[2] = job, i
+    try:
+        if kind == _APPLY:
+            clock[3] = 0
+            clock[0] = now()
+            return func(*args, **kwds)
+        out = []
+        for k, x in enumerate(args):
+            clock[0] = 0.0  # the reader must not pair this start with the last call
+            clock[3] = k
+            clock[0] = now()
+            out.append(func(*x) if kind == _STARMAP else func(x))
+        return out
+    finally:
+        clock[0] = 0.0
+
+
 def _run(tasks: Iterable[tuple], wrap: bool) -> list:
     """Run a message's tasks; [(job, i, success, value), ...]."""
     out: Optional[list] = []
@@ -345,8 +416,10 @@ def _run(tasks: Iterable[tuple], wrap: bool) -> list:
                     value = func(*args, **kwds)
                 elif kind == _MAP:
                     value = list(map(func, args))
-                else:
+                elif kind == _STARMAP:
                     value = list(itertools.starmap(func, args))
+                else:
+                    value = _run_timed(job, i, kind - _TIMED, func, args, kwds)
                 out.append((job, i, True, value))  # type: ignore[union-attr]
             except Exception as e:
                 if wrap:
@@ -402,7 +475,7 @@ def _pack_args(tasks: list) -> list:
     out = tasks
     for k, t in enumerate(tasks):
         args = t[4]
-        if t[2] != _APPLY and type(args) in (list, tuple) and len(args) >= _PACK_MIN:
+        if t[2] % _TIMED != _APPLY and type(args) in (list, tuple) and len(args) >= _PACK_MIN:
             data = _pool_pack(args)
             if data is not None:
                 if out is tasks:
@@ -448,8 +521,10 @@ def _encode_results(results: list) -> bytes:
 
 
 def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
-            initargs: tuple, maxtasks: Optional[int]) -> None:
+            initargs: tuple, maxtasks: Optional[int], clock: Any = None) -> None:
     """The loop of a pool worker process."""
+    global _clock
+    _clock = clock
     # the parent handles Ctrl-C and ends its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
@@ -504,7 +579,7 @@ class _Worker:
     """The parent's view of one worker: its queue and what it holds."""
 
     __slots__ = ("wid", "process", "queue", "inflight", "sent", "dead", "pid", "last",
-                 "started")
+                 "started", "clock", "kill_at", "timed_out")
 
     def __init__(self, wid: int) -> None:
         self.wid = wid
@@ -517,6 +592,10 @@ class _Worker:
         self.pid: Optional[int] = None
         self.last = 0.0  # when it last started a message (about)
         self.started = False  # it ran the initializer and waits for tasks
+        self.clock: Any = None  # where it says when its timed call started
+        self.kill_at: Optional[float] = None  # killed for a timeout: SIGKILL then
+        # the timed-out task's (job, i) and its error
+        self.timed_out: Optional[tuple] = None
 
 
 _waitlock = threading.Lock()
@@ -524,6 +603,8 @@ _waitlock = threading.Lock()
 
 class ApplyResult:
     """The result of ``Pool.apply_async()``."""
+
+    _task_timeout: Optional[float] = None  # each call's bound (timeout=)
 
     def __init__(self, pool: "Pool", callback: Optional[Callable],
                  error_callback: Optional[Callable]) -> None:
@@ -643,6 +724,8 @@ class MapResult(ApplyResult):
 
 class IMapIterator:
     """The iterator returned by ``Pool.imap()``."""
+
+    _task_timeout: Optional[float] = None  # each call's bound (timeout=)
 
     def __init__(self, pool: "Pool") -> None:
         self._pool: Any = pool
@@ -837,9 +920,13 @@ class Pool:
     def _new_worker(self, w: _Worker) -> None:
         from . import queues
         w.queue = queues.Queue()
+        if isinstance(self._ctx, context.BaseContext):
+            # another library's context could not pass it to the worker
+            from .sharedctypes import RawArray
+            w.clock = RawArray("d", 4)
         p = self.Process(self._ctx, target=_worker, daemon=True,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs, self._maxtasksperchild))
+                               self._initargs, self._maxtasksperchild, w.clock))
         p.name = p.name.replace("Process", "PoolWorker")
         try:
             p.start()
@@ -941,7 +1028,8 @@ class Pool:
         maxtasks = self._maxtasksperchild
         for w in self._workers.values():
             n = len(w.inflight)
-            if w.dead or n >= _INFLIGHT or (maxtasks is not None and w.sent >= maxtasks):
+            if (w.dead or n >= _INFLIGHT or w.kill_at is not None
+                    or (maxtasks is not None and w.sent >= maxtasks)):
                 continue
             if best is None or n < len(best.inflight):
                 best = w
@@ -962,8 +1050,8 @@ class Pool:
     def _feed(self, w: _Worker) -> None:
         """Give w what waits, up to its share (lock held)."""
         maxtasks = self._maxtasksperchild
-        while self._pending and not w.dead and len(w.inflight) < _INFLIGHT and (
-                maxtasks is None or w.sent < maxtasks):
+        while (self._pending and not w.dead and w.kill_at is None
+               and len(w.inflight) < _INFLIGHT and (maxtasks is None or w.sent < maxtasks)):
             self._send_batch(w)
 
     def _send_batch(self, w: _Worker) -> None:
@@ -985,7 +1073,9 @@ class Pool:
         if self._maxtasksperchild is not None:
             n = min(n, self._maxtasksperchild - w.sent)
         tasks = [first]
-        while len(tasks) < n and pending and pending[0][3] is func:
+        # a timed task travels alone: its worker may be killed for it
+        while (len(tasks) < n and pending and pending[0][3] is func
+               and first[2] < _TIMED and pending[0][2] < _TIMED):
             tasks.append(pending.popleft())
         try:
             data = self._encode(tasks)
@@ -999,6 +1089,9 @@ class Pool:
         w.inflight.append((tasks, cell))
         w.sent += len(tasks)
         self._send(w, data)
+        if first[2] >= _TIMED and self._unwatched:
+            self._unwatched = False
+            self._post(_WAKE)
 
     def _drop_unpicklable(self, tasks: list) -> list:
         """Fail the tasks that cannot be pickled; the others."""
@@ -1031,6 +1124,12 @@ class Pool:
             try:
                 with self._lock:
                     timeout = _STEAL_CHECK if self._queued_behind() else None
+                    if self._timed:
+                        wake = self._check_timeouts()
+                        if wake is not None and (timeout is None or wake < timeout):
+                            timeout = wake
+                    # a timed task sent meanwhile must wake this thread
+                    self._unwatched = timeout is None
                 batch = get(timeout)
                 if not batch:
                     with self._lock:
@@ -1094,6 +1193,8 @@ class Pool:
                             obj._set_many(items)
                 elif wid == _DIED:
                     self._lost(*body)
+                elif wid == _WAKE:
+                    pass  # a timed task was sent: its clock is watched from now
                 else:
                     return False
             except Exception:
@@ -1134,12 +1235,63 @@ class Pool:
                 return True
         return False
 
+    _timed = False  # a timed task was submitted: the result thread watches clocks
+    _unwatched = False  # the result thread waits with no timeout
+
+    def _check_timeouts(self) -> Optional[float]:
+        """Kill the workers whose timed call has run past its timeout (lock
+        held); seconds until the next look, None when no timed task is held."""
+        now = time.monotonic()
+        wake: Optional[float] = None
+        for w in self._workers.values():
+            if w.dead:
+                continue
+            if w.kill_at is not None:
+                # killed for a timeout, and not seen to end yet
+                if now >= w.kill_at:
+                    _signal(w.process, "kill")
+                    w.kill_at = now + _KILL_GRACE
+                left = w.kill_at - now
+            else:
+                left = self._time_left(w, now)
+                if left is None:
+                    continue
+            if wake is None or left < wake:
+                wake = left
+        return wake
+
+    def _time_left(self, w: _Worker, now: float) -> Optional[float]:
+        """Seconds until w's timed task is overdue (_TIMEOUT_POLL while it has
+        not started), None when it holds none; kills w when it is (lock held)."""
+        if not any(tasks[0][2] >= _TIMED for tasks, _cell in w.inflight):
+            return None
+        clock = w.clock
+        start, job, i, k = clock[0], clock[1], clock[2], clock[3]
+        if start == 0.0 or clock[0] != start:
+            return _TIMEOUT_POLL  # between two calls, or not started
+        key = (int(job), int(i))
+        task = next((tasks[0] for tasks, _cell in w.inflight
+                     if (tasks[0][0], tasks[0][1]) == key), None)
+        if task is None:
+            return _TIMEOUT_POLL  # the last timed task's, or a stale one
+        limit = getattr(self._cache.get(key[0]), "_task_timeout", None)
+        if limit is None:
+            return None
+        left = start + limit - now
+        if left > 0:
+            return left
+        item = None if task[2] == _APPLY + _TIMED else int(k)
+        w.timed_out = (key, TaskTimeoutError(limit, w.pid, item))
+        w.kill_at = now + _KILL_GRACE
+        _signal(w.process, "terminate")
+        return _KILL_GRACE
+
     def _steal(self) -> None:
         """Take back the messages queued behind a long-running one and give
         them to idle workers (lock held)."""
         maxtasks = self._maxtasksperchild
         idle = [w for w in self._workers.values() if not w.dead and not w.inflight
-                and (maxtasks is None or w.sent < maxtasks)]
+                and w.kill_at is None and (maxtasks is None or w.sent < maxtasks)]
         if not idle or self._pending:
             return
         now = time.monotonic()
@@ -1236,8 +1388,13 @@ class Pool:
                 self._pump()
         self._discard_queue(w)
         err = WorkerLostError(pid, exitcode)
+        late = w.timed_out
         for tasks, _cell in taken:
-            self._fail(tasks, err)
+            # a timed task travels alone
+            if late is not None and (tasks[0][0], tasks[0][1]) == late[0]:
+                self._fail(tasks, late[1])
+            else:
+                self._fail(tasks, err)
         if w.process is not None and self._sup is not None:
             try:
                 w.process.join(0)
@@ -1275,48 +1432,86 @@ class Pool:
         if self._state != RUN:
             raise ValueError("Pool not running")
 
-    def apply(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {}) -> Any:
-        """Equivalent of `func(*args, **kwds)`.
-        Pool must be running."""
-        return self.apply_async(func, args, kwds).get()
+    # timeout= (keyword only; not in the stdlib's pool): each call of func
+    # may run that many seconds, counted from its start; past it, its
+    # worker is killed and replaced, and the call fails with
+    # TaskTimeoutError, a multiprocessing.TimeoutError. Not to be confused
+    # with get(timeout) or next(timeout), which only stop waiting.
 
-    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None) -> list:
+    def apply(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {}, *,
+              timeout: Optional[float] = None) -> Any:
+        """Equivalent of `func(*args, **kwds)`.
+        Pool must be running. With timeout, a call that runs longer is
+        killed with its worker and raises TaskTimeoutError."""
+        return self.apply_async(func, args, kwds, timeout=timeout).get()
+
+    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None, *,
+            timeout: Optional[float] = None) -> list:
         """Apply `func` to each element in `iterable`, collecting the results
-        in a list that is returned."""
-        return self._map_async(func, iterable, _MAP, chunksize).get()
+        in a list that is returned. With timeout, each call that runs
+        longer is killed with its worker and fails the map with
+        TaskTimeoutError."""
+        return self._map_async(func, iterable, _MAP, chunksize, timeout=timeout).get()
 
     def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
-                chunksize: Optional[int] = None) -> list:
+                chunksize: Optional[int] = None, *, timeout: Optional[float] = None) -> list:
         """Like `map()` method but the elements of the `iterable` are expected to
         be iterables as well and will be unpacked as arguments. Hence
         `func` and (a, b) becomes func(a, b)."""
-        return self._map_async(func, iterable, _STARMAP, chunksize).get()
+        return self._map_async(func, iterable, _STARMAP, chunksize, timeout=timeout).get()
 
     def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
                       chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                      error_callback: Optional[Callable] = None) -> MapResult:
+                      error_callback: Optional[Callable] = None, *,
+                      timeout: Optional[float] = None) -> MapResult:
         """Asynchronous version of `starmap()` method."""
-        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback)
+        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback,
+                               timeout=timeout)
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
-                    error_callback: Optional[Callable] = None) -> ApplyResult:
-        """Asynchronous version of `apply()` method."""
+                    error_callback: Optional[Callable] = None, *,
+                    timeout: Optional[float] = None) -> ApplyResult:
+        """Asynchronous version of `apply()` method. With timeout, a call
+        that runs longer than that many seconds from its start is killed
+        with its worker, and fails with TaskTimeoutError."""
         self._check_running()
+        kind = self._timed_kind(_APPLY, timeout)
         result = ApplyResult(self, callback, error_callback)
-        self._submit(result, [(result._job, 0, _APPLY, func, tuple(args), dict(kwds))])
+        if kind != _APPLY:
+            result._task_timeout = timeout
+        self._submit(result, [(result._job, 0, kind, func, tuple(args), dict(kwds))])
         return result
 
     def map_async(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
                   callback: Optional[Callable] = None,
-                  error_callback: Optional[Callable] = None) -> MapResult:
-        """Asynchronous version of `map()` method."""
-        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback)
+                  error_callback: Optional[Callable] = None, *,
+                  timeout: Optional[float] = None) -> MapResult:
+        """Asynchronous version of `map()` method. timeout bounds each call
+        (see map()); get(timeout) still only bounds the wait."""
+        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback,
+                               timeout=timeout)
+
+    _kills_tasks = True  # a process pool can kill a task (timeout=), a thread pool cannot
+
+    def _timed_kind(self, kind: int, timeout: Any) -> int:
+        """kind, marked timed when timeout is given (checked)."""
+        if _check_task_timeout(timeout) is None:
+            return kind
+        if not self._kills_tasks:
+            raise ValueError("a thread pool cannot stop a running task: per-task timeouts "
+                             "need a process pool")
+        if not isinstance(self._ctx, context.BaseContext):
+            raise ValueError("per-task timeouts need a pool made with one of gomp's contexts")
+        self._timed = True
+        return kind + _TIMED
 
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                   error_callback: Optional[Callable] = None) -> MapResult:
+                   error_callback: Optional[Callable] = None, *,
+                   timeout: Optional[float] = None) -> MapResult:
         self._check_running()
+        kind = self._timed_kind(kind, timeout)
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
         if chunksize is None:
@@ -1327,6 +1522,8 @@ class Pool:
             chunksize = 0
         result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
                            error_callback=error_callback)
+        if kind >= _TIMED:
+            result._task_timeout = timeout
         if chunksize > 0:
             job = result._job
             if type(iterable) in (range, list, tuple):
@@ -1353,21 +1550,28 @@ class Pool:
             self._submit(result, tasks)
         return result
 
-    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
-        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`."""
-        return self._imap(IMapIterator, func, iterable, chunksize)
+    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1, *,
+             timeout: Optional[float] = None) -> Iterator[Any]:
+        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
+        With timeout, a call that runs longer is killed with its worker and
+        its result raises TaskTimeoutError (a chunk's, with chunksize > 1);
+        next(timeout) still only bounds the wait."""
+        return self._imap(IMapIterator, func, iterable, chunksize, timeout=timeout)
 
     def imap_unordered(self, func: Callable, iterable: Iterable[Any],
-                       chunksize: int = 1) -> Iterator[Any]:
+                       chunksize: int = 1, *, timeout: Optional[float] = None) -> Iterator[Any]:
         """Like `imap()` method but ordering of results is arbitrary."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, timeout=timeout)
 
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
-              chunksize: int) -> Iterator[Any]:
+              chunksize: int, *, timeout: Optional[float] = None) -> Iterator[Any]:
         self._check_running()
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
+        timed = self._timed_kind(0, timeout)
         result = cls(self)
+        if timed:
+            result._task_timeout = timeout
         if self._taskqueue is None:
             with self._lock:
                 if self._taskqueue is None:
@@ -1396,6 +1600,7 @@ class Pool:
     def _feed_iterable(self, result: "IMapIterator", func: Callable, iterable: Iterable[Any],
                        chunksize: int) -> None:
         job = result._job
+        timed = 0 if result._task_timeout is None else _TIMED
         n = 0
         tasks: list = []
         clock = time.perf_counter
@@ -1412,12 +1617,12 @@ class Pool:
                         x = next(it)
                     except StopIteration:
                         break
-                    tasks.append((job, n, _APPLY, func, (x,), _NO_KWDS))
+                    tasks.append((job, n, _APPLY + timed, func, (x,), _NO_KWDS))
                 else:
                     chunk = tuple(itertools.islice(it, chunksize))
                     if not chunk:
                         break
-                    tasks.append((job, n, _MAP, func, chunk, None))
+                    tasks.append((job, n, _MAP + timed, func, chunk, None))
                 n += 1
                 if len(tasks) >= group or clock() - since > _SUBMIT_WAIT:
                     self._submit(result, tasks)
@@ -1607,6 +1812,14 @@ class Pool:
     __class_getitem__ = classmethod(types.GenericAlias)
 
 
+def _signal(process: Any, how: str) -> None:
+    """process.terminate() or .kill(), for a process that may have ended."""
+    try:
+        getattr(process, how)()
+    except Exception:
+        pass
+
+
 def _close_popen(popen: Any) -> None:
     try:
         popen.close()
@@ -1644,6 +1857,7 @@ class ThreadPool(Pool):
 
     _wrap_exception = False
     _pack_chunks = False
+    _kills_tasks = False
 
     @staticmethod
     def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:

@@ -123,6 +123,12 @@ def _call_chunk(init: Optional[_Initializer], func: Callable, star: bool, chunk:
 
 # -- errors, as the local pool reports them -----------------------------------
 
+def _no_task_timeout(timeout: Optional[float]) -> None:
+    if _pool._check_task_timeout(timeout) is not None:
+        raise ValueError("per-task timeouts are not offered on a cluster: a task's "
+                         "thread cannot be stopped in its Dask worker")
+
+
 def _error(future: Any) -> BaseException:
     """The exception a finished-with-error (or cancelled) task raises here."""
     if future.status == "cancelled":
@@ -560,9 +566,11 @@ class Pool:
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
-                    error_callback: Optional[Callable] = None) -> ApplyResult:
+                    error_callback: Optional[Callable] = None, *,
+                    timeout: Optional[float] = None) -> ApplyResult:
         """Asynchronous version of `apply()` method."""
         self._check_running()
+        _no_task_timeout(timeout)
         result = ApplyResult(self, callback, error_callback)
         self._submit([_Task(_call, (self._init, func, tuple(args), dict(kwds)),
                             self._key(func), result, 0)])
@@ -570,8 +578,10 @@ class Pool:
 
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                   error_callback: Optional[Callable] = None) -> MapResult:
+                   error_callback: Optional[Callable] = None, *,
+                   timeout: Optional[float] = None) -> MapResult:
         self._check_running()
+        _no_task_timeout(timeout)
         star = kind == _pool._STARMAP
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
@@ -593,8 +603,9 @@ class Pool:
         return result
 
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
-              chunksize: int) -> Iterator[Any]:
+              chunksize: int, *, timeout: Optional[float] = None) -> Iterator[Any]:
         self._check_running()
+        _no_task_timeout(timeout)
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         # the local pool's wrappers name its own iterator classes
