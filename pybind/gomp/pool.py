@@ -380,25 +380,32 @@ def _dumps_result(obj: Any) -> bytes:
 
 # ------------------------------------------------------------ worker side
 
-# a worker's clock: [start, job, i, call]: when its timed task's current
-# call started (time.monotonic(); 0.0 between calls), which task, which call
-# of its chunk. The parent reads it to kill a call that runs too long.
+# a worker's clock: [start, job, i, call], doubles in a heap block (a
+# memoryview: sharedctypes would cost each worker the import of ctypes, 4 ms
+# of its start): when its timed task's current call started
+# (time.monotonic(); 0.0 between calls), which task, which call of its
+# chunk. The parent reads it to kill a call that runs too long.
 _clock: Any = None
+_CLOCK_SIZE = 4 * 8
+
+
+def _clock_view(block: Any) -> Any:
+    return block.create_memoryview().cast("d")
 
 
 def _run_timed(job: int, i: int, kind: int, func: Callable, args: Any, kwds: Any) -> Any:
     """Run a timed task, recording each call's start in the clock."""
     clock, now = _clock, time.monotonic
-    clock[1], clock[2] = job, i
+    clock[1], clock[2] = float(job), float(i)
     try:
         if kind == _APPLY:
-            clock[3] = 0
+            clock[3] = 0.0
             clock[0] = now()
             return func(*args, **kwds)
         out = []
         for k, x in enumerate(args):
             clock[0] = 0.0  # the reader must not pair this start with the last call
-            clock[3] = k
+            clock[3] = float(k)
             clock[0] = now()
             out.append(func(*x) if kind == _STARMAP else func(x))
         return out
@@ -524,7 +531,7 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
             initargs: tuple, maxtasks: Optional[int], clock: Any = None) -> None:
     """The loop of a pool worker process."""
     global _clock
-    _clock = clock
+    _clock = None if clock is None else _clock_view(clock)
     # the parent handles Ctrl-C and ends its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
@@ -579,7 +586,7 @@ class _Worker:
     """The parent's view of one worker: its queue and what it holds."""
 
     __slots__ = ("wid", "process", "queue", "inflight", "sent", "dead", "pid", "last",
-                 "started", "clock", "kill_at", "timed_out")
+                 "started", "clock", "clock_block", "kill_at", "timed_out")
 
     def __init__(self, wid: int) -> None:
         self.wid = wid
@@ -593,6 +600,7 @@ class _Worker:
         self.last = 0.0  # when it last started a message (about)
         self.started = False  # it ran the initializer and waits for tasks
         self.clock: Any = None  # where it says when its timed call started
+        self.clock_block: Any = None  # the heap block under clock, kept while it lives
         self.kill_at: Optional[float] = None  # killed for a timeout: SIGKILL then
         # the timed-out task's (job, i) and its error
         self.timed_out: Optional[tuple] = None
@@ -922,11 +930,14 @@ class Pool:
         w.queue = queues.Queue()
         if isinstance(self._ctx, context.BaseContext):
             # another library's context could not pass it to the worker
-            from .sharedctypes import RawArray
-            w.clock = RawArray("d", 4)
+            from .heap import BufferWrapper
+            block = w.clock_block = BufferWrapper(_CLOCK_SIZE)
+            w.clock = _clock_view(block)
+        else:
+            block = None
         p = self.Process(self._ctx, target=_worker, daemon=True,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs, self._maxtasksperchild, w.clock))
+                               self._initargs, self._maxtasksperchild, block))
         p.name = p.name.replace("Process", "PoolWorker")
         try:
             p.start()
