@@ -77,6 +77,7 @@ def _traceback() -> types.ModuleType:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, List, Optional
+    from ._progress import ProgressArg
 
 from . import context
 from . import reduction
@@ -335,12 +336,28 @@ def _dumps_result(obj: Any) -> bytes:
 
 # ------------------------------------------------------------ worker side
 
-def _run(tasks: Iterable[tuple], wrap: bool) -> list:
-    """Run a message's tasks; [(job, i, success, value), ...]."""
+# a worker of a pool without worker_state=True: its tasks get no state
+_NO_STATE = object()
+
+
+def _worker_state(initializer: Optional[Callable], initargs: tuple, worker_state: bool) -> Any:
+    """Run the initializer in a starting worker; the state the worker's
+    tasks get as their ``worker_state`` keyword: the initializer's return
+    value, a new dict without an initializer, or _NO_STATE (no keyword)
+    unless the pool has worker_state=True."""
+    value = initializer(*initargs) if initializer is not None else {}
+    return value if worker_state else _NO_STATE
+
+
+def _run(tasks: Iterable[tuple], wrap: bool, state: Any = _NO_STATE) -> list:
+    """Run a message's tasks; [(job, i, success, value), ...]. A state
+    other than _NO_STATE is passed to each call as ``worker_state=``."""
     out: Optional[list] = []
     try:
         for job, i, kind, func, args, kwds in tasks:
             try:
+                if state is not _NO_STATE:
+                    func = functools.partial(func, worker_state=state)
                 if kind == _APPLY:
                     value = func(*args, **kwds)
                 elif kind == _MAP:
@@ -448,12 +465,11 @@ def _encode_results(results: list) -> bytes:
 
 
 def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
-            initargs: tuple, maxtasks: Optional[int]) -> None:
+            initargs: tuple, maxtasks: Optional[int], worker_state: bool = False) -> None:
     """The loop of a pool worker process."""
     # the parent handles Ctrl-C and ends its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if initializer is not None:
-        initializer(*initargs)
+    state = _worker_state(initializer, initargs, worker_state)
     get, put, loads, clock = inqueue.get, outqueue.put, pickle.loads, time.perf_counter
     put(_record(wid, 0.0))  # started: an empty record
     completed = 0
@@ -465,7 +481,7 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
             break
         t0 = clock()
         completed += len(tasks)
-        results = _run(tasks, True)
+        results = _run(tasks, True, state)
         tasks = None
         body = _encode_results(results)
         put(_record(wid, clock() - t0, body))
@@ -760,7 +776,11 @@ class Pool:
 
     def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
                  initargs: Iterable[Any] = (), maxtasksperchild: Optional[int] = None,
-                 context: Any = None) -> None:
+                 context: Any = None, *, worker_state: bool = False) -> None:
+        """The stdlib's arguments, and gomp's: with ``worker_state=True``
+        each worker keeps what ``initializer(*initargs)`` returns (a new
+        dict when there is no initializer) and passes it to every task it
+        runs as the keyword argument ``worker_state``."""
         # what __del__ and terminate() look at exists before anything can fail
         self._pool: List[Any] = []
         self._state = INIT
@@ -771,6 +791,7 @@ class Pool:
         self._maxtasksperchild = maxtasksperchild
         self._initializer = initializer
         self._initargs = tuple(initargs)
+        self._worker_state = bool(worker_state)
         if processes is None:
             # 3.13: the CPUs this process may use (PYTHON_CPU_COUNT, affinity)
             processes = getattr(os, "process_cpu_count", os.cpu_count)() or 1
@@ -839,7 +860,7 @@ class Pool:
         w.queue = queues.Queue()
         p = self.Process(self._ctx, target=_worker, daemon=True,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs, self._maxtasksperchild))
+                               self._initargs, self._maxtasksperchild, self._worker_state))
         p.name = p.name.replace("Process", "PoolWorker")
         try:
             p.start()
@@ -1280,23 +1301,27 @@ class Pool:
         Pool must be running."""
         return self.apply_async(func, args, kwds).get()
 
-    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None) -> list:
+    def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
+            *, progress: ProgressArg = None) -> list:
         """Apply `func` to each element in `iterable`, collecting the results
-        in a list that is returned."""
-        return self._map_async(func, iterable, _MAP, chunksize).get()
+        in a list that is returned. ``progress=True`` (or a dict of tqdm
+        options) shows a bar of the tasks completed (gomp._progress)."""
+        return self._map_async(func, iterable, _MAP, chunksize, progress=progress).get()
 
     def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
-                chunksize: Optional[int] = None) -> list:
+                chunksize: Optional[int] = None, *, progress: ProgressArg = None) -> list:
         """Like `map()` method but the elements of the `iterable` are expected to
         be iterables as well and will be unpacked as arguments. Hence
         `func` and (a, b) becomes func(a, b)."""
-        return self._map_async(func, iterable, _STARMAP, chunksize).get()
+        return self._map_async(func, iterable, _STARMAP, chunksize, progress=progress).get()
 
     def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
                       chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                      error_callback: Optional[Callable] = None) -> MapResult:
+                      error_callback: Optional[Callable] = None, *,
+                      progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `starmap()` method."""
-        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback)
+        return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback,
+                               progress)
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
@@ -1309,24 +1334,37 @@ class Pool:
 
     def map_async(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
                   callback: Optional[Callable] = None,
-                  error_callback: Optional[Callable] = None) -> MapResult:
+                  error_callback: Optional[Callable] = None, *,
+                  progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `map()` method."""
-        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback)
+        return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback,
+                               progress)
 
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                   error_callback: Optional[Callable] = None) -> MapResult:
+                   error_callback: Optional[Callable] = None,
+                   progress: ProgressArg = None) -> MapResult:
         self._check_running()
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
+        bar = None
+        if progress is not None and progress is not False:
+            from . import _pool_progress
+            bar = _pool_progress.make(progress, len(iterable))  # type: ignore[arg-type]
         if chunksize is None:
             chunksize, extra = divmod(len(iterable), len(self._pool or [0]) * 4)  # type: ignore
             if extra:
                 chunksize += 1
+            if bar is not None:
+                chunksize = _pool_progress.chunksize(chunksize, len(iterable))  # type: ignore
         if len(iterable) == 0:  # type: ignore[arg-type]
             chunksize = 0
-        result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
-                           error_callback=error_callback)
+        if bar is None:
+            result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
+                               error_callback=error_callback)
+        else:
+            result = _pool_progress.MapResultWithProgress(
+                self, chunksize, len(iterable), callback, error_callback, bar)  # type: ignore
         if chunksize > 0:
             job = result._job
             if type(iterable) in (range, list, tuple):
@@ -1353,21 +1391,31 @@ class Pool:
             self._submit(result, tasks)
         return result
 
-    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
-        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`."""
-        return self._imap(IMapIterator, func, iterable, chunksize)
+    def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1, *,
+             progress: ProgressArg = None) -> Iterator[Any]:
+        """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
+        ``progress=`` as in `map()`: the bar's total is the iterable's
+        length, unknown for a generator."""
+        return self._imap(IMapIterator, func, iterable, chunksize, progress)
 
     def imap_unordered(self, func: Callable, iterable: Iterable[Any],
-                       chunksize: int = 1) -> Iterator[Any]:
+                       chunksize: int = 1, *, progress: ProgressArg = None) -> Iterator[Any]:
         """Like `imap()` method but ordering of results is arbitrary."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize)
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, progress)
 
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
-              chunksize: int) -> Iterator[Any]:
+              chunksize: int, progress: ProgressArg = None) -> Iterator[Any]:
         self._check_running()
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
-        result = cls(self)
+        if progress is None or progress is False:
+            result = cls(self)
+        else:
+            from . import _pool_progress
+            bar = _pool_progress.make(progress, _pool_progress.total_of(iterable))
+            cls = (_pool_progress.IMapIteratorWithProgress if cls is IMapIterator
+                   else _pool_progress.IMapUnorderedIteratorWithProgress)
+            result = cls(self, bar, chunksize)
         if self._taskqueue is None:
             with self._lock:
                 if self._taskqueue is None:
@@ -1629,6 +1677,9 @@ def _fail_all(obj: Any, err: BaseException) -> None:
                 obj._set(0, (False, err))
         else:
             obj._set(0, (False, err))
+        bar = getattr(obj, "_progress", None)
+        if bar is not None:
+            bar.close()
     except Exception:
         _traceback().print_exc()
 
@@ -1651,8 +1702,10 @@ class ThreadPool(Pool):
         return Process(*args, **kwds)
 
     def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
-                 initargs: Iterable[Any] = ()) -> None:
-        Pool.__init__(self, processes, initializer, initargs)
+                 initargs: Iterable[Any] = (), *, worker_state: bool = False) -> None:
+        """The stdlib's arguments, and ``worker_state`` as for `Pool`: a
+        state per worker thread."""
+        Pool.__init__(self, processes, initializer, initargs, worker_state=worker_state)
 
     def _setup(self) -> None:
         self._sup = None
@@ -1680,7 +1733,7 @@ class ThreadPool(Pool):
         w.queue = _SimpleQueue()
         t = self.Process(None, target=_thread_worker,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs))
+                               self._initargs, self._worker_state))
         t.daemon = True
         t.name = "PoolWorker-%d" % w.wid
         t.start()
@@ -1723,16 +1776,15 @@ class ThreadPool(Pool):
 
 
 def _thread_worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
-                   initargs: tuple) -> None:
-    if initializer is not None:
-        initializer(*initargs)
+                   initargs: tuple, worker_state: bool = False) -> None:
+    state = _worker_state(initializer, initargs, worker_state)
     clock = time.perf_counter
     while True:
         tasks = inqueue.get()
         if tasks is None:
             break
         t0 = clock()
-        results = _run(tasks, False)
+        results = _run(tasks, False, state)
         tasks = None
         outqueue.put((wid, clock() - t0, results))
         results = None
