@@ -7,6 +7,7 @@ import io
 import os
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -300,3 +301,13 @@ def test_the_bar_is_drawn_by_the_parents_result_thread():
     with gomp.Pool(2) as p:
         p.map(T.square, range(200), progress={"file": Where(), "mininterval": 0})
     assert Where.seen == {(os.getpid(), "MainThread"), (os.getpid(), "PoolResultHandler")}
+
+
+def test_progress_example():
+    r = scripts.run([sys.executable, scripts.example("progress.py")], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["sum of squares: %d" % sum(x * x for x in range(400)),
+                                     "sum over the generator: %d" % sum(x * x for x in range(200)),
+                                     "2**63 = %d" % 2 ** 63]
+    assert "400/400" in r.stderr and "powers of two: 100%" in r.stderr
+    assert "generator: 0n " in r.stderr  # no total; it goes away when done (leave=False)

@@ -4,11 +4,13 @@ initializer returned (a dict when there is none), as the keyword argument
 from __future__ import annotations
 
 import collections
+import sys
 
 import pytest
 
 import gomp
 import _pool_targets as T
+import scripts
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.gomp_extension]
 
@@ -85,3 +87,11 @@ def test_tasks_get_no_state_unless_asked():
         with pytest.raises(TypeError, match="worker_state"):
             p.apply(T.count, (1,))
         assert p.map(T.square, range(3)) == [0, 1, 4]
+
+
+def test_worker_state_example():
+    r = scripts.run([sys.executable, scripts.example("worker_state.py")], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["gomp: multiprocessing in Go", "state: what a worker keeps",
+                                     "tqdm: None",
+                                     "tasks counted by the workers' own dicts: 100"]

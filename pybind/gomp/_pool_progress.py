@@ -14,8 +14,9 @@ once per message, never from a worker. The bar closes
   open, as the iteration may go on;
 * when the pool is terminated (``_fail_all``).
 
-Only this module knows of the bar; ``pool.py`` picks these classes when a
-bar is asked for, so a call without one runs the plain classes' code.
+``pool.py`` picks these classes only when a bar is asked for (and closes
+the bar of a result it fails on terminate), so a call without one runs the
+plain classes' code.
 """
 from __future__ import annotations
 

@@ -1306,14 +1306,14 @@ class Pool:
         """Apply `func` to each element in `iterable`, collecting the results
         in a list that is returned. ``progress=True`` (or a dict of tqdm
         options) shows a bar of the tasks completed (gomp._progress)."""
-        return self._map_async(func, iterable, _MAP, chunksize, progress=progress).get()
+        return self._map_async(func, iterable, _MAP, chunksize, **_bar(progress)).get()
 
     def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
                 chunksize: Optional[int] = None, *, progress: ProgressArg = None) -> list:
         """Like `map()` method but the elements of the `iterable` are expected to
         be iterables as well and will be unpacked as arguments. Hence
         `func` and (a, b) becomes func(a, b)."""
-        return self._map_async(func, iterable, _STARMAP, chunksize, progress=progress).get()
+        return self._map_async(func, iterable, _STARMAP, chunksize, **_bar(progress)).get()
 
     def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
                       chunksize: Optional[int] = None, callback: Optional[Callable] = None,
@@ -1321,7 +1321,7 @@ class Pool:
                       progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `starmap()` method."""
         return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback,
-                               progress)
+                               **_bar(progress))
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
@@ -1338,7 +1338,7 @@ class Pool:
                   progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `map()` method."""
         return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback,
-                               progress)
+                               **_bar(progress))
 
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
@@ -1396,12 +1396,12 @@ class Pool:
         """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
         ``progress=`` as in `map()`: the bar's total is the iterable's
         length, unknown for a generator."""
-        return self._imap(IMapIterator, func, iterable, chunksize, progress)
+        return self._imap(IMapIterator, func, iterable, chunksize, **_bar(progress))
 
     def imap_unordered(self, func: Callable, iterable: Iterable[Any],
                        chunksize: int = 1, *, progress: ProgressArg = None) -> Iterator[Any]:
         """Like `imap()` method but ordering of results is arbitrary."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, progress)
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, **_bar(progress))
 
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
               chunksize: int, progress: ProgressArg = None) -> Iterator[Any]:
@@ -1653,6 +1653,13 @@ class Pool:
                           ResourceWarning, source=self)
 
     __class_getitem__ = classmethod(types.GenericAlias)
+
+
+def _bar(progress: ProgressArg) -> dict:
+    """The keywords that ask _map_async() and _imap() for a progress bar:
+    none when none is wanted, so that a subclass's override of theirs
+    written for the stdlib's signatures keeps working."""
+    return {} if progress is None or progress is False else {"progress": progress}
 
 
 def _close_popen(popen: Any) -> None:
