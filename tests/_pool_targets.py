@@ -149,3 +149,48 @@ def overrun(how, seconds=30):
 def pid_after(seconds):
     time.sleep(seconds)
     return os.getpid()
+
+
+def nap_or_fail(x):
+    """Sleep x seconds and return x; a negative x fails at once."""
+    if x < 0:
+        raise ValueError("bad %r" % (x,))
+    time.sleep(x)
+    return x
+
+
+# -- worker_state=True: what the initializer returns is passed to each task
+
+class Counter:
+    """A per-worker resource: counts the tasks that used it, and says whose
+    it is (the worker's pid and thread)."""
+
+    def __init__(self, start=0):
+        import threading
+        self.owner = (os.getpid(), threading.get_ident())
+        self.n = start
+
+
+def new_counter(start=0):
+    return Counter(start)
+
+
+def count(x, worker_state):
+    """(owner, how many tasks this worker's counter has seen, x)."""
+    worker_state.n += 1
+    return worker_state.owner, worker_state.n, x
+
+
+def count_pair(a, b, worker_state):
+    return count(a + b, worker_state=worker_state)
+
+
+def count_kw(x, *, scale=1, worker_state):
+    return count(x * scale, worker_state=worker_state)
+
+
+def fill(x, worker_state):
+    """The state without an initializer: a dict per worker, kept."""
+    seen = worker_state.setdefault("seen", [])
+    seen.append(x)
+    return os.getpid(), type(worker_state).__name__, len(seen)

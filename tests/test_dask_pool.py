@@ -168,3 +168,14 @@ def test_pool_tour(ctx):
         res = pool.apply_async(time.sleep, (3,))
         with pytest.raises(gomp.TimeoutError):
             res.get(timeout=1)
+
+
+def test_progress_bars_are_the_local_pools(pool):
+    # the wrappers are the local pool's; their progress= is not the cluster's
+    for call in (lambda: pool.map(T.square, range(3), progress=True),
+                 lambda: pool.starmap_async(T.add, [(1, 2)], progress={"desc": "x"}),
+                 lambda: pool.imap(T.square, range(3), progress=True)):
+        with pytest.raises(NotImplementedError, match="progress bars"):
+            call()
+    assert pool.map(T.square, range(3), progress=False) == [0, 1, 4]
+    assert list(pool.imap_unordered(T.square, range(3), progress=None)) != []

@@ -129,11 +129,14 @@ class BaseContext:
         return SimpleQueue(ctx=self.get_context())
 
     def Pool(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
-             initargs: Iterable[Any] = (), maxtasksperchild: Optional[int] = None) -> Any:
-        """Returns a process pool object."""
+             initargs: Iterable[Any] = (), maxtasksperchild: Optional[int] = None, *,
+             worker_state: bool = False) -> Any:
+        """Returns a process pool object. ``worker_state=True`` (gomp's):
+        each task gets its worker's state, what the initializer returned,
+        as the keyword argument ``worker_state`` (see gomp.pool.Pool)."""
         from .pool import Pool
         return Pool(processes, initializer, initargs, maxtasksperchild,
-                    context=self.get_context())
+                    context=self.get_context(), worker_state=worker_state)
 
     def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
         """Returns a shared object."""

@@ -292,7 +292,7 @@ class ProcessPoolExecutor(_cf.Executor):
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],  # type: ignore[override]
             timeout: Optional[float] = None, chunksize: int = 1,
-            task_timeout: Optional[float] = None) -> Iterator[Any]:
+            task_timeout: Optional[float] = None, progress: Any = None) -> Iterator[Any]:
         """Returns an iterator equivalent to map(fn, iter).
 
         Args:
@@ -308,6 +308,9 @@ class ProcessPoolExecutor(_cf.Executor):
                 the executor's task_timeout. A call that runs longer is
                 killed with its worker and its result raises
                 TaskTimeoutError (a chunk's, with chunksize > 1).
+            progress: Not in the stdlib: True (or a dict of tqdm options)
+                shows a bar of the results taken, drawn by this process
+                (the ``progress`` extra: gomp-multiprocessing[progress]).
 
         Returns:
             An iterator equivalent to: map(func, *iterables) but the calls may
@@ -323,12 +326,22 @@ class ProcessPoolExecutor(_cf.Executor):
         deadline = None if timeout is None else timeout + time.monotonic()
         limit = self._timeout(task_timeout)
         items = list(zip(*iterables))
-        if chunksize == 1:
-            futures = self._submit(fn, _APPLY, items, {}, limit)
-        else:
-            chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-            futures = self._submit(fn, _STARMAP, chunks, None, limit)  # type: ignore[arg-type]
-        return _results(futures, deadline, chunksize > 1)
+        from . import _progress
+        # made before any call is submitted: a missing extra fails the map whole
+        bar = _progress.make(progress, len(items))
+        try:
+            if chunksize == 1:
+                futures = self._submit(fn, _APPLY, items, {}, limit)
+            else:
+                chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
+                futures = self._submit(fn, _STARMAP, chunks, None,  # type: ignore[arg-type]
+                                       limit)
+        except BaseException:
+            if bar is not None:
+                bar.close()
+            raise
+        results = _results(futures, deadline, chunksize > 1)
+        return results if bar is None else _progress.counted(results, bar)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Clean-up the resources associated with the Executor.

@@ -77,6 +77,7 @@ def _traceback() -> types.ModuleType:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, List, Optional
+    from ._progress import ProgressArg
 
 from . import context
 from . import reduction
@@ -413,12 +414,28 @@ def _run_timed(job: int, i: int, kind: int, func: Callable, args: Any, kwds: Any
         clock[0] = 0.0
 
 
-def _run(tasks: Iterable[tuple], wrap: bool) -> list:
-    """Run a message's tasks; [(job, i, success, value), ...]."""
+# a worker of a pool without worker_state=True: its tasks get no state
+_NO_STATE = object()
+
+
+def _worker_state(initializer: Optional[Callable], initargs: tuple, worker_state: bool) -> Any:
+    """Run the initializer in a starting worker; the state the worker's
+    tasks get as their ``worker_state`` keyword: the initializer's return
+    value, a new dict without an initializer, or _NO_STATE (no keyword)
+    unless the pool has worker_state=True."""
+    value = initializer(*initargs) if initializer is not None else {}
+    return value if worker_state else _NO_STATE
+
+
+def _run(tasks: Iterable[tuple], wrap: bool, state: Any = _NO_STATE) -> list:
+    """Run a message's tasks; [(job, i, success, value), ...]. A state
+    other than _NO_STATE is passed to each call as ``worker_state=``."""
     out: Optional[list] = []
     try:
         for job, i, kind, func, args, kwds in tasks:
             try:
+                if state is not _NO_STATE:
+                    func = functools.partial(func, worker_state=state)
                 if kind == _APPLY:
                     value = func(*args, **kwds)
                 elif kind == _MAP:
@@ -528,14 +545,14 @@ def _encode_results(results: list) -> bytes:
 
 
 def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
-            initargs: tuple, maxtasks: Optional[int], clock: Any = None) -> None:
+            initargs: tuple, maxtasks: Optional[int], clock: Any = None,
+            worker_state: bool = False) -> None:
     """The loop of a pool worker process."""
     global _clock
     _clock = None if clock is None else _clock_view(clock)
     # the parent handles Ctrl-C and ends its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if initializer is not None:
-        initializer(*initargs)
+    state = _worker_state(initializer, initargs, worker_state)
     get, put, loads, clock = inqueue.get, outqueue.put, pickle.loads, time.perf_counter
     put(_record(wid, 0.0))  # started: an empty record
     completed = 0
@@ -547,7 +564,7 @@ def _worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callabl
             break
         t0 = clock()
         completed += len(tasks)
-        results = _run(tasks, True)
+        results = _run(tasks, True, state)
         tasks = None
         body = _encode_results(results)
         put(_record(wid, clock() - t0, body))
@@ -851,7 +868,11 @@ class Pool:
 
     def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
                  initargs: Iterable[Any] = (), maxtasksperchild: Optional[int] = None,
-                 context: Any = None) -> None:
+                 context: Any = None, *, worker_state: bool = False) -> None:
+        """The stdlib's arguments, and gomp's: with ``worker_state=True``
+        each worker keeps what ``initializer(*initargs)`` returns (a new
+        dict when there is no initializer) and passes it to every task it
+        runs as the keyword argument ``worker_state``."""
         # what __del__ and terminate() look at exists before anything can fail
         self._pool: List[Any] = []
         self._state = INIT
@@ -862,6 +883,7 @@ class Pool:
         self._maxtasksperchild = maxtasksperchild
         self._initializer = initializer
         self._initargs = tuple(initargs)
+        self._worker_state = bool(worker_state)
         if processes is None:
             # 3.13: the CPUs this process may use (PYTHON_CPU_COUNT, affinity)
             processes = getattr(os, "process_cpu_count", os.cpu_count)() or 1
@@ -937,7 +959,8 @@ class Pool:
             block = None
         p = self.Process(self._ctx, target=_worker, daemon=True,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs, self._maxtasksperchild, block))
+                               self._initargs, self._maxtasksperchild, block,
+                               self._worker_state))
         p.name = p.name.replace("Process", "PoolWorker")
         try:
             p.start()
@@ -1457,27 +1480,32 @@ class Pool:
         return self.apply_async(func, args, kwds, timeout=timeout).get()
 
     def map(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None, *,
-            timeout: Optional[float] = None) -> list:
+            timeout: Optional[float] = None, progress: ProgressArg = None) -> list:
         """Apply `func` to each element in `iterable`, collecting the results
         in a list that is returned. With timeout, each call that runs
         longer is killed with its worker and fails the map with
-        TaskTimeoutError."""
-        return self._map_async(func, iterable, _MAP, chunksize, timeout=timeout).get()
+        TaskTimeoutError. ``progress=True`` (or a dict of tqdm options)
+        shows a bar of the tasks completed (gomp._progress)."""
+        return self._map_async(func, iterable, _MAP, chunksize,
+                               **_options(timeout, progress)).get()
 
     def starmap(self, func: Callable, iterable: Iterable[Iterable[Any]],
-                chunksize: Optional[int] = None, *, timeout: Optional[float] = None) -> list:
+                chunksize: Optional[int] = None, *, timeout: Optional[float] = None,
+                progress: ProgressArg = None) -> list:
         """Like `map()` method but the elements of the `iterable` are expected to
         be iterables as well and will be unpacked as arguments. Hence
         `func` and (a, b) becomes func(a, b)."""
-        return self._map_async(func, iterable, _STARMAP, chunksize, timeout=timeout).get()
+        return self._map_async(func, iterable, _STARMAP, chunksize,
+                               **_options(timeout, progress)).get()
 
     def starmap_async(self, func: Callable, iterable: Iterable[Iterable[Any]],
                       chunksize: Optional[int] = None, callback: Optional[Callable] = None,
                       error_callback: Optional[Callable] = None, *,
-                      timeout: Optional[float] = None) -> MapResult:
+                      timeout: Optional[float] = None,
+                      progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `starmap()` method."""
         return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback,
-                               timeout=timeout)
+                               **_options(timeout, progress))
 
     def apply_async(self, func: Callable, args: Iterable[Any] = (), kwds: dict = {},
                     callback: Optional[Callable] = None,
@@ -1497,11 +1525,12 @@ class Pool:
     def map_async(self, func: Callable, iterable: Iterable[Any], chunksize: Optional[int] = None,
                   callback: Optional[Callable] = None,
                   error_callback: Optional[Callable] = None, *,
-                  timeout: Optional[float] = None) -> MapResult:
+                  timeout: Optional[float] = None,
+                  progress: ProgressArg = None) -> MapResult:
         """Asynchronous version of `map()` method. timeout bounds each call
         (see map()); get(timeout) still only bounds the wait."""
         return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback,
-                               timeout=timeout)
+                               **_options(timeout, progress))
 
     _kills_tasks = True  # a process pool can kill a task (timeout=), a thread pool cannot
 
@@ -1520,19 +1549,29 @@ class Pool:
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
                    error_callback: Optional[Callable] = None, *,
-                   timeout: Optional[float] = None) -> MapResult:
+                   timeout: Optional[float] = None, progress: ProgressArg = None) -> MapResult:
         self._check_running()
         kind = self._timed_kind(kind, timeout)
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
+        bar = None
+        if progress is not None and progress is not False:
+            from . import _pool_progress
+            bar = _pool_progress.make(progress, len(iterable))  # type: ignore[arg-type]
         if chunksize is None:
             chunksize, extra = divmod(len(iterable), len(self._pool or [0]) * 4)  # type: ignore
             if extra:
                 chunksize += 1
+            if bar is not None:
+                chunksize = _pool_progress.chunksize(chunksize, len(iterable))  # type: ignore
         if len(iterable) == 0:  # type: ignore[arg-type]
             chunksize = 0
-        result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
-                           error_callback=error_callback)
+        if bar is None:
+            result = MapResult(self, chunksize, len(iterable), callback,  # type: ignore
+                               error_callback=error_callback)
+        else:
+            result = _pool_progress.MapResultWithProgress(
+                self, chunksize, len(iterable), callback, error_callback, bar)  # type: ignore
         if kind >= _TIMED:
             result._task_timeout = timeout
         if chunksize > 0:
@@ -1562,25 +1601,36 @@ class Pool:
         return result
 
     def imap(self, func: Callable, iterable: Iterable[Any], chunksize: int = 1, *,
-             timeout: Optional[float] = None) -> Iterator[Any]:
+             timeout: Optional[float] = None, progress: ProgressArg = None) -> Iterator[Any]:
         """Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
         With timeout, a call that runs longer is killed with its worker and
         its result raises TaskTimeoutError (a chunk's, with chunksize > 1);
-        next(timeout) still only bounds the wait."""
-        return self._imap(IMapIterator, func, iterable, chunksize, timeout=timeout)
+        next(timeout) still only bounds the wait. ``progress=`` as in
+        `map()`: the bar's total is the iterable's length, unknown for a
+        generator."""
+        return self._imap(IMapIterator, func, iterable, chunksize, **_options(timeout, progress))
 
     def imap_unordered(self, func: Callable, iterable: Iterable[Any],
-                       chunksize: int = 1, *, timeout: Optional[float] = None) -> Iterator[Any]:
+                       chunksize: int = 1, *, timeout: Optional[float] = None,
+                       progress: ProgressArg = None) -> Iterator[Any]:
         """Like `imap()` method but ordering of results is arbitrary."""
-        return self._imap(IMapUnorderedIterator, func, iterable, chunksize, timeout=timeout)
+        return self._imap(IMapUnorderedIterator, func, iterable, chunksize,
+                          **_options(timeout, progress))
 
-    def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
-              chunksize: int, *, timeout: Optional[float] = None) -> Iterator[Any]:
+    def _imap(self, cls: type, func: Callable, iterable: Iterable[Any], chunksize: int, *,
+              timeout: Optional[float] = None, progress: ProgressArg = None) -> Iterator[Any]:
         self._check_running()
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
         timed = self._timed_kind(0, timeout)
-        result = cls(self)
+        if progress is None or progress is False:
+            result = cls(self)
+        else:
+            from . import _pool_progress
+            bar = _pool_progress.make(progress, _pool_progress.total_of(iterable))
+            cls = (_pool_progress.IMapIteratorWithProgress if cls is IMapIterator
+                   else _pool_progress.IMapUnorderedIteratorWithProgress)
+            result = cls(self, bar, chunksize)
         if timed:
             result._task_timeout = timeout
         if self._taskqueue is None:
@@ -1831,6 +1881,18 @@ def _signal(process: Any, how: str) -> None:
         pass
 
 
+def _options(timeout: Optional[float], progress: ProgressArg) -> dict:
+    """The keywords that ask _map_async() and _imap() for per-task timeouts
+    and a progress bar: only those given, so that a subclass's override of
+    theirs written for the stdlib's signatures keeps working."""
+    out: dict = {}
+    if timeout is not None:
+        out["timeout"] = timeout
+    if progress is not None and progress is not False:
+        out["progress"] = progress
+    return out
+
+
 def _close_popen(popen: Any) -> None:
     try:
         popen.close()
@@ -1853,6 +1915,9 @@ def _fail_all(obj: Any, err: BaseException) -> None:
                 obj._set(0, (False, err))
         else:
             obj._set(0, (False, err))
+        bar = getattr(obj, "_progress", None)
+        if bar is not None:
+            bar.close()
     except Exception:
         _traceback().print_exc()
 
@@ -1876,8 +1941,10 @@ class ThreadPool(Pool):
         return Process(*args, **kwds)
 
     def __init__(self, processes: Optional[int] = None, initializer: Optional[Callable] = None,
-                 initargs: Iterable[Any] = ()) -> None:
-        Pool.__init__(self, processes, initializer, initargs)
+                 initargs: Iterable[Any] = (), *, worker_state: bool = False) -> None:
+        """The stdlib's arguments, and ``worker_state`` as for `Pool`: a
+        state per worker thread."""
+        Pool.__init__(self, processes, initializer, initargs, worker_state=worker_state)
 
     def _setup(self) -> None:
         self._sup = None
@@ -1905,7 +1972,7 @@ class ThreadPool(Pool):
         w.queue = _SimpleQueue()
         t = self.Process(None, target=_thread_worker,
                          args=(w.wid, w.queue, self._outqueue, self._initializer,
-                               self._initargs))
+                               self._initargs, self._worker_state))
         t.daemon = True
         t.name = "PoolWorker-%d" % w.wid
         t.start()
@@ -1948,16 +2015,15 @@ class ThreadPool(Pool):
 
 
 def _thread_worker(wid: int, inqueue: Any, outqueue: Any, initializer: Optional[Callable],
-                   initargs: tuple) -> None:
-    if initializer is not None:
-        initializer(*initargs)
+                   initargs: tuple, worker_state: bool = False) -> None:
+    state = _worker_state(initializer, initargs, worker_state)
     clock = time.perf_counter
     while True:
         tasks = inqueue.get()
         if tasks is None:
             break
         t0 = clock()
-        results = _run(tasks, False)
+        results = _run(tasks, False, state)
         tasks = None
         outqueue.put((wid, clock() - t0, results))
         results = None

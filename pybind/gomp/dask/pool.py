@@ -399,6 +399,12 @@ class _Task:
         self.func, self.args, self.key, self.sink, self.index = func, args, key, sink, index
 
 
+def _no_progress(progress: Any) -> None:
+    if progress is not None and progress is not False:
+        raise NotImplementedError("progress bars are drawn by gomp's local pools; "
+                                  "the dask context's Pool has none")
+
+
 class Pool:
     """Class which supports an async version of applying functions to
     arguments, on the workers of a Dask cluster."""
@@ -555,7 +561,8 @@ class Pool:
     # -- the API -------------------------------------------------------------------
 
     # the stdlib's wrappers are gomp's local pool's own: they call
-    # apply_async, _map_async and _imap, which this class defines
+    # apply_async, _map_async and _imap, which this class defines (their
+    # progress= is the local pool's alone)
     apply = _pool.Pool.apply
     map = _pool.Pool.map
     map_async = _pool.Pool.map_async
@@ -578,10 +585,11 @@ class Pool:
 
     def _map_async(self, func: Callable, iterable: Iterable[Any], kind: int,
                    chunksize: Optional[int] = None, callback: Optional[Callable] = None,
-                   error_callback: Optional[Callable] = None, *,
+                   error_callback: Optional[Callable] = None, progress: Any = None, *,
                    timeout: Optional[float] = None) -> MapResult:
         self._check_running()
         _no_task_timeout(timeout)
+        _no_progress(progress)
         star = kind == _pool._STARMAP
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
@@ -603,9 +611,11 @@ class Pool:
         return result
 
     def _imap(self, cls: type, func: Callable, iterable: Iterable[Any],
-              chunksize: int, *, timeout: Optional[float] = None) -> Iterator[Any]:
+              chunksize: int, progress: Any = None, *,
+              timeout: Optional[float] = None) -> Iterator[Any]:
         self._check_running()
         _no_task_timeout(timeout)
+        _no_progress(progress)
         if chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         # the local pool's wrappers name its own iterator classes
