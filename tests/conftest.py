@@ -73,6 +73,17 @@ mp_shared_memory = _submodule_fixture("shared_memory")  # SharedMemory, Shareabl
 mp_sharedctypes = _submodule_fixture("sharedctypes")  # synchronized, copy...
 
 
+@pytest.fixture
+def gomp_pool():
+    """A gomp.Pool(2) for a test of what only gomp's pool does; terminated
+    and joined after the test, also when it fails."""
+    import gomp
+    p = gomp.Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+
+
 @pytest.fixture(autouse=True)
 def reap_children():
     """Kill and join whatever children a test left running (gomp's and

@@ -18,11 +18,8 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.gomp_extension]
 
 
 @pytest.fixture
-def pool():
-    p = gomp.Pool(2)
-    yield p
-    p.terminate()
-    p.join()
+def pool(gomp_pool):
+    return gomp_pool
 
 
 def gone(pid: int, within: float = 5.0) -> bool:
