@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+import scripts
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
@@ -89,10 +91,4 @@ def reap_children():
     """Kill and join whatever children a test left running (gomp's and
     the stdlib's)."""
     yield
-    import gomp
-    for p in gomp.active_children() + STDLIB.active_children():
-        try:
-            p.kill()
-            p.join(5)
-        except Exception:
-            pass
+    scripts.kill_children()

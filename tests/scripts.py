@@ -124,3 +124,15 @@ def kill_quietly(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.communicate(timeout=10)
+
+
+def kill_children() -> None:
+    """Kill and join the process children still running here, gomp's and
+    the stdlib's (whatever started them)."""
+    import multiprocessing
+    for p in gomp.active_children() + multiprocessing.active_children():
+        try:
+            p.kill()
+            p.join(5)
+        except Exception:
+            pass
