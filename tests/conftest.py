@@ -10,7 +10,9 @@ import multiprocessing.pool
 import multiprocessing.shared_memory
 import multiprocessing.sharedctypes
 import os
+import signal
 import sys
+import threading
 
 import pytest
 
@@ -73,6 +75,31 @@ mp_managers = _submodule_fixture("managers")  # SyncManager, BaseProxy, RemoteEr
 mp_pool = _submodule_fixture("pool")  # ThreadPool, MaybeEncodingError, the states...
 mp_shared_memory = _submodule_fixture("shared_memory")  # SharedMemory, ShareableList
 mp_sharedctypes = _submodule_fixture("sharedctypes")  # synchronized, copy...
+
+
+@pytest.fixture
+def ctrl_c():
+    """Send the main thread SIGINT after a delay (a KeyboardInterrupt there
+    wherever it waits), with Python's handler installed: the suite may run
+    as a background job, where SIGINT is ignored. Sent to the main thread
+    itself, as a terminal's Ctrl-C almost always lands: one that the kernel
+    hands to another thread does not wake a wait on a Python lock (the
+    stdlib's too), which is not what these tests are about."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timers = []
+
+    def after(delay):
+        t = threading.Timer(delay, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGINT))
+        timers.append(t)
+        t.start()
+    try:
+        yield after
+    finally:
+        for t in timers:
+            t.cancel()
+            t.join()
+        signal.signal(signal.SIGINT, old)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -258,6 +260,105 @@ def test_get_reusable_executor():
         assert c.submit(t.square, 6).result(30) == 36
     finally:
         gf.get_reusable_executor(1).shutdown()
+
+
+# -- a caller that waits reads the results itself (Pool._await) ----------------
+
+@pytest.mark.gomp_extension
+def test_results_reach_many_threads_that_wait_at_once(gex):
+    """Threads that each wait on their own futures at the same time: each
+    result reaches its future, whichever thread reads the stream."""
+    errors = []
+
+    def loop(k):
+        try:
+            for i in range(150):
+                x = 1000 * k + i
+                assert gex.submit(t.square, x).result(timeout=30) == x * x
+        except BaseException as e:  # reported by the test's thread
+            errors.append(e)
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(50)
+    assert not any(th.is_alive() for th in threads)
+    assert errors == []
+
+
+@pytest.mark.gomp_extension
+def test_futures_no_caller_waits_on_still_complete(gex):
+    """After callers read the results themselves (a wait that timed out, a
+    long one, a run of short ones), results no caller asks for still come:
+    the result thread takes the stream back."""
+    slow = gex.submit(t.sleep_then, 1, 0.5)
+    with pytest.raises(cf.TimeoutError):
+        slow.result(timeout=0.05)
+    assert slow.result(timeout=30) == 1
+    assert [gex.submit(t.square, i).result(30) for i in range(50)] == [i * i for i in range(50)]
+    done = threading.Event()
+    gex.submit(t.square, 3).add_done_callback(lambda f: done.set())
+    assert done.wait(10)
+    fs = [gex.submit(t.square, i) for i in range(20)]
+    assert sorted(f.result() for f in cf.as_completed(fs, timeout=10)) == sorted(
+        i * i for i in range(20))
+
+
+@pytest.mark.gomp_extension
+def test_ctrl_c_in_result_leaves_the_executor_working(gex, ctrl_c):
+    f = gex.submit(t.sleep_then, 7, 5)
+    ctrl_c(0.3)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        f.result()
+    assert time.monotonic() - started < 4
+    # the interrupted wait lost nothing: the call's result still comes
+    assert f.result(timeout=30) == 7
+    assert gex.submit(t.square, 4).result(timeout=30) == 16
+
+
+@pytest.mark.gomp_extension
+def test_ctrl_c_storm_in_a_busy_loop_loses_no_future(ctrl_c):
+    """SIGINT every few milliseconds while the main thread submits and reads
+    results: each interrupt lands somewhere in submit() or result(), and
+    still every future that submit() returned completes, and shutdown()
+    returns."""
+    ex = gf.ProcessPoolExecutor(2)
+    futures = []
+    interrupts = 0
+    stop = threading.Event()
+    main = threading.main_thread().ident
+
+    def storm():
+        while not stop.wait(0.007):
+            signal.pthread_kill(main, signal.SIGINT)
+    sender = threading.Thread(target=storm)
+    try:
+        sender.start()
+        end = time.monotonic() + 3
+        i = 0
+        while time.monotonic() < end:
+            try:
+                f = ex.submit(t.square, i)
+                futures.append(f)
+                assert f.result() == i * i
+            except KeyboardInterrupt:
+                interrupts += 1
+            i += 1
+    finally:
+        stop.set()
+        while sender.is_alive():
+            try:
+                sender.join()
+            except KeyboardInterrupt:
+                pass
+    try:
+        assert interrupts > 20
+        assert [f.result(timeout=30) for f in futures] == [
+            f.result() for f in futures]  # every one completes
+        assert all(f.done() and not f.exception() for f in futures)
+    finally:
+        ex.shutdown(wait=True)
 
 
 @pytest.mark.gomp_extension

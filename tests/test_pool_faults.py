@@ -157,6 +157,22 @@ def test_ctrl_c_interrupts_map_at_once():
     assert proc.returncode != 0
 
 
+def test_a_callback_that_raises_leaves_its_result_ready(gomp_pool, capsys):
+    """A callback that raises is reported, and its result is still ready
+    (the stdlib's result thread dies there, and every get() hangs)."""
+    def boom(_value):
+        raise RuntimeError("callback failed")
+    r = gomp_pool.apply_async(T.square, (3,), callback=boom)
+    assert r.get(10) == 9
+    e = gomp_pool.apply_async(T.fail, (1,), error_callback=boom)
+    with pytest.raises(ValueError):
+        e.get(10)
+    m = gomp_pool.map_async(T.square, range(4), callback=boom)
+    assert m.get(10) == [0, 1, 4, 9]
+    assert gomp_pool.apply(T.square, (5,)) == 25
+    assert capsys.readouterr().err.count("RuntimeError: callback failed") == 3
+
+
 def test_interactive_lambda_from_stdin():
     r = run_script("""
         from gomp import Pool

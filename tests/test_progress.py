@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -162,27 +161,6 @@ def test_a_timeout_leaves_the_bar_to_the_job(pool):
     assert not bar.closed
     assert list(it) == [None]
     assert bar.closed and "1/1" in bar.last
-
-
-@pytest.fixture
-def ctrl_c():
-    """Send this process SIGINT after a delay (a KeyboardInterrupt in the
-    main thread wherever it waits), with Python's handler installed: the
-    suite may run as a background job, where SIGINT is ignored."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timers = []
-
-    def after(delay):
-        t = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
-        timers.append(t)
-        t.start()
-    try:
-        yield after
-    finally:
-        for t in timers:
-            t.cancel()
-            t.join()
-        signal.signal(signal.SIGINT, old)
 
 
 def test_ctrl_c_closes_the_bar(pool, ctrl_c):

@@ -228,5 +228,12 @@ extern gomp_symbol gomp_ring_symbols[];
 extern PyMethodDef gomp_encode_methods[];
 extern gomp_symbol gomp_pool_symbols[];
 extern PyMethodDef gomp_pool_methods[];
+extern PyMethodDef gomp_interrupts_methods[];
+
+/* SIGINT held back while the main thread hands out what a read took
+ * (_gomp_interrupts.c): a read that took records holds it until resumed;
+ * a wait passes a held-back one on while nothing is held */
+void gomp_interrupts_hold(void);
+void gomp_interrupts_pass_on(void);
 
 #endif

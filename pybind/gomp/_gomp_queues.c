@@ -536,6 +536,7 @@ ring_get_many(RingObject *r, PyObject *args, PyObject *kwds)
         rc = read_message(r, in, deadline, PyList_GET_SIZE(out) == 0);
         if (rc <= 0)
             break;
+        gomp_interrupts_hold(); /* taken: a deferred Ctrl-C waits until handed out */
         PyObject *item;
         if (in->obj != NULL) {
             item = in->obj;

@@ -172,6 +172,7 @@ gomp_wait_sliced(gomp_wait_step step, void *arg, long long timeout_ns)
             return rc;
         if (timeout_ns >= 0 && gomp_now_ns() >= deadline)
             return 0;
+        gomp_interrupts_pass_on();
         if (PyErr_CheckSignals() < 0)
             return -1;
     }
@@ -284,6 +285,7 @@ static PyMethodDef *method_tables[] = {
     gomp_queues_methods,
     gomp_encode_methods,
     gomp_pool_methods,
+    gomp_interrupts_methods,
     NULL,
 };
 

@@ -44,6 +44,8 @@ __all__ = ["ProcessPoolExecutor", "WorkerLostError", "TaskTimeoutError", "Broken
            "get_reusable_executor"]
 
 _APPLY, _STARMAP = _pool._APPLY, _pool._STARMAP
+# a future's states in which it waits for nothing more
+_DONE = frozenset(("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"))
 
 
 class WorkerLostError(_pool.WorkerLostError, BrokenProcessPool):
@@ -159,6 +161,56 @@ class _Future(_cf.Future):
         """Return True if the future is currently executing."""
         return self._pool is not None and self._sent()
 
+    def _done(self) -> bool:
+        return self._state in _DONE
+
+    def _await(self, timeout: Optional[float]) -> Optional[float]:
+        """Wait for the outcome by reading the pool's results in this thread
+        when no other thread does (see Pool._await); the timeout left."""
+        pool = self._pool
+        if pool is None or self._state in _DONE:
+            return timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pool._await(self._done, deadline)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """Return the result of the call that the future represents.
+
+        Args:
+            timeout: The number of seconds to wait for the result if the future
+                isn't done. If None, then there is no limit on the wait time.
+
+        Returns:
+            The result of the call that the future represents.
+
+        Raises:
+            CancelledError: If the future was cancelled.
+            TimeoutError: If the future didn't finish executing before the given
+                timeout.
+            Exception: If the call raised then that exception will be raised.
+        """
+        return super().result(self._await(timeout))
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """Return the exception raised by the call that the future represents.
+
+        Args:
+            timeout: The number of seconds to wait for the exception if the
+                future isn't done. If None, then there is no limit on the wait
+                time.
+
+        Returns:
+            The exception raised by the call that the future represents or None
+            if the call completed without raising.
+
+        Raises:
+            CancelledError: If the future was cancelled.
+            TimeoutError: If the future didn't finish executing before the given
+                timeout.
+        """
+        return super().exception(self._await(timeout))
+
 
 def _gomp_context(mp_context: Any) -> Any:
     """The gomp context the executor's workers start with."""
@@ -255,7 +307,9 @@ class ProcessPoolExecutor(_cf.Executor):
                 timeout: Optional[float]) -> "List[_Future]":
         """Submit one call per element of argss (one chunk each, for
         starmap): their futures."""
-        with self._shutdown_lock:
+        # Ctrl-C waits until the calls are the pool's: one that landed
+        # between would leave a call that never runs, and shutdown() waiting
+        with _pool._interrupts_held(), self._shutdown_lock:
             pool = self._check_open()
             kind = pool._timed_kind(kind, timeout)
             futures = []

@@ -83,7 +83,8 @@ from . import context
 from . import reduction
 from . import util
 from ._gomp import pool_pack as _pool_pack, pool_unpack as _pool_unpack, \
-    pool_unpack_into as _pool_unpack_into
+    pool_unpack_into as _pool_unpack_into, defer_interrupts as _defer_interrupts, \
+    release_interrupts as _release_interrupts
 from .connection import wait
 from .context import ProcessError, TimeoutError
 
@@ -156,6 +157,15 @@ _JOIN_TIMEOUT = 5.0
 # it has started
 _KILL_GRACE = 0.2
 _TIMEOUT_POLL = 0.01
+# An executor's caller that waits for a result reads the result stream
+# itself (see Pool._await): the result thread steps aside, looking this
+# often (seconds) whether callers still read, and takes the stream back once
+# none has for as long; while one caller waits long, it looks less often, at
+# most _DIRECT_REST_MAX apart. A caller that asked the result thread to let
+# go looks at its own result at least _HANDOFF_SLICE apart meanwhile.
+_DIRECT_LINGER = 0.001
+_DIRECT_REST_MAX = 0.05
+_HANDOFF_SLICE = 0.005
 
 
 def mapstar(args: Any) -> list:
@@ -692,10 +702,16 @@ class ApplyResult:
 
     def _set(self, i: int, obj: tuple) -> None:
         self._success, self._value = obj
-        if self._callback and self._success:
-            self._callback(self._value)
-        if self._error_callback and not self._success:
-            self._error_callback(self._value)
+        callback = self._callback if self._success else self._error_callback
+        try:
+            if callback:
+                callback(self._value)
+        finally:
+            # ready even when the callback raises, or Ctrl-C lands in it
+            # (a caller that waits may be the thread that runs it)
+            self._done_setting()
+
+    def _done_setting(self) -> None:
         self._notify()
         self._cache.pop(self._job, None)
         self._pool = None
@@ -717,8 +733,7 @@ class MapResult(ApplyResult):
         self._chunksize = chunksize
         if chunksize <= 0:
             self._number_left = 0
-            self._notify()
-            self._cache.pop(self._job, None)
+            self._done_setting()
         else:
             self._number_left = length // chunksize + bool(length % chunksize)
 
@@ -740,11 +755,11 @@ class MapResult(ApplyResult):
         if self._number_left == 0:
             # ready only once every chunk has come back
             callback = self._callback if self._success else self._error_callback
-            if callback:
-                callback(self._value)
-            self._cache.pop(self._job, None)
-            self._notify()
-            self._pool = None
+            try:
+                if callback:
+                    callback(self._value)
+            finally:
+                self._done_setting()
 
 
 class IMapIterator:
@@ -901,6 +916,17 @@ class Pool:
         # what a function takes per call, about: _cost_key(func) -> [seconds]
         self._est: dict = {}
         self._taskqueue: Any = None
+        # who reads the result stream: the result thread, or a caller
+        # waiting for its result (_await)
+        self._reading = threading.Lock()
+        self._reader: Optional[int] = None  # the thread that holds it
+        self._callers: "set[int]" = set()  # threads that read or wait to
+        self._result_thread: Optional[int] = None
+        self._direct_until = 0.0
+        self._direct_epoch = 0  # callers that have read, counted
+        self._reader_rest = 0.0  # how long the result thread rests now
+        self._reader_wake = threading.Event()
+        self._stream_ended = False
         self._setup()
         try:
             # not through a subclass's override: those written for the
@@ -1141,47 +1167,158 @@ class Pool:
 
     def _submit(self, job: Any, tasks: list) -> None:
         """Queue tasks and send what workers have room for."""
-        with self._lock:
-            if self._state == TERMINATE:
-                return  # what was outstanding has been failed already
-            if self._broken is not None and not any(not w.dead for w in self._workers.values()):
-                self._fail(tasks, self._broken)
-                return
-            self._pending.extend(tasks)
-            self._pump()
+        with _interrupts_held():
+            with self._lock:
+                if self._state == TERMINATE:
+                    return  # what was outstanding has been failed already
+                if self._broken is not None and not any(
+                        not w.dead for w in self._workers.values()):
+                    self._fail(tasks, self._broken)
+                    return
+                self._pending.extend(tasks)
+                self._pump()
 
     # -- results
 
     def _handle_results(self) -> None:
-        get = self._get_results
-        while True:
+        wake = self._reader_wake
+        reading = self._reading
+        me = self._result_thread = threading.get_ident()
+        rest, seen = _DIRECT_LINGER, -1
+        while not self._stream_ended:
+            wake.clear()
+            if self._callers or self._direct_until > time.monotonic():
+                # a caller reads the stream, or did a moment ago and may
+                # again: look again soon, less often while one caller waits
+                # long (a caller that leaves results outstanding, or that
+                # this thread rested long for, wakes it at once)
+                epoch = self._direct_epoch
+                if epoch == seen and self._callers:
+                    rest = min(2 * rest, _DIRECT_REST_MAX)
+                else:
+                    rest = _DIRECT_LINGER
+                seen = epoch
+                self._reader_rest = rest
+                wake.wait(rest)
+                continue
+            self._reader_rest = 0.0
+            if not reading.acquire(False):
+                wake.wait(_DIRECT_LINGER)
+                continue
             try:
-                with self._lock:
-                    timeout = _STEAL_CHECK if self._queued_behind() else None
-                    if self._timed:
-                        wake = self._check_timeouts()
-                        if wake is not None and (timeout is None or wake < timeout):
-                            timeout = wake
-                    # a timed task sent meanwhile must wake this thread
-                    self._unwatched = timeout is None
-                batch = get(timeout)
-                if not batch:
-                    with self._lock:
-                        self._steal()
+                if self._callers:
                     continue
+                self._reader = me
+                self._read_once(None)
             except Exception:
                 if self._state == TERMINATE:
                     return
                 util.info("pool result handler: %s" % _traceback().format_exc())
                 time.sleep(_HANDLER_ERROR_PAUSE)
-                continue
-            if not self._deliver(batch):
-                return
-            # nothing of what was delivered stays alive while this thread
-            # waits for the next results (the caller may drop it at once)
-            batch = None
-            if self._state == CLOSE and not self._cache:
-                self._finish()
+            finally:
+                self._reader = None
+                reading.release()
+
+    def _read_once(self, limit: Optional[float]) -> None:
+        """Wait at most limit seconds (None: as long as the pool's own
+        clocks allow) for results, and deliver them (the pool's stop record
+        sets _stream_ended). The caller holds _reading."""
+        with self._lock:
+            timeout = _STEAL_CHECK if self._queued_behind() else None
+            if self._timed:
+                wake = self._check_timeouts()
+                if wake is not None and (timeout is None or wake < timeout):
+                    timeout = wake
+            # a timed task sent meanwhile must wake the reader
+            self._unwatched = timeout is None
+            if limit is not None and (timeout is None or limit < timeout):
+                timeout = limit
+        batch = self._get_results(timeout)
+        if not batch:
+            with self._lock:
+                self._steal()
+            return
+        if not self._deliver(batch):
+            return
+        # nothing of what was delivered stays alive while this thread
+        # waits for the next results (the caller may drop it at once)
+        batch = None
+        if self._state == CLOSE and not self._cache:
+            self._finish()
+
+    def _await(self, ready: Callable[[], bool], deadline: Optional[float]) -> None:
+        """Wait for ready() until deadline (time.monotonic(); None: no
+        bound) by reading the result stream in this thread: the result then
+        reaches its waiter without a second thread's wake-up, which on a
+        busy machine is most of a round trip. Returns when ready() is true,
+        at the deadline, or when this thread cannot read (the caller then
+        waits as usual).
+
+        The result thread steps aside while callers read, and takes the
+        stream back once none has for _DIRECT_LINGER. Results of other calls
+        are delivered by whichever thread reads, as they arrive, so that
+        their callbacks may run in a caller's thread: the executor's futures
+        use this (concurrent.futures runs done-callbacks in any thread of
+        the process), while the Pool's results, whose callbacks the stdlib
+        runs in its result thread, do not."""
+        me = threading.get_ident()
+        if self._stream_ended or self._reader == me:
+            return  # a callback that waits, run by this reader
+        result = self._result_thread
+        if self._reader not in (None, result):
+            return  # another caller reads, and delivers this result too
+        reading = self._reading
+        callers = self._callers
+        # the main thread holds Ctrl-C back (see _gomp_interrupts.c) but in
+        # its waits while it holds no results, and after each delivery
+        interrupts = _defer_interrupts(False) if me == _main_ident() else _NOTHING_TO_DEFER
+        if interrupts == _CANNOT_DEFER:
+            _release_interrupts(interrupts)
+            return  # a Ctrl-C could cut a delivery short: the result thread reads
+        callers.add(me)
+        self._direct_epoch += 1
+        held = False
+        try:
+            held = reading.acquire(False)
+            if not held:
+                # the result thread (or another caller) reads: a record
+                # wakes a reader that waits, and the result thread, seeing
+                # a caller, lets go
+                self._post(_WAKE)
+                while not held:
+                    if ready() or self._stream_ended or self._reader not in (None, result):
+                        return  # or another caller reads: it delivers
+                    left = _HANDOFF_SLICE
+                    if deadline is not None:
+                        left = min(left, deadline - time.monotonic())
+                        if left <= 0:
+                            return
+                    held = reading.acquire(True, left)
+            self._reader = me
+            while not ready() and not self._stream_ended:
+                if deadline is None:
+                    limit = None
+                else:
+                    limit = deadline - time.monotonic()
+                    if limit <= 0:
+                        return
+                self._read_once(limit)
+                if interrupts >= 0:
+                    _release_interrupts(_DEFERRING)  # delivered: Ctrl-C may raise
+        except Exception:
+            return  # torn down meanwhile: the pool fails what is left
+        finally:
+            callers.discard(me)
+            others = bool(self._cache) or self._stream_ended
+            if held:
+                self._reader = None
+                # the result thread waits _DIRECT_LINGER for this thread to
+                # come back, unless others' results may be on the way
+                self._direct_until = 0.0 if others else time.monotonic() + _DIRECT_LINGER
+                reading.release()
+            if others or self._reader_rest > _DIRECT_LINGER:
+                self._reader_wake.set()
+            _release_interrupts(interrupts)
 
     def _deliver(self, batch: list) -> bool:
         """Hand a batch of records from the result stream to the results
@@ -1230,6 +1367,7 @@ class Pool:
                 elif wid == _WAKE:
                     pass  # a timed task was sent: its clock is watched from now
                 else:
+                    self._stream_ended = True
                     return False
             except Exception:
                 # the handler must go on, or every result waits forever
@@ -1741,6 +1879,7 @@ class Pool:
                         pass  # a worker that died meanwhile: nothing to stop
         self._stop_handler()
         self._post(_STOP)
+        self._reader_wake.set()
 
     _finishing = False
 
@@ -1780,6 +1919,7 @@ class Pool:
             self._post(_STOP)
         except Exception:
             pass
+        self._reader_wake.set()
         me = threading.current_thread()
         for t in self._threads:
             # the task handler may be waiting for a slow iterable's next
@@ -1920,6 +2060,31 @@ def _fail_all(obj: Any, err: BaseException) -> None:
             bar.close()
     except Exception:
         _traceback().print_exc()
+
+
+# _gomp_interrupts.c's states: nothing to hold back; SIGINT's handler is
+# not Python's; deferring (holding nothing)
+_NOTHING_TO_DEFER, _CANNOT_DEFER, _DEFERRING = -2, -1, 1
+
+
+def _main_ident() -> Optional[int]:
+    return threading.main_thread().ident
+
+
+class _interrupts_held:
+    """with _interrupts_held(): the block, in the main thread, with Ctrl-C
+    held back until it ends (see _gomp_interrupts.c): for the steps that
+    must not be cut short between two of their writes (a task taken off
+    the queue and not yet sent is lost)."""
+
+    __slots__ = ("state",)
+
+    def __enter__(self) -> None:
+        self.state = (_defer_interrupts(True) if threading.get_ident() == _main_ident()
+                      else _NOTHING_TO_DEFER)
+
+    def __exit__(self, *exc: Any) -> None:
+        _release_interrupts(self.state)  # a held-back Ctrl-C raises here
 
 
 def _default_context() -> Any:
