@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 from . import context
 from . import reduction
 from . import util
+from ._layout import MSG_RAW_MEMORYVIEW as _RAW_MEMORYVIEW
 from ._gomp import pool_pack as _pool_pack, pool_unpack as _pool_unpack, \
     pool_unpack_into as _pool_unpack_into, defer_interrupts as _defer_interrupts, \
     release_interrupts as _release_interrupts
@@ -1010,7 +1011,8 @@ class Pool:
             self._go.supervisor_watch(self._sup, sentinel, w.wid)
 
     def _send(self, w: _Worker, data: Any) -> None:
-        w.queue.put(memoryview(data))
+        # as put(memoryview(data)) encodes it: the bytes as they are
+        w.queue._put_encoded(_RAW_MEMORYVIEW, (b"", memoryview(data)))
 
     def _post(self, kind: int, *args: Any) -> None:
         self._outqueue.put(_record(kind, 0.0, pickle.dumps(args)))
@@ -1461,13 +1463,16 @@ class Pool:
     def _steal(self) -> None:
         """Take back the messages queued behind a long-running one and give
         them to idle workers (lock held)."""
+        workers = self._workers.values()
+        if self._pending or not any(len(v.inflight) >= 2 for v in workers):
+            return  # nothing waits behind a running message
         maxtasks = self._maxtasksperchild
-        idle = [w for w in self._workers.values() if not w.dead and not w.inflight
+        idle = [w for w in workers if not w.dead and not w.inflight
                 and w.kill_at is None and (maxtasks is None or w.sent < maxtasks)]
-        if not idle or self._pending:
+        if not idle:
             return
         now = time.monotonic()
-        for v in self._workers.values():
+        for v in workers:
             if v.dead or len(v.inflight) < 2 or now - v.last < _STEAL_PATIENCE:
                 continue
             k = min(self._take_back(v), len(v.inflight))

@@ -308,6 +308,12 @@ class Queue:
             # (concurrent.futures fails the work item's future)
             self._on_queue_feeder_error(e, obj)
             return
+        self._put_encoded(kind, parts, block, timeout)
+
+    def _put_encoded(self, kind: int, parts: tuple, block: bool = True,
+                     timeout: Optional[float] = None) -> None:
+        """put() of a message already encoded as _encode() does, for gomp's
+        callers that hold its bytes (the pool's task messages)."""
         ring = self._ring
         if self._maxsize:
             ring.reserve(block, timeout)
