@@ -82,9 +82,22 @@ gomp_interrupts_hold(void)
  * signal.signal() put Python's back): 1 in place, 0 nothing to hold back
  * (SIG_IGN, or SIG_DFL: Python raises nothing), 2 another C handler, not
  * ours to wrap, -1 error. */
+/* a child forked while the main thread deferred (from another thread)
+ * starts with nothing deferred, or it would never see Ctrl-C */
+static void
+reset_in_child(void)
+{
+    deferring = 0;
+    holding = 0;
+    noted = 0;
+}
+
 static int
 install(void)
 {
+    static int atfork_set;
+    if (!atfork_set && pthread_atfork(NULL, NULL, reset_in_child) == 0)
+        atfork_set = 1;
     struct sigaction cur;
     if (sigaction(SIGINT, NULL, &cur) < 0)
         return -1;

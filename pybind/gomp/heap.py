@@ -385,11 +385,11 @@ class BufferWrapper:
 
     def __del__(self) -> None:
         owner = getattr(self, "_owner", None)
-        if owner is not None and owner[0] == os.getpid():
-            try:
+        try:
+            if owner is not None and owner[0] == os.getpid():
                 owner[1]._release(owner[2])
-            except Exception:
-                pass  # at interpreter shutdown
+        except Exception:
+            pass  # at interpreter shutdown (os may be gone already)
 
 
 # Every record keeps the number of references processes hold to it

@@ -703,13 +703,17 @@ class ApplyResult:
 
     def _set(self, i: int, obj: tuple) -> None:
         self._success, self._value = obj
+        self._complete()
+
+    def _complete(self) -> None:
+        """Run the outcome's callback, then make the result ready: also when
+        the callback raises (the stdlib's result thread dies there, and
+        every get() waits for ever)."""
         callback = self._callback if self._success else self._error_callback
         try:
             if callback:
                 callback(self._value)
         finally:
-            # ready even when the callback raises, or Ctrl-C lands in it
-            # (a caller that waits may be the thread that runs it)
             self._done_setting()
 
     def _done_setting(self) -> None:
@@ -755,12 +759,7 @@ class MapResult(ApplyResult):
             self._value = result
         if self._number_left == 0:
             # ready only once every chunk has come back
-            callback = self._callback if self._success else self._error_callback
-            try:
-                if callback:
-                    callback(self._value)
-            finally:
-                self._done_setting()
+            self._complete()
 
 
 class IMapIterator:
