@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="$(realpath -m "${1:-wheelhouse}")"
-versions=(3.9 3.10 3.11 3.12 3.13)
+. dev/pythons.sh
 glibc=2.17
 arch=x86_64
 
@@ -22,19 +22,7 @@ trap 'rm -rf "$work"' EXIT
 git archive --format=tar HEAD | (mkdir "$work/src" && tar -x -C "$work/src")
 mkdir -p "$out"
 
-find_python() {
-    local v=$1 p
-    for p in "$(pyenv root 2>/dev/null)"/versions/"$v".*/bin/python"$v" "python$v"; do
-        if "$p" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" \
-                >/dev/null 2>&1; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-for v in "${versions[@]}"; do
+for v in "${PYTHONS[@]}"; do
     python="$(find_python "$v")" || { echo "no Python $v found" >&2; exit 1; }
     echo "=== Python $v"
     venv="$work/venv$v"

@@ -6,6 +6,7 @@
 #   dev/check-wheels.sh wheelhouse/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. dev/pythons.sh
 dir="$(realpath "$1")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -16,8 +17,7 @@ n=0
 for whl in "$dir"/*.whl; do
     tag="$(basename "$whl" | cut -d- -f3)"          # cp311
     v="${tag#cp}"; v="${v:0:1}.${v:1}"             # 3.11
-    python="$(ls -d "$(pyenv root 2>/dev/null)"/versions/"$v".*/bin/python"$v" 2>/dev/null | head -1)"
-    [ -n "$python" ] || python="$(command -v "python$v")"
+    python="$(find_python "$v")" || { echo "no Python $v found" >&2; exit 1; }
     "$python" -m venv "$work/venv$v"
     "$work/venv$v/bin/pip" install -q "$whl"
     (cd "$work" && env -i HOME="$HOME" PATH="$work/venv$v/bin:$work/bin" "$work/venv$v/bin/python" -c '
