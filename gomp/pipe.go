@@ -82,7 +82,7 @@ const (
 // ErrPeerClosed is returned when every copy of the other end is closed.
 var ErrPeerClosed = errors.New("gomp: the other end of the pipe is closed")
 
-type ring struct {
+type pipeRing struct {
 	ctl                                              unsafe.Pointer // the control block
 	tail, head                                       *uint64
 	readerSleeping, wantFD, signaled, writerSleeping *uint32
@@ -94,10 +94,10 @@ type ring struct {
 	eventFD                                          int
 }
 
-func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
+func newPipeRing(seg *Segment, i int, size uint64, eventFD int) *pipeRing {
 	base := pipeRingCtl + i*pipeRingCtlSize
 	w := func(off int) *uint32 { return seg.Word(base + off) }
-	return &ring{
+	return &pipeRing{
 		ctl:            unsafe.Pointer(&seg.Mem[base]),
 		tail:           (*uint64)(unsafe.Pointer(&seg.Mem[base+PipeOffTail])),
 		head:           (*uint64)(unsafe.Pointer(&seg.Mem[base+PipeOffHead])),
@@ -119,17 +119,17 @@ func newRing(seg *Segment, i int, size uint64, eventFD int) *ring {
 // futex words: the low 32 bits of the 64-bit positions (little-endian)
 func low(p *uint64) *uint32 { return (*uint32)(unsafe.Pointer(p)) }
 
-func (r *ring) used() uint64 { return atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head) }
+func (r *pipeRing) used() uint64 { return atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head) }
 
 // put copies p into the ring at position pos (wrapping).
-func (r *ring) put(pos uint64, p []byte) {
+func (r *pipeRing) put(pos uint64, p []byte) {
 	off := pos % r.size
 	n := copy(r.data[off:], p)
 	copy(r.data, p[n:])
 }
 
 // get copies from the ring at position pos into p (wrapping).
-func (r *ring) get(pos uint64, p []byte) {
+func (r *pipeRing) get(pos uint64, p []byte) {
 	off := pos % r.size
 	n := copy(p, r.data[off:])
 	copy(p[n:], r.data)
@@ -146,7 +146,7 @@ func wakeSleepers(sleeping, word *uint32) {
 
 // publish makes the writer's bytes up to tail visible and wakes the reader
 // if it sleeps or asked for the eventfd.
-func (r *ring) publish(tail uint64) {
+func (r *pipeRing) publish(tail uint64) {
 	atomic.StoreUint64(r.tail, tail)
 	wakeSleepers(r.readerSleeping, low(r.tail))
 	if atomic.LoadUint32(r.wantFD) != 0 && atomic.CompareAndSwapUint32(r.signaled, 0, 1) {
@@ -155,7 +155,7 @@ func (r *ring) publish(tail uint64) {
 }
 
 // consume frees the reader's bytes up to head and wakes a sleeping writer.
-func (r *ring) consume(head uint64) {
+func (r *pipeRing) consume(head uint64) {
 	atomic.StoreUint64(r.head, head)
 	wakeSleepers(r.writerSleeping, low(r.head))
 	if atomic.LoadUint32(r.signaled) != 0 && r.used() == 0 {
@@ -165,7 +165,7 @@ func (r *ring) consume(head uint64) {
 
 // drain empties the eventfd once the ring is empty, keeping "the eventfd
 // holds a count" true whenever a message waits.
-func (r *ring) drain() {
+func (r *pipeRing) drain() {
 	atomic.StoreUint32(r.signaled, 0)
 	var buf [8]byte
 	unix.Read(r.eventFD, buf[:])
@@ -177,7 +177,7 @@ func (r *ring) drain() {
 }
 
 // arm makes the writer signal the eventfd from now on.
-func (r *ring) arm() {
+func (r *pipeRing) arm() {
 	if atomic.LoadUint32(r.wantFD) == 0 {
 		atomic.StoreUint32(r.wantFD, 1)
 	}
@@ -193,7 +193,7 @@ func (r *ring) arm() {
 // thread is no longer one of that process's) is taken over. It reports
 // whether the thread holds the lock; a waiter sleeps in C on the lock word
 // and tries again.
-func (r *ring) tryLockWriter() bool {
+func (r *pipeRing) tryLockWriter() bool {
 	tid := uint32(unix.Gettid())
 	for {
 		cur := atomic.LoadUint32(r.lock)
@@ -214,7 +214,7 @@ func (r *ring) tryLockWriter() bool {
 }
 
 // recordWriter writes the record of the thread that took the lock.
-func (r *ring) recordWriter(tid uint32) {
+func (r *pipeRing) recordWriter(tid uint32) {
 	pid, start := Self()
 	atomic.StoreUint64(r.writerStart, start)
 	atomic.StoreUint32(r.writerPid, pid)
@@ -222,12 +222,12 @@ func (r *ring) recordWriter(tid uint32) {
 }
 
 // writerDead reports whether the thread cur holding the lock is dead.
-func (r *ring) writerDead(cur uint32) bool {
+func (r *pipeRing) writerDead(cur uint32) bool {
 	return recordedDead(cur, r.writerTid, r.writerPid, r.writerStart)
 }
 
 // unlockWriter releases the lock if the calling thread holds it.
-func (r *ring) unlockWriter() {
+func (r *pipeRing) unlockWriter() {
 	tid := uint32(unix.Gettid())
 	if atomic.LoadUint32(r.lock) != tid {
 		return
@@ -260,8 +260,8 @@ type PipeEnd struct {
 	closed bool
 	files  PipeFiles
 	seg    *Segment
-	in     *ring
-	out    *ring
+	in     *pipeRing
+	out    *pipeRing
 	epfd   int
 
 	open, peerOpen *uint32 // open copies of this end and of the other
@@ -419,10 +419,10 @@ func openEnd(seg *Segment, f PipeFiles) *PipeEnd {
 	e := &PipeEnd{files: f, seg: seg, epfd: -1,
 		open: seg.Word(offOpen + 4*side), peerOpen: seg.Word(offOpen + 4*(1-side))}
 	if f.In >= 0 {
-		e.in = newRing(seg, f.In, size, f.Events[f.In])
+		e.in = newPipeRing(seg, f.In, size, f.Events[f.In])
 	}
 	if f.Out >= 0 {
-		e.out = newRing(seg, f.Out, size, f.Events[f.Out])
+		e.out = newPipeRing(seg, f.Out, size, f.Events[f.Out])
 	}
 	return e
 }
@@ -445,7 +445,7 @@ func (e *PipeEnd) release() { e.mu.RUnlock() }
 
 // useRing holds the end open, as acquire, for an operation on its outgoing
 // ring (out) or its incoming one; EBADF when the end has no such ring.
-func (e *PipeEnd) useRing(out bool) (*ring, error) {
+func (e *PipeEnd) useRing(out bool) (*pipeRing, error) {
 	if err := e.acquire(); err != nil {
 		return nil, err
 	}
@@ -600,7 +600,7 @@ func (e *PipeEnd) RecvHeaderStep() (bool, uint64, []int, error) {
 
 // arrived reports whether at least n bytes wait in r; when not, whether
 // the stream ended (ErrPeerClosed: the writer is gone and left fewer).
-func (e *PipeEnd) arrived(r *ring, n uint64) (bool, error) {
+func (e *PipeEnd) arrived(r *pipeRing, n uint64) (bool, error) {
 	if r.used() >= n {
 		return true, nil
 	}
@@ -762,7 +762,7 @@ func (e *PipeEnd) Close() error {
 	atomic.AddUint32(e.open, ^uint32(0))
 	// hang up first, then wake the peer so that it sees the hang-up
 	err := unix.Close(e.files.Sock)
-	for _, r := range []*ring{e.in, e.out} {
+	for _, r := range []*pipeRing{e.in, e.out} {
 		if r != nil {
 			FutexWake(low(r.tail), 1<<30)
 			FutexWake(low(r.head), 1<<30)

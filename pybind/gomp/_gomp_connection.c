@@ -173,7 +173,7 @@ event_signal(int fd)
 }
 
 static void
-ring_put(char *data, uint64_t size, uint64_t pos, const char *src, uint64_t n)
+pipe_copy_in(char *data, uint64_t size, uint64_t pos, const char *src, uint64_t n)
 {
     uint64_t off = pos % size, first = size - off < n ? size - off : n;
     memcpy(data + off, src, first);
@@ -181,7 +181,7 @@ ring_put(char *data, uint64_t size, uint64_t pos, const char *src, uint64_t n)
 }
 
 static void
-ring_get(const char *data, uint64_t size, uint64_t pos, char *dst, uint64_t n)
+pipe_copy_out(const char *data, uint64_t size, uint64_t pos, char *dst, uint64_t n)
 {
     uint64_t off = pos % size, first = size - off < n ? size - off : n;
     memcpy(dst, data + off, first);
@@ -241,8 +241,8 @@ fast_send(pipe_view *v, const char *buf, uint64_t n)
         return 0;
     }
     uint64_t hdr = n; /* little-endian on every platform gomp runs on */
-    ring_put(v->l.out_data, v->l.size, tail, (const char *)&hdr, GOMP_PIPE_MSG_HEADER);
-    ring_put(v->l.out_data, v->l.size, tail + GOMP_PIPE_MSG_HEADER, buf, n);
+    pipe_copy_in(v->l.out_data, v->l.size, tail, (const char *)&hdr, GOMP_PIPE_MSG_HEADER);
+    pipe_copy_in(v->l.out_data, v->l.size, tail + GOMP_PIPE_MSG_HEADER, buf, n);
     __atomic_store_n(RING_TAIL(c), tail + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
     wake_sleepers(RING_READER_SLEEPING(c), RING_TAIL(c));
     uint32_t zero = 0;
@@ -275,7 +275,7 @@ fast_recv(pipe_view *v, long long maxlength)
     if (used < GOMP_PIPE_MSG_HEADER)
         return NULL;
     uint64_t hdr;
-    ring_get(v->l.in_data, v->l.size, head, (char *)&hdr, GOMP_PIPE_MSG_HEADER);
+    pipe_copy_out(v->l.in_data, v->l.size, head, (char *)&hdr, GOMP_PIPE_MSG_HEADER);
     uint64_t n = hdr & GOMP_PIPE_MSG_LEN_MASK;
     if ((hdr >> GOMP_PIPE_FDS_SHIFT) != 0 || used < GOMP_PIPE_MSG_HEADER + n || n > FAST_MAX ||
         (maxlength >= 0 && n > (uint64_t)maxlength))
@@ -285,7 +285,7 @@ fast_recv(pipe_view *v, long long maxlength)
         PyErr_Clear(); /* let Go skip it and report */
         return NULL;
     }
-    ring_get(v->l.in_data, v->l.size, head + GOMP_PIPE_MSG_HEADER, PyBytes_AS_STRING(data), n);
+    pipe_copy_out(v->l.in_data, v->l.size, head + GOMP_PIPE_MSG_HEADER, PyBytes_AS_STRING(data), n);
     __atomic_store_n(RING_HEAD(c), head + GOMP_PIPE_MSG_HEADER + n, __ATOMIC_SEQ_CST);
     wake_sleepers(RING_WRITER_SLEEPING(c), RING_HEAD(c));
     if (__atomic_load_n(RING_SIGNALED(c), __ATOMIC_SEQ_CST) && ring_used(c) == 0) {
