@@ -1,26 +1,69 @@
 #!/usr/bin/env bash
 # Install each wheel in a directory (dev/build-wheels.sh's) into a fresh venv
-# of its Python, with neither Go nor a C compiler on PATH, and run a program
-# on it: the wheels need nothing but Python.
+# of its Python, with neither Go nor a C compiler on PATH, and run it: the
+# wheels need nothing but Python.
 #
-#   dev/check-wheels.sh wheelhouse/
+#   dev/check-wheels.sh [--suite VERSIONS] wheelhouse/
+#
+# Every wheel for this machine's architecture runs a short program. With
+# --suite (3.11,3.13 or all), the wheels of those Pythons are installed with
+# the test extras and run the whole Python test suite (this tree's tests/)
+# instead. twine checks every wheel's metadata.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . dev/pythons.sh
+suite=""
+if [ "${1:-}" = --suite ]; then suite="$2"; shift 2; fi
+[ "$suite" = all ] && suite="$(IFS=,; echo "${PYTHONS[*]}")"
 dir="$(realpath "$1")"
+repo="$(pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# a PATH with only what the program below needs: no go, no gcc, no cc
+
+# a PATH with everything this one holds but a C compiler or Go: the tests
+# start shells, other Pythons, useradd and the like, never a build
 mkdir "$work/bin"
-for tool in sh env; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
+IFS=: read -ra dirs <<< "$PATH"
+for d in "${dirs[@]}"; do
+    for f in "$d"/*; do
+        [ -x "$f" ] || continue
+        name="$(basename "$f")"
+        case "$name" in
+            go | gofmt | cc | c++ | c89* | c99* | cpp* | gcc* | g++* | clang* | tcc | zig | *-gcc* | *-g++*) continue ;;
+        esac
+        [ -e "$work/bin/$name" ] || ln -s "$f" "$work/bin/$name"
+    done
+done
+
+host="$(uname -m)"
 n=0
 for whl in "$dir"/*.whl; do
-    tag="$(basename "$whl" | cut -d- -f3)"          # cp311
+    name="$(basename "$whl")"
+    case "$name" in
+        *"_$host.whl") ;;
+        *) echo "=== $name: not for this machine ($host), not installed"; continue ;;
+    esac
+    tag="$(echo "$name" | cut -d- -f3)"            # cp311
     v="${tag#cp}"; v="${v:0:1}.${v:1}"             # 3.11
     python="$(find_python "$v")" || { echo "no Python $v found" >&2; exit 1; }
-    "$python" -m venv "$work/venv$v"
-    "$work/venv$v/bin/pip" install -q "$whl"
-    (cd "$work" && env -i HOME="$HOME" PATH="$work/venv$v/bin:$work/bin" "$work/venv$v/bin/python" -c '
+    venv="$work/venv$v"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    run=(env -i HOME="$HOME" LANG=C.UTF-8 PATH="$venv/bin:$work/bin")
+    if [[ ",$suite," == *",$v,"* ]]; then
+        echo "=== $name: the test suite"
+        "$venv/bin/pip" install -q "$whl[test]"
+        # the source build's own test needs a compiler: a wheel's user has none
+        (cd "$repo" && "${run[@]}" python -c '
+import shutil
+assert not any(shutil.which(t) for t in ("go", "gcc", "cc")), "a compiler on PATH"
+import gomp, sys
+assert "site-packages" in gomp.__file__, gomp.__file__
+' && "${run[@]}" python -m pytest -p no:cacheprovider \
+            --deselect tests/test_packaging.py::test_the_sdist_installs_without_go_on_path_taking_go_from_pypi)
+    else
+        "$venv/bin/pip" install -q "$whl"
+        (cd "$work" && "${run[@]}" python -c '
 import shutil, sys
 assert not any(shutil.which(t) for t in ("go", "gcc", "cc")), "a compiler on PATH"
 import gomp, gomp.futures
@@ -31,7 +74,11 @@ with gomp.futures.ProcessPoolExecutor(2) as ex:
 q = gomp.Queue(); q.put([1, "x"]); assert q.get() == [1, "x"]
 print("ok", sys.version.split()[0])
 ')
+    fi
     n=$((n + 1))
 done
-[ "$n" -gt 0 ] || { echo "no wheels in $dir" >&2; exit 1; }
+[ "$n" -gt 0 ] || { echo "no wheels for $host in $dir" >&2; exit 1; }
+echo "=== twine check"
+"$venv/bin/pip" install -q twine
+"$venv/bin/twine" check --strict "$dir"/*.whl
 echo "=== $n wheels installed and ran without Go or a C compiler"

