@@ -59,7 +59,7 @@ import shutil
 assert not any(shutil.which(t) for t in ("go", "gcc", "cc")), "a compiler on PATH"
 import gomp, sys
 assert "site-packages" in gomp.__file__, gomp.__file__
-' && "${run[@]}" python -m pytest -p no:cacheprovider \
+' && "${run[@]}" python -m pytest -p no:cacheprovider -rs \
             --deselect tests/test_packaging.py::test_the_sdist_installs_without_go_on_path_taking_go_from_pypi)
     else
         "$venv/bin/pip" install -q "$whl"

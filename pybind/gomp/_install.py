@@ -104,7 +104,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install`: ``import multiprocessing`` gives the stdlib's
+    """Undo ``install()``: ``import multiprocessing`` gives the stdlib's
     again (modules that imported gomp under its name keep it)."""
     global _finder
     if _finder is None:

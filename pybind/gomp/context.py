@@ -196,6 +196,15 @@ class BaseContext:
         set_preload(module_names)
 
     def get_context(self, method: Optional[str] = None, **options: Any) -> "BaseContext":
+        """Returns a context object for the start method ``method``:
+        'spawn' or 'forkserver' ('fork' raises ValueError, as where it is
+        not offered), or this context when None.
+
+        ``"dask"`` (gomp's) returns a new ``gomp.dask.DaskContext``, the
+        multiprocessing API on a Dask cluster, made with ``options``
+        (``address``, ``timeout``, and options for the local cluster it
+        starts when given no address); it needs the ``dask`` extra. Other
+        methods take no options."""
         if method == "dask":
             # the API on a Dask cluster (gomp.dask; needs the 'dask' extra):
             # a new context, with its own connection, per call

@@ -1,25 +1,25 @@
 """``concurrent.futures`` on gomp's Pool engine.
 
-:class:`ProcessPoolExecutor` has the stdlib's constructor and methods
+``ProcessPoolExecutor`` has the stdlib's constructor and methods
 (``submit``, ``map`` with ``chunksize`` and ``timeout``, ``shutdown`` with
-``cancel_futures``) and runs its calls on a :class:`gomp.pool.Pool`, so:
+``cancel_futures``) and runs its calls on a ``gomp.pool.Pool``, so:
 
 * a worker that dies fails only the futures it held, with
-  :class:`WorkerLostError` (a :class:`BrokenProcessPool`, so existing
-  ``except`` clauses still match); it is replaced and the executor goes
+  ``WorkerLostError`` (a ``BrokenProcessPool``, so existing ``except``
+  clauses still match); it is replaced and the executor goes
   on. The stdlib's executor is broken for good by one dead worker;
 * a call may be given a time bound, counted from its start: past it, the
   call's worker is killed (SIGTERM, then SIGKILL) and replaced, and the
-  future fails with :class:`TaskTimeoutError`, a
+  future fails with ``TaskTimeoutError``, a
   ``concurrent.futures.TimeoutError``. The bound is ``task_timeout=`` of
   the executor (every call) or of ``map``, or the first argument of
-  :meth:`ProcessPoolExecutor.submit_with_timeout`: ``submit``'s keyword
+  ``ProcessPoolExecutor.submit_with_timeout()``: ``submit``'s keyword
   arguments all go to the function, and ``map``'s ``timeout`` keeps its
   stdlib meaning (a deadline for the whole iteration, which kills nothing);
 * a round trip costs a fraction of the stdlib's (no manager thread, no
   call queue, results on a shared-memory ring).
 
-:func:`get_reusable_executor` keeps one warm executor per process.
+``get_reusable_executor()`` keeps one warm executor per process.
 """
 from __future__ import annotations
 
@@ -51,15 +51,17 @@ _DONE = frozenset(("FINISHED", "CANCELLED", "CANCELLED_AND_NOTIFIED"))
 class WorkerLostError(_pool.WorkerLostError, BrokenProcessPool):
     """The worker running this future's call ended (killed, crashed or
     exited). Only the futures that worker held fail; the executor replaces
-    it and stays usable. A :class:`BrokenProcessPool` (and a
-    :class:`gomp.pool.WorkerLostError`); ``pid`` and ``exitcode`` say which
-    worker and how it ended."""
+    it and stays usable. A ``BrokenProcessPool`` (and a
+    ``gomp.pool.WorkerLostError``), so existing ``except`` clauses match;
+    ``pid`` and ``exitcode`` say which worker and how it ended."""
 
 
 class TaskTimeoutError(_pool.TaskTimeoutError, _cf.TimeoutError):
     """The call ran longer than its ``task_timeout``: its worker was killed
     and replaced. A ``concurrent.futures.TimeoutError`` (and a
-    :class:`gomp.pool.TaskTimeoutError`, a ``multiprocessing.TimeoutError``)."""
+    ``gomp.pool.TaskTimeoutError``, a ``multiprocessing.TimeoutError``);
+    ``timeout`` is the bound in seconds, ``pid`` the worker's, ``item`` the
+    call's index in its chunk (None for a single call)."""
 
     def __new__(cls, *args: Any) -> "TaskTimeoutError":
         # not OSError's (builtins.TimeoutError's) reading of the arguments
@@ -337,11 +339,23 @@ class ProcessPoolExecutor(_cf.Executor):
 
     def submit_with_timeout(self, task_timeout: Optional[float], fn: Callable[..., Any], /,
                             *args: Any, **kwargs: Any) -> _cf.Future:
-        """submit(fn, *args, **kwargs), with the call bounded to task_timeout
-        seconds from its start (None: the executor's task_timeout;
-        math.inf: no bound). A call that runs longer is killed with its
-        worker, which is replaced, and the future fails with
-        TaskTimeoutError (a concurrent.futures.TimeoutError)."""
+        """Submits a callable, bounded in time, to be executed with the given
+        arguments: submit(fn, *args, **kwargs) with a task_timeout of its own.
+
+        Not in the stdlib. The bound is the first argument because submit()
+        passes every keyword argument to fn.
+
+        Args:
+            task_timeout: The seconds the call may run, counted from its
+                start. None: the executor's task_timeout; math.inf: no
+                bound. A call that runs longer is killed with its worker,
+                which is replaced, and the future fails with
+                TaskTimeoutError (a concurrent.futures.TimeoutError).
+            fn: The callable, called as fn(*args, **kwargs).
+
+        Returns:
+            A Future representing the given call.
+        """
         return self._submit(fn, _APPLY, [args], kwargs, self._timeout(task_timeout))[0]
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],  # type: ignore[override]
@@ -476,11 +490,25 @@ def get_reusable_executor(max_workers: Optional[int] = None, *, mp_context: Any 
                           initializer: Optional[Callable[..., object]] = None,
                           initargs: tuple = (), max_tasks_per_child: Optional[int] = None,
                           task_timeout: Optional[float] = None) -> ProcessPoolExecutor:
-    """This process's reusable executor, as loky's function of that name
-    keeps one: the same warm ProcessPoolExecutor on every call made with the
-    same arguments. A new one replaces it when it was shut down or when the
-    arguments differ (the old one then finishes its calls and is shut
-    down first)."""
+    """Returns this process's reusable executor, as loky's function of that
+    name keeps one: the same warm ProcessPoolExecutor on every call made
+    with the same arguments. A new one replaces it when it was shut down or
+    when the arguments differ (the old one then finishes its calls and is
+    shut down first).
+
+    Args:
+        max_workers: As for ProcessPoolExecutor; None: as many as the
+            machine has processors.
+        mp_context: As for ProcessPoolExecutor.
+        initializer: As for ProcessPoolExecutor.
+        initargs: As for ProcessPoolExecutor.
+        max_tasks_per_child: As for ProcessPoolExecutor.
+        task_timeout: As for ProcessPoolExecutor.
+
+    Returns:
+        A running ProcessPoolExecutor, shared by every caller in this
+        process that asks for the same arguments.
+    """
     global _reusable, _reusable_key
     ctx = _gomp_context(mp_context)
     key = (_cpu_count() if max_workers is None else operator.index(max_workers),

@@ -247,7 +247,7 @@ class WorkerLostError(ProcessError):
 class TaskTimeoutError(TimeoutError):
     """A task ran longer than its timeout (``timeout=`` of ``apply_async``,
     ``map``, ``imap``...): its worker was killed and replaced. A
-    :class:`multiprocessing.TimeoutError`; ``timeout`` is the bound in
+    ``multiprocessing.TimeoutError``; ``timeout`` is the bound in
     seconds, ``pid`` the worker's, ``item`` the call's index in its chunk
     (None for ``apply``)."""
 
@@ -1625,9 +1625,10 @@ class Pool:
             timeout: Optional[float] = None, progress: ProgressArg = None) -> list:
         """Apply `func` to each element in `iterable`, collecting the results
         in a list that is returned. With timeout, each call that runs
-        longer is killed with its worker and fails the map with
-        TaskTimeoutError. ``progress=True`` (or a dict of tqdm options)
-        shows a bar of the tasks completed (gomp._progress)."""
+        longer than that many seconds from its start is killed with its
+        worker and fails the map with TaskTimeoutError. ``progress=True``
+        (or a dict of tqdm options) shows a tqdm bar of the tasks completed,
+        drawn by this process (the ``progress`` extra installs tqdm)."""
         return self._map_async(func, iterable, _MAP, chunksize,
                                **_options(timeout, progress)).get()
 
@@ -1636,7 +1637,8 @@ class Pool:
                 progress: ProgressArg = None) -> list:
         """Like `map()` method but the elements of the `iterable` are expected to
         be iterables as well and will be unpacked as arguments. Hence
-        `func` and (a, b) becomes func(a, b)."""
+        `func` and (a, b) becomes func(a, b). ``timeout`` and ``progress``
+        as in `map()`."""
         return self._map_async(func, iterable, _STARMAP, chunksize,
                                **_options(timeout, progress)).get()
 
@@ -1645,7 +1647,8 @@ class Pool:
                       error_callback: Optional[Callable] = None, *,
                       timeout: Optional[float] = None,
                       progress: ProgressArg = None) -> MapResult:
-        """Asynchronous version of `starmap()` method."""
+        """Asynchronous version of `starmap()` method. ``timeout`` and
+        ``progress`` as in `map()`; get(timeout) still only bounds the wait."""
         return self._map_async(func, iterable, _STARMAP, chunksize, callback, error_callback,
                                **_options(timeout, progress))
 
@@ -1669,8 +1672,8 @@ class Pool:
                   error_callback: Optional[Callable] = None, *,
                   timeout: Optional[float] = None,
                   progress: ProgressArg = None) -> MapResult:
-        """Asynchronous version of `map()` method. timeout bounds each call
-        (see map()); get(timeout) still only bounds the wait."""
+        """Asynchronous version of `map()` method. ``timeout`` and
+        ``progress`` as in `map()`; get(timeout) still only bounds the wait."""
         return self._map_async(func, iterable, _MAP, chunksize, callback, error_callback,
                                **_options(timeout, progress))
 
@@ -1755,7 +1758,8 @@ class Pool:
     def imap_unordered(self, func: Callable, iterable: Iterable[Any],
                        chunksize: int = 1, *, timeout: Optional[float] = None,
                        progress: ProgressArg = None) -> Iterator[Any]:
-        """Like `imap()` method but ordering of results is arbitrary."""
+        """Like `imap()` method but ordering of results is arbitrary.
+        ``timeout`` and ``progress`` as in `imap()`."""
         return self._imap(IMapUnorderedIterator, func, iterable, chunksize,
                           **_options(timeout, progress))
 

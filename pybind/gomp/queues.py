@@ -339,9 +339,11 @@ class Queue:
 
     def put_many(self, objs: Iterable[Any], block: bool = True,
                  timeout: Optional[float] = None) -> None:
-        """Put every item of objs, in order; all are pickled first, so an
-        object that cannot be pickled raises before any is queued. On a
-        bounded queue this may raise queue.Full after some were put."""
+        """Put every item of objs on the queue, in order, with one lock
+        round rather than one per item. All are pickled first, so an object
+        that cannot be pickled raises before any is queued. block and
+        timeout are put()'s; on a bounded queue this may raise queue.Full
+        after some were put."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
         objs = objs if type(objs) is list else list(objs)
@@ -411,8 +413,11 @@ class Queue:
 
     def get_many(self, max_items: Optional[int] = None, block: bool = True,
                  timeout: Optional[float] = None) -> List[Any]:
-        """Remove and return up to max_items items (all that are there if
-        None), waiting as get() does for the first; raises queue.Empty."""
+        """Remove and return a list of up to max_items items (all that are
+        there if None), in order, with one lock round. If the queue is
+        empty, wait for the first item as get() does (for at most timeout
+        seconds; not at all if block is false) and raise queue.Empty if none
+        comes."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
         return self._ring.get_many(max_items if max_items is not None else 0, block, timeout)

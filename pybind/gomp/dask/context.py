@@ -43,7 +43,11 @@ class DaskContext(BaseContext):
     ``LocalCluster`` of processes, made with ``cluster_options``), a
     scheduler address such as ``"tcp://host:8786"``, or a
     ``distributed.Client``. A scheduler that does not answer within
-    ``timeout`` seconds raises :class:`ConnectionError`."""
+    ``timeout`` seconds raises ``ConnectionError``.
+
+    Made by ``gomp.get_context("dask", address=None, timeout=10.0,
+    **cluster_options)``. Closed by ``close()``, at the end of a ``with``
+    block, or at exit."""
 
     _name = "dask"
 
@@ -164,40 +168,62 @@ class DaskContext(BaseContext):
     # -- what a cluster cannot offer --------------------------------------------
 
     def Pipe(self, duplex: bool = True) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (two ``Queue()`` objects)."""
         raise _unavailable("Pipe()", "use two ctx.Queue() objects (one per direction)")
 
     def Array(self, typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (a sequence in ``Value()``)."""
         raise _unavailable("Array()", "keep the sequence in ctx.Value() (any picklable value, "
                            "a list or a numpy array) and guard updates with its get_lock()")
 
     def RawArray(self, typecode_or_type: Any, size_or_initializer: Any) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (a sequence in ``Value(..., lock=False)``)."""
         raise _unavailable("RawArray()", "keep the sequence in ctx.Value(..., lock=False)")
 
     def RawValue(self, typecode_or_type: Any, *args: Any) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (``Value(..., lock=False)``)."""
         raise _unavailable("RawValue()", "use ctx.Value(..., lock=False)")
 
     def JoinableQueue(self, maxsize: int = 0) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (``Queue()``, and ``Process.join()`` or an
+        ``Event()``)."""
         raise _unavailable("JoinableQueue()", "use ctx.Queue() and wait for the consumers "
                            "with Process.join() or a ctx.Event()")
 
     def RLock(self) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (``Lock()``, which is not re-entrant)."""
         raise _unavailable("RLock()", "use ctx.Lock() (not re-entrant)")
 
     def Condition(self, lock: Any = None) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (``Event()`` or ``Queue()``)."""
         raise _unavailable("Condition()", "signal with ctx.Event() or hand items over "
                            "with ctx.Queue()")
 
     def Barrier(self, parties: int, action: Optional[Callable] = None,
                 timeout: Optional[float] = None) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (a ``Queue()`` and an ``Event()``)."""
         raise _unavailable("Barrier()", "have each party put on a ctx.Queue() and one "
                            "set a ctx.Event() when all have arrived")
 
     def Manager(self) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (the context's ``Queue()``, ``Lock()``, ``Event()`` and
+        ``Value()`` are already shared)."""
         raise _unavailable("Manager()", "the scheduler already serves shared objects: use "
                            "ctx.Queue(), ctx.Lock(), ctx.Event() and ctx.Value()")
 
     def SharedMemory(self, name: Optional[str] = None, create: bool = False,
                      size: int = 0) -> Any:
+        """Not available on a cluster: raises NotImplementedError saying what
+        to use instead (task arguments and results, or ``Value()``)."""
         raise _unavailable("shared memory", "pass data as task arguments and results "
                            "(Dask moves them between machines), or keep it in ctx.Value()")
 
