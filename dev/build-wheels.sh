@@ -66,15 +66,17 @@ for v in "${PYTHONS[@]}"; do
         printf '#!/bin/sh\nexec "%s" -m ziglang cc -target %s-linux-gnu.%s "$@"\n' \
             "$venv/bin/python" "$arch" "$glibc" > "$cc"
         chmod +x "$cc"
+        suffix="${ext_suffix/-$host_arch-/-$arch-}"
+        [[ $suffix == *-$arch-* ]] || { echo "no $arch in $suffix" >&2; exit 1; }
         dist="$work/dist$v-$arch"
         rm -rf "$work/src/build" "$dist"
         CC="$cc" LDSHARED="$cc -shared" GOOS=linux GOARCH="$(goarch "$arch")" \
             _PYTHON_HOST_PLATFORM="linux-$arch" \
-            SETUPTOOLS_EXT_SUFFIX="${ext_suffix/-$host_arch-/-$arch-}" \
+            SETUPTOOLS_EXT_SUFFIX="$suffix" \
             "$venv/bin/python" -m build --wheel -o "$dist" "$work/src"
         # auditwheel's --plat takes this machine's architecture only
-        # (pypa/auditwheel#244); for another, auto: the oldest policy the
-        # wheel meets, which must be this one
+        # (pypa/auditwheel#244); for another, auto: the most widely
+        # compatible policy the wheel meets, which must be this one
         plat="manylinux_${glibc/./_}_$arch"
         PATH="$venv/bin:$PATH" "$venv/bin/auditwheel" repair \
             --plat "$([ "$arch" = "$host_arch" ] && echo "$plat" || echo auto)" \
