@@ -38,6 +38,8 @@ class BuildWithGo(build_ext):
         else:
             outdir = os.path.join(os.path.abspath(self.build_lib), "gomp")
         os.makedirs(outdir, exist_ok=True)
+        # GOOS, GOARCH and CC as the environment has them: a cross build
+        # (dev/build-wheels.sh) sets all three, and nothing built runs here
         env = dict(os.environ, CGO_ENABLED="1")
         env.setdefault("GOFLAGS", "-mod=mod")
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath",
