@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build manylinux wheels for every Python the project supports, for x86_64
-# and aarch64, from a clean copy of the tree, into wheelhouse/ (or $1):
+# and aarch64, and the sdist beside them, from a clean copy of the tree, into
+# wheelhouse/ (or $1):
 #
 #   dev/build-wheels.sh [outdir]
 #   ARCHS=aarch64 dev/build-wheels.sh [outdir]     # some architectures only
@@ -89,5 +90,8 @@ for v in "${PYTHONS[@]}"; do
         done
     done
 done
-echo "=== wheels in $out"
+echo "=== sdist"
+rm -rf "$work/src/build"
+"$venv/bin/python" -m build --sdist -o "$out" "$work/src"
+echo "=== wheels and sdist in $out"
 ls -l "$out"

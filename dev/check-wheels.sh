@@ -9,7 +9,7 @@
 # Every wheel for this machine's architecture runs a short program. With
 # --suite (3.11,3.13 or all), the wheels of those Pythons are installed with
 # the test extras and run the whole Python test suite (this tree's tests/)
-# instead. twine checks every wheel's metadata.
+# instead. twine checks the metadata of every wheel and of the sdist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . dev/pythons.sh
@@ -81,5 +81,5 @@ done
 [ "$n" -gt 0 ] || { echo "no $arch wheels in $dir" >&2; exit 1; }
 echo "=== twine check"
 "$venv/bin/pip" install -q twine
-"$venv/bin/twine" check --strict "$dir"/*.whl
+"$venv/bin/twine" check --strict "$dir"/*.whl "$dir"/*.tar.gz
 echo "=== $n $arch wheels installed and ran without Go or a C compiler"
