@@ -339,8 +339,9 @@ class Queue:
 
     def put_many(self, objs: Iterable[Any], block: bool = True,
                  timeout: Optional[float] = None) -> None:
-        """Put every item of objs on the queue, in order, with one lock
-        round rather than one per item. All are pickled first, so an object
+        """Put every item of objs on the queue, in order, in one lock round
+        rather than one per item (one per item on a bounded queue, which
+        reserves a slot for each). All are pickled first, so an object
         that cannot be pickled raises before any is queued. block and
         timeout are put()'s; on a bounded queue this may raise queue.Full
         after some were put."""
