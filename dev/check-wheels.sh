@@ -9,7 +9,8 @@
 # Every wheel for this machine's architecture runs a short program. With
 # --suite (3.11,3.13 or all), the wheels of those Pythons are installed with
 # the test extras and run the whole Python test suite (this tree's tests/)
-# instead. twine checks the metadata of every wheel and of the sdist.
+# instead (PYTEST_ADDOPTS is passed on to it). twine checks the metadata of
+# every wheel and of the sdist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . dev/pythons.sh
@@ -50,7 +51,8 @@ for whl in "$dir"/*.whl; do
     venv="$work/venv$v"
     "$python" -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
-    run=(env -i HOME="$HOME" LANG=C.UTF-8 PATH="$venv/bin:$work/bin")
+    run=(env -i HOME="$HOME" LANG=C.UTF-8 PATH="$venv/bin:$work/bin"
+         PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-}")
     if [[ ",$suite," == *",$v,"* ]]; then
         echo "=== $name: the test suite"
         "$venv/bin/pip" install -q "$whl[test]"
